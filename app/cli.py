@@ -1,0 +1,155 @@
+"""The ``camfleet`` command: run the coordinator, an agent, the demo, or operate the fleet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _serve(app: Any, host: str, port: int, log_level: str) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+
+
+def run_coordinator(args: argparse.Namespace) -> int:
+    """``camfleet coordinator``."""
+    from app.main import create_app
+    from app.settings import load_coordinator_settings
+    from node_agent.settings import SettingsError
+
+    if args.config:
+        os.environ["CAMFLEET_COORDINATOR_CONFIG"] = args.config
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    try:
+        settings = load_coordinator_settings(**overrides)
+    except SettingsError as err:
+        print(err, file=sys.stderr)
+        return 2
+    _serve(create_app(settings), settings.host, settings.port, args.log_level)
+    return 0
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    """``camfleet agent``."""
+    from node_agent.main import create_app
+    from node_agent.settings import SettingsError, load_agent_settings
+
+    if args.config:
+        os.environ["CAMFLEET_AGENT_CONFIG"] = args.config
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    try:
+        settings = load_agent_settings(**overrides)
+    except SettingsError as err:
+        print(err, file=sys.stderr)
+        return 2
+    _serve(create_app(settings), settings.host, settings.port, args.log_level)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``camfleet demo``."""
+    from app.demo import run
+
+    return run(args.port, args.data_dir, args.width, args.height, args.fps)
+
+
+def _operator(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
+    import httpx
+
+    token = args.token or os.environ.get("CAMFLEET_OPERATOR_TOKEN")
+    if not token:
+        print("set --token or CAMFLEET_OPERATOR_TOKEN (camfleet demo prints it)", file=sys.stderr)
+        return 2
+    try:
+        resp = httpx.request(
+            method,
+            args.url.rstrip("/") + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+    except httpx.HTTPError as err:
+        print(f"cannot reach the coordinator at {args.url}: {err}", file=sys.stderr)
+        return 1
+    try:
+        out = json.dumps(resp.json(), indent=2)
+    except ValueError:
+        out = resp.text
+    print(out, file=sys.stdout if resp.is_success else sys.stderr)
+    return 0 if resp.is_success else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = argparse.ArgumentParser(prog="camfleet", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    for name, helptext in (("coordinator", "run the coordinator"), ("agent", "run a node agent")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--config", help="YAML settings file (environment CAMFLEET_* wins)")
+        p.add_argument("--host")
+        p.add_argument("--port", type=int)
+        p.add_argument("--log-level", default="info")
+
+    p = sub.add_parser("demo", help="a coordinator and three synthetic cameras on loopback")
+    p.add_argument("--port", type=int, default=8080, help="coordinator port; agents use the next 3")
+    p.add_argument("--data-dir", default="./demo-data")
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=720)
+    p.add_argument("--fps", type=float, default=30.0)
+
+    ops = {
+        "nodes": "list the fleet",
+        "start": "start a synchronized recording",
+        "stop": "stop a session",
+        "sessions": "list recent sessions",
+        "session": "show one session",
+        "recordings": "list every recording with its checksum",
+    }
+    for name, helptext in ops.items():
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--url", default=os.environ.get("CAMFLEET_URL", DEFAULT_URL))
+        p.add_argument("--token", help="operator token (default: $CAMFLEET_OPERATOR_TOKEN)")
+        if name == "start":
+            p.add_argument("--name")
+            p.add_argument("--lead-ms", type=int)
+            p.add_argument("--node", action="append", dest="node_ids", help="repeatable")
+        if name in ("stop", "session"):
+            p.add_argument("session_id")
+
+    args = parser.parse_args(argv)
+    if args.cmd == "coordinator":
+        return run_coordinator(args)
+    if args.cmd == "agent":
+        return run_agent(args)
+    if args.cmd == "demo":
+        return run_demo(args)
+    if args.cmd == "nodes":
+        return _operator(args, "GET", "/api/v1/nodes")
+    if args.cmd == "start":
+        body = {"name": args.name, "lead_ms": args.lead_ms, "node_ids": args.node_ids}
+        return _operator(args, "POST", "/api/v1/sessions", {k: v for k, v in body.items() if v})
+    if args.cmd == "stop":
+        return _operator(args, "POST", f"/api/v1/sessions/{args.session_id}/stop")
+    if args.cmd == "sessions":
+        return _operator(args, "GET", "/api/v1/sessions")
+    if args.cmd == "session":
+        return _operator(args, "GET", f"/api/v1/sessions/{args.session_id}")
+    return _operator(args, "GET", "/api/v1/recordings")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

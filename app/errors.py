@@ -1,0 +1,42 @@
+"""The coordinator's error tree, rendered by one handler with a message a person can act on."""
+
+from __future__ import annotations
+
+
+class CamfleetError(Exception):
+    """Base of every error the coordinator reports over HTTP."""
+
+    status_code = 500
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NodeNotFound(CamfleetError):
+    """No node with that id has joined."""
+
+    status_code = 404
+    code = "node_not_found"
+
+
+class SessionNotFound(CamfleetError):
+    """No session with that id."""
+
+    status_code = 404
+    code = "session_not_found"
+
+
+class FleetEmpty(CamfleetError):
+    """A command was asked of the fleet but no node can take it."""
+
+    status_code = 409
+    code = "fleet_empty"
+
+
+class BadInput(CamfleetError):
+    """The request is well-formed but cannot be carried out as asked."""
+
+    status_code = 422
+    code = "invalid_request"

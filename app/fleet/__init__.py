@@ -1,0 +1,1 @@
+"""Talking to agents: the typed client, its HTTP transport, the status poller."""

@@ -1,0 +1,67 @@
+"""The fleet in memory: addresses to call, cached status, liveness, round trips.
+
+Pollers and heartbeats feed it; pages, ``/metrics`` and the lead-time choice read it.
+Nothing here calls a node.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from app.fleet.client import NodeAddress
+from node_agent.schemas import NodeStatus
+
+
+@dataclass
+class NodeCache:
+    """What the coordinator last learned about one node."""
+
+    status: NodeStatus | None = None
+    last_contact_ns: int | None = None
+    last_error: str | None = None
+    rtt_ms: float | None = None
+    last_manifest_sync_ns: int = 0
+
+
+@dataclass
+class FleetState:
+    """Addresses and caches for every joined node."""
+
+    offline_after_s: float
+    addresses: dict[str, NodeAddress] = field(default_factory=dict)
+    cam_ids: dict[str, str] = field(default_factory=dict)
+    cache: dict[str, NodeCache] = field(default_factory=dict)
+    _rtts_ms: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+
+    def set_address(self, addr: NodeAddress, cam_id: str) -> None:
+        """Remember where a node is (after a join, or loaded from the database)."""
+        self.addresses[addr.node_id] = addr
+        self.cam_ids[addr.node_id] = cam_id
+        self.cache.setdefault(addr.node_id, NodeCache())
+
+    def contact(self, node_id: str, rtt_ms: float | None = None) -> None:
+        """A node answered (or heartbeated) just now."""
+        entry = self.cache.setdefault(node_id, NodeCache())
+        entry.last_contact_ns = time.time_ns()
+        entry.last_error = None
+        if rtt_ms is not None:
+            entry.rtt_ms = rtt_ms
+            self._rtts_ms.append(rtt_ms)
+
+    def failure(self, node_id: str, error: str) -> None:
+        """A call to a node failed."""
+        self.cache.setdefault(node_id, NodeCache()).last_error = error
+
+    def online(self, node_id: str, now_ns: int | None = None) -> bool:
+        """True when the node's last successful contact is recent enough."""
+        entry = self.cache.get(node_id)
+        if entry is None or entry.last_contact_ns is None:
+            return False
+        now = now_ns if now_ns is not None else time.time_ns()
+        return now - entry.last_contact_ns <= self.offline_after_s * 1e9
+
+    def worst_rtt_ms(self) -> float:
+        """The worst round trip seen recently (0 when none yet)."""
+        return max(self._rtts_ms, default=0.0)

@@ -1,0 +1,47 @@
+"""Node routes: join (fleet token) and the registry (operator token)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from app.deps import DbDep, FleetDep, require_fleet_token, require_operator
+from app.nodes import service
+from app.nodes.models import NodeList, NodePublic
+from node_agent.http import AUTH_RESPONSES
+from node_agent.schemas import ErrorBody, JoinRequest, JoinResponse
+
+router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
+
+
+@router.post(
+    "/join",
+    response_model=JoinResponse,
+    summary="A node joins (or heartbeats) with the fleet token",
+    dependencies=[Depends(require_fleet_token)],
+    responses=AUTH_RESPONSES,
+)
+async def join(body: JoinRequest, request: Request, db: DbDep, fleet: FleetDep) -> JoinResponse:
+    address = request.client.host if request.client else "127.0.0.1"
+    return service.join(db, fleet, body, address)
+
+
+@router.get(
+    "",
+    response_model=NodeList,
+    summary="The fleet and each node's cached status",
+    dependencies=[Depends(require_operator)],
+    responses=AUTH_RESPONSES,
+)
+async def list_nodes(db: DbDep, fleet: FleetDep) -> NodeList:
+    return service.list_nodes(db, fleet)
+
+
+@router.get(
+    "/{node_id}",
+    response_model=NodePublic,
+    summary="One node and its cached status",
+    dependencies=[Depends(require_operator)],
+    responses={**AUTH_RESPONSES, 404: {"model": ErrorBody, "description": "No such node"}},
+)
+async def get_node(node_id: str, db: DbDep, fleet: FleetDep) -> NodePublic:
+    return service.get_node(db, fleet, node_id)

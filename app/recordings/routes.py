@@ -1,0 +1,32 @@
+"""Recording routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from app.deps import DbDep, require_operator
+from app.recordings import service
+from app.recordings.models import RecordingListPublic
+from node_agent.http import AUTH_RESPONSES
+from node_agent.schemas import SESSION_ID_PATTERN
+
+router = APIRouter(
+    prefix="/api/v1/recordings",
+    tags=["recordings"],
+    dependencies=[Depends(require_operator)],
+    responses=AUTH_RESPONSES,
+)
+
+
+@router.get(
+    "",
+    response_model=RecordingListPublic,
+    summary="Every recording the fleet knows, with SHA-256, size and offload state",
+)
+async def list_recordings(
+    db: DbDep,
+    session_id: Annotated[str | None, Query(pattern=SESSION_ID_PATTERN)] = None,
+) -> RecordingListPublic:
+    return service.list_recordings(db, session_id)

@@ -1,0 +1,115 @@
+"""Session and command-result tables, and the session API's bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
+from sqlalchemy import BigInteger, Column, Text
+from sqlmodel import Field, SQLModel
+
+from node_agent.schemas import NodeId
+
+
+class RecordingSession(SQLModel, table=True):
+    """One synchronized recording across the fleet."""
+
+    __tablename__ = "recording_session"
+
+    session_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+    state: str = Field(default="starting", max_length=16, index=True)
+    lead_ms: int
+    start_at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    stopped_at_ns: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    skew_ms: float | None = None
+
+
+class CommandResult(SQLModel, table=True):
+    """What one node answered to one command (or why it did not)."""
+
+    __tablename__ = "command_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(foreign_key="recording_session.session_id", index=True, max_length=64)
+    node_id: str = Field(max_length=64, index=True)
+    command: str = Field(max_length=16)
+    command_id: str = Field(max_length=128)
+    ok: bool
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    latency_ms: float
+    created_at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class SessionCreate(BaseModel):
+    """``POST /api/v1/sessions``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = PField(default=None, max_length=200)
+    lead_ms: int | None = PField(
+        default=None,
+        description="How far ahead to schedule the start; bounded by the coordinator's "
+        "min_lead_ms and max_lead_ms (defaults 100 and 60000).",
+    )
+    node_ids: list[NodeId] | None = PField(
+        default=None,
+        min_length=1,
+        description="Record on these nodes only; default: every joined node.",
+    )
+
+
+class CommandPublic(BaseModel):
+    """One node's answer to one command."""
+
+    command_id: str
+    ok: bool
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+    at: datetime | None
+
+
+class NodeResult(BaseModel):
+    """Everything a session knows about one node."""
+
+    node_id: str
+    cam_id: str | None
+    start: CommandPublic | None
+    stop: CommandPublic | None
+    file_name: str | None = None
+    sha256: str | None = None
+    first_frame_ns: int | None = None
+    clock_offset_ns: int | None = None
+    clock_synchronized: bool | None = None
+    corrected_first_frame_ns: int | None = PField(
+        default=None, description="first_frame_ns minus the node's clock offset."
+    )
+    frame_count: int | None = None
+    dropped_frames: int | None = None
+
+
+class SessionPublic(BaseModel):
+    """A session as the API shows it."""
+
+    session_id: str
+    name: str
+    state: str = PField(description="starting, recording, failed or stopped.")
+    lead_ms: int
+    start_at: datetime
+    start_at_ns: int
+    created_at: datetime
+    stopped_at: datetime | None
+    skew_ms: float | None = PField(
+        description="Spread of the nodes' first-frame times, corrected by each clock offset."
+    )
+    nodes: list[NodeResult]
+
+
+class SessionList(BaseModel):
+    """``GET /api/v1/sessions``."""
+
+    sessions: list[SessionPublic]

@@ -1,0 +1,41 @@
+"""Session and command-result queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from app.sessions.models import CommandResult, RecordingSession
+
+
+def get(db: Session, session_id: str) -> RecordingSession | None:
+    """One session by id."""
+    return db.get(RecordingSession, session_id)
+
+
+def list_recent(db: Session, limit: int) -> Sequence[RecordingSession]:
+    """The newest sessions first."""
+    stmt = (
+        select(RecordingSession).order_by(col(RecordingSession.created_at_ns).desc()).limit(limit)
+    )
+    return db.exec(stmt).all()
+
+
+def results(db: Session, session_ids: Sequence[str]) -> Sequence[CommandResult]:
+    """Every command result of these sessions, oldest first."""
+    if not session_ids:
+        return []
+    stmt = (
+        select(CommandResult)
+        .where(col(CommandResult.session_id).in_(session_ids))
+        .order_by(col(CommandResult.id))
+    )
+    return db.exec(stmt).all()
+
+
+def save(db: Session, *rows: RecordingSession | CommandResult) -> None:
+    """Insert or update rows in one transaction."""
+    for row in rows:
+        db.add(row)
+    db.commit()

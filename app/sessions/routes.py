@@ -1,0 +1,61 @@
+"""Session routes: start, stop, list, show."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from app.deps import DbDep, FleetDep, require_operator
+from app.sessions import service
+from app.sessions.models import SessionCreate, SessionList, SessionPublic
+from node_agent.http import AUTH_RESPONSES
+from node_agent.schemas import ErrorBody
+
+router = APIRouter(
+    prefix="/api/v1/sessions",
+    tags=["sessions"],
+    dependencies=[Depends(require_operator)],
+    responses=AUTH_RESPONSES,
+)
+_404: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such session (or node)"}
+}
+
+
+@router.post(
+    "",
+    response_model=SessionPublic,
+    status_code=201,
+    summary="Start a synchronized recording on every node (or on node_ids)",
+    description="Picks start_at = now + lead and sends it to every node at once, each with "
+    "its own timeout. Nodes that fail are reported per node; the others record.",
+    responses={**_404, 409: {"model": ErrorBody, "description": "No node has joined"}},
+)
+async def start_session(body: SessionCreate, db: DbDep, fleet: FleetDep) -> SessionPublic:
+    return await service.start(db, fleet, body)
+
+
+@router.post(
+    "/{session_id}/stop",
+    response_model=SessionPublic,
+    summary="Stop the session everywhere and collect its manifests",
+    responses=_404,
+)
+async def stop_session(session_id: str, db: DbDep, fleet: FleetDep) -> SessionPublic:
+    return await service.stop(db, fleet, session_id)
+
+
+@router.get("", response_model=SessionList, summary="Recent sessions, newest first")
+async def list_sessions(db: DbDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> SessionList:
+    return service.list_recent(db, limit)
+
+
+@router.get(
+    "/{session_id}",
+    response_model=SessionPublic,
+    summary="One session: start_at, per-node results, manifests, start skew",
+    responses=_404,
+)
+async def get_session(session_id: str, db: DbDep) -> SessionPublic:
+    return service.get(db, session_id)

@@ -1,0 +1,233 @@
+"""Synchronized sessions: schedule a start across the fleet, stop, collect manifests, skew."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session
+
+from app.context import Fleet
+from app.errors import BadInput, FleetEmpty, NodeNotFound, SessionNotFound
+from app.fleet.client import NodeAddress, NodeCall
+from app.nodes import repository as node_repository
+from app.recordings import repository as recording_repository
+from app.recordings import service as recording_service
+from app.recordings.models import Recording
+from app.sessions import repository
+from app.sessions.models import (
+    CommandPublic,
+    CommandResult,
+    NodeResult,
+    RecordingSession,
+    SessionCreate,
+    SessionList,
+    SessionPublic,
+)
+from app.timeutil import iso
+from node_agent.schemas import StartRequest, StopRequest
+
+# The lead must cover the slowest round trip seen, with room to spare.
+RTT_LEAD_FACTOR = 3
+RTT_LEAD_MARGIN_MS = 50
+
+
+def new_session_id(now_ns: int) -> str:
+    """``YYYYMMDD-HHMMSS-xxxx`` (UTC): sortable, and safe inside file names."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now_ns // 1_000_000_000))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def choose_lead_ms(fleet: Fleet, requested: int | None) -> int:
+    """The requested (or default) lead, raised above the worst round trip seen."""
+    s = fleet.settings
+    if requested is not None and not s.min_lead_ms <= requested <= s.max_lead_ms:
+        raise BadInput(
+            f"lead_ms must be between {s.min_lead_ms} and {s.max_lead_ms} ms; got {requested}"
+        )
+    lead = requested if requested is not None else s.default_lead_ms
+    floor = round(fleet.state.worst_rtt_ms() * RTT_LEAD_FACTOR + RTT_LEAD_MARGIN_MS)
+    return min(max(lead, floor), s.max_lead_ms)
+
+
+def _targets(db: Session, fleet: Fleet, node_ids: list[str] | None) -> list[NodeAddress]:
+    if node_ids is None:
+        nodes = node_repository.list_all(db)
+        if not nodes:
+            raise FleetEmpty("no node has joined yet; start agents with coordinator_url set")
+        ids = [n.node_id for n in nodes]
+    else:
+        ids = list(dict.fromkeys(node_ids))
+        unknown = [i for i in ids if node_repository.get(db, i) is None]
+        if unknown:
+            raise NodeNotFound(
+                f"unknown node ids: {', '.join(unknown)}; GET /api/v1/nodes lists them"
+            )
+    addrs = [fleet.address(i) for i in ids]
+    return [a for a in addrs if a is not None]
+
+
+def _record(session_id: str, command: str, command_id: str, call: NodeCall[Any]) -> CommandResult:
+    return CommandResult(
+        session_id=session_id,
+        node_id=call.node_id,
+        command=command,
+        command_id=command_id,
+        ok=call.ok,
+        status_code=call.status_code,
+        error=call.error,
+        latency_ms=call.latency_ms,
+        created_at_ns=time.time_ns(),
+    )
+
+
+def _note_calls(fleet: Fleet, calls: Sequence[NodeCall[Any]]) -> None:
+    for call in calls:
+        if call.status_code is not None:
+            fleet.state.contact(call.node_id, call.latency_ms)
+        else:
+            fleet.state.failure(call.node_id, call.error or "unreachable")
+
+
+async def start(db: Session, fleet: Fleet, body: SessionCreate) -> SessionPublic:
+    """Schedule a start on every target node at once; healthy nodes go on when one fails."""
+    targets = _targets(db, fleet, body.node_ids)
+    lead_ms = choose_lead_ms(fleet, body.lead_ms)
+    now = time.time_ns()
+    session = RecordingSession(
+        session_id=new_session_id(now),
+        name=body.name or "",
+        state="starting",
+        lead_ms=lead_ms,
+        start_at_ns=now + lead_ms * 1_000_000,
+        created_at_ns=now,
+    )
+    repository.save(db, session)
+    command_id = f"start-{session.session_id}"
+    req = StartRequest(
+        session_id=session.session_id, command_id=command_id, start_at_ns=session.start_at_ns
+    )
+    calls = await fleet.client.fan_out(targets, lambda a: fleet.client.start(a, req))
+    _note_calls(fleet, calls)
+    session.state = "recording" if any(c.ok for c in calls) else "failed"
+    repository.save(
+        db, session, *(_record(session.session_id, "start", command_id, c) for c in calls)
+    )
+    return to_public(db, session)
+
+
+async def stop(db: Session, fleet: Fleet, session_id: str) -> SessionPublic:
+    """Stop the session on every node that started it and collect the manifests."""
+    session = _get(db, session_id)
+    results = repository.results(db, [session_id])
+    started = {r.node_id for r in results if r.command == "start" and r.ok}
+    stopped = {r.node_id for r in results if r.command == "stop" and r.ok}
+    pending = [a for n in sorted(started - stopped) if (a := fleet.address(n)) is not None]
+    if pending:
+        command_id = f"stop-{session_id}-{secrets.token_hex(3)}"
+        req = StopRequest(session_id=session_id, command_id=command_id)
+        timeout = fleet.settings.stop_timeout_s
+        calls = await fleet.client.fan_out(
+            pending, lambda a: fleet.client.stop(a, req, timeout_s=timeout)
+        )
+        _note_calls(fleet, calls)
+        rows = [_record(session_id, "stop", command_id, c) for c in calls]
+        for call in calls:
+            if call.ok and call.value is not None and call.value.manifest is not None:
+                recording_service.ingest(db, call.node_id, [call.value.manifest])
+        stopped |= {c.node_id for c in calls if c.ok}
+        repository.save(db, *rows)
+    if session.state != "failed":
+        session.state = "stopped" if started <= stopped else "stopping"
+    session.stopped_at_ns = session.stopped_at_ns or time.time_ns()
+    session.skew_ms = compute_skew_ms(recording_repository.by_session(db, session_id))
+    repository.save(db, session)
+    return to_public(db, session)
+
+
+def compute_skew_ms(recordings: Sequence[Recording]) -> float | None:
+    """Spread of first-frame times, each corrected by its node's clock offset."""
+    corrected = [r.first_frame_ns - (r.clock_offset_ns or 0) for r in recordings]
+    if len(corrected) < 2:
+        return 0.0 if corrected else None
+    return round((max(corrected) - min(corrected)) / 1e6, 4)
+
+
+def _get(db: Session, session_id: str) -> RecordingSession:
+    session = repository.get(db, session_id)
+    if session is None:
+        raise SessionNotFound(
+            f"no session {session_id!r}; GET /api/v1/sessions lists the recent ones"
+        )
+    return session
+
+
+def get(db: Session, session_id: str) -> SessionPublic:
+    """One session with its per-node results."""
+    return to_public(db, _get(db, session_id))
+
+
+def list_recent(db: Session, limit: int) -> SessionList:
+    """The newest sessions first."""
+    return SessionList(sessions=[to_public(db, s) for s in repository.list_recent(db, limit)])
+
+
+def _command(row: CommandResult | None) -> CommandPublic | None:
+    if row is None:
+        return None
+    return CommandPublic(
+        command_id=row.command_id,
+        ok=row.ok,
+        status_code=row.status_code,
+        error=row.error,
+        latency_ms=row.latency_ms,
+        at=iso(row.created_at_ns),
+    )
+
+
+def to_public(db: Session, session: RecordingSession) -> SessionPublic:
+    """The session with one entry per node: its commands and its manifest."""
+    starts: dict[str, CommandResult] = {}
+    stops: dict[str, CommandResult] = {}
+    for row in repository.results(db, [session.session_id]):
+        (starts if row.command == "start" else stops)[row.node_id] = row
+    recs = {r.node_id: r for r in recording_repository.by_session(db, session.session_id)}
+    nodes = []
+    for node_id in sorted(set(starts) | set(recs)):
+        rec = recs.get(node_id)
+        node = node_repository.get(db, node_id)
+        nodes.append(
+            NodeResult(
+                node_id=node_id,
+                cam_id=rec.cam_id if rec else (node.cam_id if node else None),
+                start=_command(starts.get(node_id)),
+                stop=_command(stops.get(node_id)),
+                file_name=rec.file_name if rec else None,
+                sha256=rec.sha256 if rec else None,
+                first_frame_ns=rec.first_frame_ns if rec else None,
+                clock_offset_ns=rec.clock_offset_ns if rec else None,
+                clock_synchronized=rec.clock_synchronized if rec else None,
+                corrected_first_frame_ns=(rec.first_frame_ns - (rec.clock_offset_ns or 0))
+                if rec
+                else None,
+                frame_count=rec.frame_count if rec else None,
+                dropped_frames=rec.dropped_frames if rec else None,
+            )
+        )
+    start_at = iso(session.start_at_ns)
+    created = iso(session.created_at_ns)
+    assert start_at is not None and created is not None
+    return SessionPublic(
+        session_id=session.session_id,
+        name=session.name,
+        state=session.state,
+        lead_ms=session.lead_ms,
+        start_at=start_at,
+        start_at_ns=session.start_at_ns,
+        created_at=created,
+        stopped_at=iso(session.stopped_at_ns),
+        skew_ms=session.skew_ms,
+        nodes=nodes,
+    )

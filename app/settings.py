@@ -1,0 +1,79 @@
+"""Coordinator settings: environment (``CAMFLEET_``) over a YAML file, unknown keys refused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from node_agent.settings import SettingsError, check_token, format_validation_error
+
+
+class CoordinatorSettings(BaseSettings):
+    """Settings of the coordinator."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAMFLEET_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    operator_token: SecretStr = Field(description="Bearer token for every operator route.")
+    fleet_token: SecretStr = Field(description="Token nodes present to join.")
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=1, le=65535)
+    data_dir: Path = Path("./camfleet-data")
+    database_url: str | None = None
+    default_lead_ms: int = Field(default=1000, ge=0)
+    min_lead_ms: int = Field(default=100, ge=0)
+    max_lead_ms: int = Field(default=60_000, ge=1)
+    command_timeout_s: float = Field(default=2.0, gt=0, le=120)
+    stop_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    offline_after_s: float = Field(default=15.0, gt=0)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    manifest_sync_interval_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> CoordinatorSettings:
+        check_token("operator_token", self.operator_token)
+        check_token("fleet_token", self.fleet_token)
+        if self.operator_token.get_secret_value() == self.fleet_token.get_secret_value():
+            raise ValueError("operator_token and fleet_token must differ")
+        if not self.min_lead_ms <= self.default_lead_ms <= self.max_lead_ms:
+            raise ValueError("default_lead_ms must lie between min_lead_ms and max_lead_ms")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_path = os.environ.get("CAMFLEET_COORDINATOR_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
+        return tuple(sources)
+
+    @property
+    def db_url(self) -> str:
+        """The database URL: configured, or SQLite in the data folder."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'camfleet.db').resolve()}"
+
+
+def load_coordinator_settings(**overrides: Any) -> CoordinatorSettings:
+    """Build settings, or raise SettingsError listing every problem."""
+    try:
+        return CoordinatorSettings(**overrides)
+    except ValidationError as err:
+        raise SettingsError(format_validation_error("coordinator", err)) from err

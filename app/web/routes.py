@@ -1,0 +1,86 @@
+"""The dashboard and Swagger pages: the operator token once as ?token=, then a cookie."""
+
+from __future__ import annotations
+
+import secrets
+from importlib.resources import files
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from app.deps import TOKEN_COOKIE, FleetDep, require_operator
+
+router = APIRouter(tags=["dashboard"])
+
+_LOGIN = """<!doctype html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>camfleet: sign in</title>
+<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}
+input,button{font-size:1.1rem;padding:.5rem;width:100%;box-sizing:border-box;margin:.3rem 0}</style>
+</head><body><h1>camfleet</h1><p>{message}</p>
+<form method="get" action="{action}"><label>Operator token
+<input name="token" type="password" autocomplete="current-password" autofocus></label>
+<button type="submit">Sign in</button></form>
+<p><small><code>camfleet demo</code> prints the token; otherwise it is the coordinator's
+<code>CAMFLEET_OPERATOR_TOKEN</code>.</small></p></body></html>"""
+
+TokenQuery = Annotated[str | None, Query(description="The operator token, once; then a cookie")]
+
+
+def _signed_in(request: Request, path: str, token: str | None, expected: str) -> Response | None:
+    """None when the browser may see ``path``; otherwise the redirect or sign-in page."""
+    if token is not None:
+        if not secrets.compare_digest(token.encode(), expected.encode()):
+            page = _LOGIN.replace("{message}", "That token is not valid.")
+            return HTMLResponse(page.replace("{action}", path), 401)
+        resp = RedirectResponse(path, status_code=303)
+        resp.set_cookie(
+            TOKEN_COOKIE, token, httponly=True, samesite="strict", max_age=30 * 24 * 3600
+        )
+        return resp
+    cookie = request.cookies.get(TOKEN_COOKIE, "")
+    if cookie and secrets.compare_digest(cookie.encode(), expected.encode()):
+        return None
+    page = _LOGIN.replace("{message}", "Sign in with the operator token.")
+    return HTMLResponse(page.replace("{action}", path), 401)
+
+
+@router.get(
+    "/",
+    response_class=HTMLResponse,
+    summary="The dashboard",
+    responses={401: {"description": "No or wrong token: a sign-in form"}},
+)
+async def dashboard(request: Request, fleet: FleetDep, token: TokenQuery = None) -> Response:
+    expected = fleet.settings.operator_token.get_secret_value()
+    refused = _signed_in(request, "/", token, expected)
+    if refused is not None:
+        return refused
+    page = (files("app.web") / "static" / "index.html").read_text()
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/docs",
+    response_class=HTMLResponse,
+    summary="Swagger UI",
+    include_in_schema=False,
+    responses={401: {"description": "No or wrong token: a sign-in form"}},
+)
+async def swagger(request: Request, fleet: FleetDep, token: TokenQuery = None) -> Response:
+    expected = fleet.settings.operator_token.get_secret_value()
+    refused = _signed_in(request, "/docs", token, expected)
+    if refused is not None:
+        return refused
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="camfleet API")
+
+
+@router.get(
+    "/openapi.json",
+    summary="The OpenAPI schema",
+    include_in_schema=False,
+    dependencies=[Depends(require_operator)],
+)
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())

@@ -1,0 +1,117 @@
+"""The agent's routes: thin, each one call into the recorder or storage."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from node_agent import __version__
+from node_agent.http import AUTH_RESPONSES
+from node_agent.metrics import AgentCollector
+from node_agent.schemas import (
+    ErrorBody,
+    Health,
+    NodeStatus,
+    RecordingList,
+    StartRequest,
+    StartResult,
+    StopRequest,
+    StopResult,
+)
+from node_agent.storage import list_recordings, resolve_recording
+
+if TYPE_CHECKING:
+    from node_agent.main import AgentContext
+
+
+def _err(*codes: int) -> dict[int | str, dict[str, Any]]:
+    texts = {
+        400: "The name is not a recording name",
+        404: "No such recording or session on this node",
+        409: "The recorder is busy with another session, or it was already recorded",
+        503: "The camera or the encoder failed",
+    }
+    out = dict(AUTH_RESPONSES)
+    for c in codes:
+        out[c] = {"model": ErrorBody, "description": texts[c]}
+    return out
+
+
+def health_router(ctx: AgentContext) -> APIRouter:
+    """``/health``: the one route without a token."""
+    router = APIRouter()
+
+    @router.get("/health", response_model=Health, summary="Liveness and version")
+    async def health() -> Health:
+        return Health(version=__version__, node_id=ctx.node_id)
+
+    return router
+
+
+def make_router(ctx: AgentContext) -> APIRouter:
+    """Every protected route."""
+    router = APIRouter()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AgentCollector(ctx.status))
+
+    @router.get(
+        "/api/v1/status",
+        response_model=NodeStatus,
+        summary="Everything the dashboard shows for this node",
+        responses=_err(),
+    )
+    async def status() -> NodeStatus:
+        return ctx.status()
+
+    @router.post(
+        "/api/v1/recording/start",
+        response_model=StartResult,
+        summary="Arm a recording for start_at_ns (or now); idempotent by command_id",
+        responses=_err(409, 503),
+    )
+    async def start(body: StartRequest) -> StartResult:
+        return ctx.recorder.start(body)
+
+    @router.post(
+        "/api/v1/recording/stop",
+        response_model=StopResult,
+        summary="Stop the session's recording and return its manifest",
+        responses=_err(404),
+    )
+    async def stop(body: StopRequest) -> StopResult:
+        return await ctx.recorder.stop(body)
+
+    @router.get(
+        "/api/v1/recordings",
+        response_model=RecordingList,
+        summary="Every recording on this node with its manifest",
+        responses=_err(),
+    )
+    async def recordings() -> RecordingList:
+        active = ctx.recorder.status().file_name
+        return RecordingList(
+            node_id=ctx.node_id,
+            recordings=list_recordings(ctx.settings.recordings_path, active),
+        )
+
+    @router.get(
+        "/api/v1/recordings/{name}",
+        summary="Download a recording or manifest (HTTP Range supported)",
+        response_class=FileResponse,
+        responses=_err(400, 404),
+    )
+    async def download(name: str) -> FileResponse:
+        path = resolve_recording(ctx.settings.recordings_path, name)
+        media = "video/mp4" if name.endswith(".mp4") else "application/json"
+        if name.endswith(".jpg"):
+            media = "image/jpeg"
+        return FileResponse(path, media_type=media, filename=name)
+
+    @router.get("/metrics", summary="Prometheus exposition", responses=_err())
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

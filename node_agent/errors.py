@@ -1,0 +1,42 @@
+"""The agent's error tree: each error carries its HTTP status and a message a person can act on."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base of every error the agent reports over HTTP."""
+
+    status_code = 500
+    code = "agent_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(AgentError):
+    """The request cannot be carried out as asked."""
+
+    status_code = 400
+    code = "bad_request"
+
+
+class NotFound(AgentError):
+    """No such recording or session on this node."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class RecordingConflict(AgentError):
+    """The recorder is busy with another session, or the session was already recorded."""
+
+    status_code = 409
+    code = "recording_conflict"
+
+
+class RecorderFailure(AgentError):
+    """The camera or encoder failed; the message says which and why."""
+
+    status_code = 503
+    code = "recorder_failure"

@@ -1,0 +1,91 @@
+"""The agent's link to the coordinator: join at start, heartbeat, back off while it is away.
+
+Nothing here touches the recorder: a coordinator that is down, slow or wrong only
+changes ``state``; recordings go on regardless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+from collections.abc import Callable
+
+import httpx
+
+from node_agent.schemas import JoinRequest, JoinResponse
+
+log = logging.getLogger(__name__)
+
+
+def backoff_s(attempt: int, cap_s: float, base_s: float = 1.0) -> float:
+    """Exponential backoff with full jitter: up to base * 2^attempt, capped."""
+    return float(random.uniform(0.5, 1.0) * min(cap_s, base_s * 2.0**attempt))
+
+
+class CoordinatorLink:
+    """Joins the coordinator and keeps heartbeating."""
+
+    def __init__(
+        self,
+        url: str,
+        fleet_token: str,
+        make_request: Callable[[], JoinRequest],
+        interval_s: float,
+        backoff_cap_s: float,
+    ) -> None:
+        self.url = url.rstrip("/") + "/api/v1/nodes/join"
+        self.fleet_token = fleet_token
+        self.make_request = make_request
+        self.interval_s = interval_s
+        self.backoff_cap_s = backoff_cap_s
+        self.state = "retrying"
+        self.last_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def beat(self, client: httpx.AsyncClient) -> JoinResponse:
+        """One join/heartbeat; raises on any failure."""
+        body = self.make_request().model_dump(mode="json")
+        resp = await client.post(
+            self.url, json=body, headers={"Authorization": f"Bearer {self.fleet_token}"}
+        )
+        if resp.status_code != 200:
+            raise RuntimeError(f"coordinator answered {resp.status_code}: {resp.text[:200]}")
+        return JoinResponse.model_validate_json(resp.content)
+
+    async def _run(self) -> None:
+        attempt = 0
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            while True:
+                try:
+                    answer = await self.beat(client)
+                except (httpx.HTTPError, RuntimeError, ValueError, OSError) as err:
+                    if self.state != "retrying" or attempt == 0:
+                        log.warning("coordinator unreachable at %s: %s", self.url, err)
+                    self.state = "retrying"
+                    self.last_error = str(err) or type(err).__name__
+                    await asyncio.sleep(backoff_s(attempt, self.backoff_cap_s))
+                    attempt += 1
+                    continue
+                if self.state != "joined":
+                    log.info("joined the coordinator as %s from %s", answer.node_id, answer.address)
+                self.state, self.last_error, attempt = "joined", None, 0
+                await asyncio.sleep(min(self.interval_s, answer.heartbeat_interval_s))
+
+    def start(self) -> None:
+        """Begin joining in the background."""
+        self._task = asyncio.create_task(self._run(), name="coordinator-link")
+
+    async def stop(self) -> None:
+        """Stop heartbeating."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def hostname() -> str:
+    """This machine's short host name."""
+    return socket.gethostname().split(".")[0]

@@ -1,0 +1,148 @@
+"""``create_app(settings)``: the node agent's FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+
+from node_agent import __version__
+from node_agent.errors import AgentError
+from node_agent.http import check_bearer, install_error_handlers
+from node_agent.link import CoordinatorLink, hostname
+from node_agent.recorder.recorder import Identity, Recorder
+from node_agent.schemas import JoinRequest, NodeStatus
+from node_agent.settings import AgentSettings, resolve_identity
+from node_agent.telemetry.clock import ClockMonitor
+from node_agent.telemetry.disk import read_disk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentContext:
+    """Everything a request handler may need, built once per app."""
+
+    settings: AgentSettings
+    node_id: str
+    api_token: SecretStr
+    recorder: Recorder
+    clock: ClockMonitor
+    link: CoordinatorLink | None
+    started_monotonic: float
+
+    def status(self) -> NodeStatus:
+        """This node's full status, from caches (no call blocks on hardware)."""
+        cam = self.settings.camera
+        return NodeStatus(
+            node_id=self.node_id,
+            cam_id=self.settings.cam_id,
+            position=self.settings.position,
+            hostname=hostname(),
+            version=__version__,
+            time_ns=time.time_ns(),
+            uptime_s=round(time.monotonic() - self.started_monotonic, 3),
+            recorder=self.recorder.status(),
+            clock=self.clock.latest,
+            disk=read_disk(self.settings.recordings_path, cam.bitrate_bps),
+            coordinator=self.link.state if self.link else "none",
+        )
+
+    def join_request(self) -> JoinRequest:
+        """What this node tells the coordinator on every heartbeat."""
+        rec = self.recorder.status()
+        return JoinRequest(
+            node_id=self.node_id,
+            cam_id=self.settings.cam_id,
+            position=self.settings.position,
+            port=self.settings.port,
+            api_token=self.api_token.get_secret_value(),
+            version=__version__,
+            hostname=hostname(),
+            recorder_state=rec.state,
+            session_id=rec.session_id,
+        )
+
+
+def build_context(settings: AgentSettings) -> AgentContext:
+    """Create folders, resolve identity and build the parts (nothing started yet)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.recordings_path.mkdir(parents=True, exist_ok=True)
+    node_id, api_token = resolve_identity(settings)
+    clock = ClockMonitor(
+        settings.chronyc_path, settings.clock_poll_interval_s, tuple(settings.chronyc_args)
+    )
+    recorder = Recorder(
+        settings.recordings_path,
+        settings.camera,
+        Identity(node_id, settings.cam_id, settings.position, __version__),
+        clock,
+        settings.max_schedule_ahead_s,
+    )
+    ctx = AgentContext(settings, node_id, api_token, recorder, clock, None, time.monotonic())
+    if settings.coordinator_url and settings.fleet_token:
+        ctx.link = CoordinatorLink(
+            settings.coordinator_url,
+            settings.fleet_token.get_secret_value(),
+            ctx.join_request,
+            settings.heartbeat_interval_s,
+            settings.join_backoff_max_s,
+        )
+    return ctx
+
+
+def create_app(settings: AgentSettings) -> FastAPI:
+    """The agent application for ``settings``; parts start in the lifespan."""
+    ctx = build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ctx.clock.read_once()
+        ctx.clock.start()
+        if ctx.link:
+            ctx.link.start()
+        log.info("agent %s (%s) ready, pid %d", ctx.node_id, settings.cam_id, os.getpid())
+        try:
+            yield
+        finally:
+            manifest = await asyncio.to_thread(ctx.recorder.shutdown)
+            if manifest:
+                log.info("finished %s on shutdown (sha256 %s)", manifest.file_name, manifest.sha256)
+            if ctx.link:
+                await ctx.link.stop()
+            await ctx.clock.stop()
+
+    def require_token(request: Request) -> None:
+        check_bearer(request, lambda: [ctx.api_token.get_secret_value()])
+
+    app = FastAPI(
+        title="camfleet node agent",
+        version=__version__,
+        description="One camera, its clock and its disk. Every route but /health needs "
+        "'Authorization: Bearer <api token>'.",
+        lifespan=lifespan,
+        docs_url=None,  # the schema is served below, behind the token
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app, AgentError)
+
+    from node_agent.api import health_router, make_router
+
+    app.include_router(health_router(ctx))
+    app.include_router(make_router(ctx), dependencies=[Depends(require_token)])
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    return app

@@ -1,0 +1,91 @@
+"""The agent's ``/metrics``: a collector over the recorder, clock and disk, read at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from node_agent.schemas import NodeStatus, RecorderState
+
+
+class AgentCollector(Collector):
+    """Renders one NodeStatus as Prometheus metrics."""
+
+    def __init__(self, status: Callable[[], NodeStatus]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Metric]:
+        """Called by prometheus_client on every scrape."""
+        s = self._status()
+        labels = ["node_id", "cam_id"]
+        ids = [s.node_id, s.cam_id]
+
+        info = GaugeMetricFamily(
+            "camfleet_agent_info", "Agent version", labels=[*labels, "version"]
+        )
+        info.add_metric([*ids, s.version], 1)
+        yield info
+
+        state = GaugeMetricFamily(
+            "camfleet_recorder_state",
+            "1 for the recorder's current state",
+            labels=[*labels, "state"],
+        )
+        for st in RecorderState:
+            state.add_metric([*ids, st.value], 1 if s.recorder.state == st else 0)
+        yield state
+
+        frames = CounterMetricFamily(
+            "camfleet_recorder_frames", "Frames written in the current recording", labels=labels
+        )
+        frames.add_metric(ids, s.recorder.frames)
+        yield frames
+        dropped = CounterMetricFamily(
+            "camfleet_recorder_dropped_frames",
+            "Frames dropped in the current recording",
+            labels=labels,
+        )
+        dropped.add_metric(ids, s.recorder.dropped_frames)
+        yield dropped
+        fps = GaugeMetricFamily(
+            "camfleet_recorder_encode_fps", "Frames encoded per second", labels=labels
+        )
+        fps.add_metric(ids, s.recorder.encode_fps)
+        yield fps
+
+        free = GaugeMetricFamily(
+            "camfleet_disk_free_bytes", "Free bytes on the recordings disk", labels=labels
+        )
+        free.add_metric(ids, s.disk.free_bytes)
+        yield free
+        mins = GaugeMetricFamily(
+            "camfleet_disk_minutes_left", "Minutes of video that still fit", labels=labels
+        )
+        mins.add_metric(ids, s.disk.minutes_left)
+        yield mins
+
+        synced = GaugeMetricFamily(
+            "camfleet_chrony_synchronized",
+            "1 when chrony reports a synchronised clock",
+            labels=labels,
+        )
+        synced.add_metric(ids, 1 if s.clock.synchronized else 0)
+        yield synced
+        if s.clock.offset_ns is not None:
+            offset = GaugeMetricFamily(
+                "camfleet_chrony_offset_seconds",
+                "Local clock minus reference time",
+                labels=labels,
+            )
+            offset.add_metric(ids, s.clock.offset_ns / 1e9)
+            yield offset
+        up = GaugeMetricFamily(
+            "camfleet_collector_success",
+            "1 when the collector read its source on the last attempt",
+            labels=[*labels, "collector"],
+        )
+        up.add_metric([*ids, "clock"], 1 if s.clock.source == "chrony" else 0)
+        up.add_metric([*ids, "disk"], 1)
+        yield up

@@ -1,0 +1,240 @@
+"""The node agent's wire contract: every body it accepts or returns.
+
+The coordinator imports these models to talk to agents (``app/fleet/client.py``);
+the agent never imports the coordinator. Times are UTC nanoseconds since the
+epoch (``*_ns``) and durations carry their unit in the name.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# Session ids end up in file names, so they are restricted to a safe alphabet:
+# no path separators, no dots, no underscores (the file name's field separator).
+SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"
+CAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+NODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+COMMAND_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN)]
+CamId = Annotated[str, StringConstraints(pattern=CAM_ID_PATTERN)]
+NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN)]
+CommandId = Annotated[str, StringConstraints(pattern=COMMAND_ID_PATTERN)]
+
+
+class Wire(BaseModel):
+    """Base of every wire model: unknown fields are refused, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Position(StrEnum):
+    """Where a camera stands in the rig."""
+
+    left = "left"
+    centre = "centre"
+    right = "right"
+    other = "other"
+
+
+class Codec(StrEnum):
+    """Video codecs the recorder can be asked for."""
+
+    h264 = "h264"
+    h265 = "h265"
+
+
+class RecorderState(StrEnum):
+    """The recorder's life cycle."""
+
+    idle = "idle"
+    armed = "armed"  # waiting for its scheduled start_at
+    recording = "recording"
+    stopping = "stopping"
+
+
+class Health(Wire):
+    """Liveness answer of ``GET /health``."""
+
+    status: str = "ok"
+    version: str
+    node_id: str
+
+
+class ErrorBody(Wire):
+    """Every 4xx/5xx either program answers carries this body."""
+
+    detail: str = Field(description="What went wrong and what to do about it.")
+    code: str = Field(description="A stable machine-readable error code.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="For 422: one entry per invalid field."
+    )
+
+
+class StartRequest(Wire):
+    """``POST /api/v1/recording/start``."""
+
+    session_id: SessionId
+    command_id: CommandId
+    start_at_ns: int | None = Field(
+        default=None,
+        ge=0,
+        description="Begin at this UTC instant on the node's clock; absent means now.",
+    )
+
+
+class StopRequest(Wire):
+    """``POST /api/v1/recording/stop``."""
+
+    session_id: SessionId
+    command_id: CommandId
+
+
+class StartResult(Wire):
+    """What a start command did on this node."""
+
+    session_id: str
+    command_id: str
+    state: RecorderState
+    file_name: str
+    start_at_ns: int = Field(description="When the recorder begins (scheduled or now).")
+    scheduled: bool
+    armed_at_ns: int
+
+
+class ClockStatus(Wire):
+    """The node's clock as chrony reports it."""
+
+    source: str = Field(description="'chrony' when chronyc answered, else 'none'.")
+    synchronized: bool
+    offset_ns: int | None = Field(
+        default=None, description="Local clock minus reference time; positive = ahead."
+    )
+    stratum: int | None = None
+    reference: str | None = None
+    error: str | None = None
+    read_at_ns: int | None = None
+
+
+class Manifest(Wire):
+    """The JSON written beside each recording (``{SESSION_ID}_{CAM_ID}.json``)."""
+
+    session_id: str
+    cam_id: str
+    node_id: str
+    position: Position
+    file_name: str
+    scheduled_start_ns: int | None
+    first_frame_ns: int
+    last_frame_ns: int
+    clock_offset_ns: int | None
+    clock_synchronized: bool
+    duration_s: float
+    frame_count: int
+    dropped_frames: int
+    width: int
+    height: int
+    fps: float
+    codec: Codec
+    encoder: str
+    bitrate_bps: int
+    size_bytes: int
+    sha256: str
+    software_version: str
+    stop_reason: str = "stopped"
+    offloaded: bool = False
+
+
+class StopResult(Wire):
+    """What a stop command did: the manifest when a file was finished."""
+
+    session_id: str
+    command_id: str
+    state: str = Field(description="'stopped', or 'cancelled' when the start had not come yet.")
+    manifest: Manifest | None = None
+
+
+class RecorderStatus(Wire):
+    """The recorder part of a node's status."""
+
+    state: RecorderState
+    session_id: str | None = None
+    file_name: str | None = None
+    start_at_ns: int | None = None
+    first_frame_ns: int | None = None
+    frames: int = 0
+    dropped_frames: int = 0
+    encode_fps: float = 0.0
+    codec: Codec
+    width: int
+    height: int
+    fps: float
+    bitrate_bps: int
+    last_error: str | None = None
+
+
+class DiskStatus(Wire):
+    """The recordings disk."""
+
+    path: str
+    total_bytes: int
+    free_bytes: int
+    minutes_left: float = Field(description="At the configured bitrate.")
+
+
+class NodeStatus(Wire):
+    """``GET /api/v1/status``: everything the dashboard shows for this node."""
+
+    node_id: str
+    cam_id: str
+    position: Position
+    hostname: str
+    version: str
+    time_ns: int
+    uptime_s: float
+    recorder: RecorderStatus
+    clock: ClockStatus
+    disk: DiskStatus
+    coordinator: str = Field(description="'joined', 'retrying', or 'none' when not configured.")
+
+
+class RecordingEntry(Wire):
+    """One file in ``GET /api/v1/recordings``."""
+
+    name: str
+    size_bytes: int
+    modified_ns: int
+    complete: bool = Field(description="False while the file is still being written.")
+    manifest: Manifest | None = None
+
+
+class RecordingList(Wire):
+    """``GET /api/v1/recordings``."""
+
+    node_id: str
+    recordings: list[RecordingEntry]
+
+
+class JoinRequest(Wire):
+    """What an agent sends to ``POST /api/v1/nodes/join`` on the coordinator."""
+
+    node_id: NodeId
+    cam_id: CamId
+    position: Position
+    port: int = Field(ge=1, le=65535, description="Where the agent listens.")
+    api_token: str = Field(min_length=16, description="Bearer token the agent accepts.")
+    version: str
+    hostname: str = ""
+    recorder_state: RecorderState = RecorderState.idle
+    session_id: str | None = None
+
+
+class JoinResponse(Wire):
+    """The coordinator's answer to a join or heartbeat."""
+
+    node_id: str
+    address: str
+    heartbeat_interval_s: float

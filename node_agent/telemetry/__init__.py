@@ -1,0 +1,1 @@
+"""Telemetry collectors, one per source (clock, disk)."""

@@ -1,0 +1,142 @@
+"""Shared fixtures: real coordinator and agent processes on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.demo import Child, spawn, stop_all, wait_healthy
+
+CAMERAS = (("CAM_L", "left"), ("CAM_C", "centre"), ("CAM_R", "right"))
+TEST_CAMERA = {"CAMFLEET_CAMERA__WIDTH": "320", "CAMFLEET_CAMERA__HEIGHT": "240"}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningFleet:
+    """A coordinator and agents started as real processes for one test."""
+
+    root: Path
+    operator_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    fleet_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    coordinator_port: int = field(default_factory=free_port)
+    coordinator: Child | None = None
+    agents: dict[str, Child] = field(default_factory=dict)
+    coordinator_env: dict[str, str] = field(default_factory=dict)
+    fps: float = 30.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.coordinator_port}"
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        """An operator client for the coordinator."""
+        tok = self.operator_token if token is None else token
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {tok}"}, timeout=30
+        )
+
+    def start_coordinator(self) -> Child:
+        env = {
+            "CAMFLEET_OPERATOR_TOKEN": self.operator_token,
+            "CAMFLEET_FLEET_TOKEN": self.fleet_token,
+            "CAMFLEET_DATA_DIR": str(self.root / "coordinator"),
+            "CAMFLEET_POLL_INTERVAL_S": "0.5",
+            "CAMFLEET_OFFLINE_AFTER_S": "3",
+            "CAMFLEET_HEARTBEAT_INTERVAL_S": "0.5",
+            "CAMFLEET_COMMAND_TIMEOUT_S": "2",
+            "CAMFLEET_MANIFEST_SYNC_INTERVAL_S": "1",
+        } | self.coordinator_env
+        self.coordinator = spawn(
+            "coordinator", "coordinator", self.coordinator_port, env, self.root / "coordinator.log"
+        )
+        wait_healthy([self.coordinator])
+        return self.coordinator
+
+    def start_agent(self, cam_id: str, position: str, **extra: str) -> Child:
+        port = free_port()
+        env = (
+            {
+                "CAMFLEET_NODE_ID": cam_id.lower().replace("_", "-"),
+                "CAMFLEET_CAM_ID": cam_id,
+                "CAMFLEET_POSITION": position,
+                "CAMFLEET_DATA_DIR": str(self.root / cam_id),
+                "CAMFLEET_COORDINATOR_URL": self.url,
+                "CAMFLEET_FLEET_TOKEN": self.fleet_token,
+                "CAMFLEET_HEARTBEAT_INTERVAL_S": "0.5",
+                "CAMFLEET_JOIN_BACKOFF_MAX_S": "1",
+                "CAMFLEET_CAMERA__FPS": str(self.fps),
+            }
+            | TEST_CAMERA
+            | extra
+        )
+        child = spawn(cam_id, "agent", port, env, self.root / f"{cam_id}.log")
+        wait_healthy([child])
+        self.agents[cam_id] = child
+        return child
+
+    def wait_online(self, count: int, timeout_s: float = 20.0) -> dict[str, object]:
+        """Wait until ``count`` nodes are online at the coordinator."""
+        deadline = time.monotonic() + timeout_s
+        with self.client() as c:
+            while True:
+                body = c.get("/api/v1/nodes").json()
+                if body["online"] >= count:
+                    return dict(body)
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"only {body['online']} of {count} nodes online: {body}")
+                time.sleep(0.1)
+
+    def recordings_dir(self, cam_id: str) -> Path:
+        return self.root / cam_id / "recordings"
+
+    def kill(self, child: Child, sig: int = signal.SIGKILL) -> None:
+        os.killpg(child.proc.pid, sig)
+        child.proc.wait(10)
+
+    def children(self) -> list[Child]:
+        out = list(self.agents.values())
+        if self.coordinator is not None:
+            out.append(self.coordinator)
+        return out
+
+    def logs(self) -> str:
+        parts = []
+        for log in sorted(self.root.glob("*.log")):
+            parts.append(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def fleet_factory(tmp_path: Path) -> Iterator[RunningFleet]:
+    """A RunningFleet whose processes are all stopped after the test."""
+    fleet = RunningFleet(root=tmp_path)
+    try:
+        yield fleet
+    finally:
+        stop_all(fleet.children(), timeout_s=20)
+
+
+@pytest.fixture
+def three_cameras(fleet_factory: RunningFleet) -> RunningFleet:
+    """A coordinator and CAM_L, CAM_C, CAM_R, all joined."""
+    fleet_factory.start_coordinator()
+    for cam_id, position in CAMERAS:
+        fleet_factory.start_agent(cam_id, position)
+    fleet_factory.wait_online(3)
+    return fleet_factory
