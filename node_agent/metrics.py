@@ -61,9 +61,11 @@ class AgentCollector(Collector):
         free.add_metric(ids, s.disk.free_bytes)
         yield free
         mins = GaugeMetricFamily(
-            "camfleet_disk_minutes_left", "Minutes of video that still fit", labels=labels
+            "camfleet_disk_recording_seconds_left",
+            "Seconds of video that still fit at the configured bitrate",
+            labels=labels,
         )
-        mins.add_metric(ids, s.disk.minutes_left)
+        mins.add_metric(ids, s.disk.minutes_left * 60)
         yield mins
 
         synced = GaugeMetricFamily(

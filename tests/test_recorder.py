@@ -23,7 +23,7 @@ from tests.chrony import chrony_pair
 
 
 def make_recorder(tmp_path: Path, clock: ClockMonitor | None = None, **camera: object) -> Recorder:
-    cam = CameraSettings(**({"width": 320, "height": 240, "fps": 30.0} | camera))  # type: ignore[arg-type]
+    cam = CameraSettings(**({"width": 320, "height": 240, "fps": 30.0} | camera))
     return Recorder(
         tmp_path,
         cam,
@@ -33,7 +33,7 @@ def make_recorder(tmp_path: Path, clock: ClockMonitor | None = None, **camera: o
     )
 
 
-def stop(rec: Recorder, session_id: str, command_id: str = "stop-1"):  # type: ignore[no-untyped-def]
+def stop(rec: Recorder, session_id: str, command_id: str = "stop-1"):
     return asyncio.run(rec.stop(StopRequest(session_id=session_id, command_id=command_id)))
 
 
@@ -64,7 +64,7 @@ def test_recording_is_playable_hashed_and_described(tmp_path: Path) -> None:
     assert len(frames) == m.frame_count
     assert abs(m.frame_count + m.dropped_frames - 30 * m.duration_s) <= 1
     assert 1.3 <= m.duration_s <= 2.5
-    assert rec.state == RecorderState.idle
+    assert rec.status().state == RecorderState.idle
     assert not list(tmp_path.glob(".*tmp*"))  # the manifest's temp file was renamed away
 
 

@@ -169,7 +169,10 @@ class HttpPool:
     async def aclose(self) -> None:
         """Close every idle connection."""
         self._closed = True
-        for conns in self._idle.values():
-            for conn in conns:
-                conn.close()
+        conns = [c for idle in self._idle.values() for c in idle]
         self._idle.clear()
+        for conn in conns:
+            conn.close()
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await conn.writer.wait_closed()

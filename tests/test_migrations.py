@@ -1,0 +1,55 @@
+"""The database is built by the real migrations, and they go down and up again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, inspect
+
+from app import db
+
+TABLES = {"node", "recording_session", "command_result", "recording"}
+
+
+def tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_upgrade_on_an_empty_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'camfleet.db'}"
+    db.upgrade(url)
+    assert tables(url) == TABLES
+    db.downgrade(url, "base")
+    assert tables(url) == set()
+    db.upgrade(url)
+    assert tables(url) == TABLES
+
+
+def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import app.nodes.models
+    import app.recordings.models
+    import app.sessions.models  # noqa: F401
+
+    url = f"sqlite:///{tmp_path / 'camfleet.db'}"
+    db.upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'sub' / 'camfleet.db'}")
+    with engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    engine.dispose()
+    assert mode == "wal"
