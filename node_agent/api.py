@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Response
@@ -73,7 +74,8 @@ def make_router(ctx: AgentContext) -> APIRouter:
         responses=_err(409, 503),
     )
     async def start(body: StartRequest) -> StartResult:
-        return ctx.recorder.start(body)
+        # Arming opens the camera and the encoder: off the event loop, so status stays live.
+        return await asyncio.to_thread(ctx.recorder.start, body)
 
     @router.post(
         "/api/v1/recording/stop",

@@ -132,9 +132,7 @@ def test_download_supports_ranges(
     data = path.read_bytes()
     whole = agent.get(f"/api/v1/recordings/{node['file_name']}")
     assert whole.status_code == 200 and whole.content == data
-    part = agent.get(
-        f"/api/v1/recordings/{node['file_name']}", headers={"Range": "bytes=100-1099"}
-    )
+    part = agent.get(f"/api/v1/recordings/{node['file_name']}", headers={"Range": "bytes=100-1099"})
     assert part.status_code == 206
     assert part.headers["content-range"] == f"bytes 100-1099/{len(data)}"
     assert part.content == data[100:1100]

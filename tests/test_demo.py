@@ -47,8 +47,20 @@ def test_demo_runs_the_fleet_and_finishes_recordings_on_ctrl_c(tmp_path: Path) -
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMFLEET_")}
     env["CAMFLEET_OPERATOR_TOKEN"] = token
     demo = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "demo", "--port", str(port), "--data-dir", str(tmp_path)]
-        + ["--width", "320", "--height", "240"],
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+            "--width",
+            "320",
+            "--height",
+            "240",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

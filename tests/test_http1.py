@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from app.fleet.client import AgentClient, NodeAddress
+from app.fleet.client import AgentClient, NodeAddress, NodeCall
 from app.fleet.http1 import HttpError, HttpPool
+from node_agent.schemas import NodeStatus
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -24,7 +25,7 @@ async def serve(handler: Handler) -> AsyncIterator[int]:
         writers.add(writer)
         task = asyncio.current_task()
         assert task is not None
-        tasks.add(task)  # type: ignore[arg-type]
+        tasks.add(task)
         try:
             await handler(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -152,7 +153,7 @@ def test_client_results_per_node_for_silent_refused_and_error_answers() -> None:
         await writer.drain()
         await reader.read()
 
-    async def main():  # type: ignore[no-untyped-def]
+    async def main() -> tuple[list[NodeCall[NodeStatus]], float]:
         async with serve(conflict) as gone_port:
             pass  # closed again: nobody listens there now
         client = AgentClient(timeout_s=0.5)

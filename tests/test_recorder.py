@@ -96,6 +96,17 @@ def test_scheduled_start_waits_for_its_instant(tmp_path: Path) -> None:
     assert m.first_frame_ns >= start_at  # never early
 
 
+def test_a_start_that_arrives_late_begins_at_once_and_says_so(tmp_path: Path) -> None:
+    rec = make_recorder(tmp_path)
+    asked = time.time_ns() - 250_000_000  # the command took longer than the lead
+    result = rec.start(StartRequest(session_id="S12", command_id="c1", start_at_ns=asked))
+    assert result.scheduled and result.start_at_ns > asked
+    time.sleep(0.3)
+    m = stop(rec, "S12").manifest
+    assert m is not None and m.scheduled_start_ns == asked
+    assert m.first_frame_ns - asked >= 250_000_000
+
+
 def test_stop_before_the_start_cancels_and_leaves_no_file(tmp_path: Path) -> None:
     rec = make_recorder(tmp_path)
     rec.start(

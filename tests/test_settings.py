@@ -75,7 +75,9 @@ def test_coordinator_without_tokens_exits_with_a_readable_error(tmp_path: Path) 
 
 def test_agent_with_a_bad_port_exits_with_a_readable_error(tmp_path: Path) -> None:
     done = run_cli(
-        "agent", env={"CAMFLEET_PORT": "99999", "CAMFLEET_DATA_DIR": str(tmp_path)}, tmp_path=tmp_path
+        "agent",
+        env={"CAMFLEET_PORT": "99999", "CAMFLEET_DATA_DIR": str(tmp_path)},
+        tmp_path=tmp_path,
     )
     assert done.returncode == 2
     assert "port: Input should be less than or equal to 65535" in done.stderr

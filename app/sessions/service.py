@@ -83,10 +83,11 @@ def _record(session_id: str, command: str, command_id: str, call: NodeCall[Any])
     )
 
 
-def _note_calls(fleet: Fleet, calls: Sequence[NodeCall[Any]]) -> None:
+def _note_calls(fleet: Fleet, calls: Sequence[NodeCall[Any]], rtt: bool) -> None:
+    # Start round trips (which include arming) feed the lead choice; stops do not.
     for call in calls:
         if call.status_code is not None:
-            fleet.state.contact(call.node_id, call.latency_ms)
+            fleet.state.contact(call.node_id, call.latency_ms if rtt else None)
         else:
             fleet.state.failure(call.node_id, call.error or "unreachable")
 
@@ -110,7 +111,7 @@ async def start(db: Session, fleet: Fleet, body: SessionCreate) -> SessionPublic
         session_id=session.session_id, command_id=command_id, start_at_ns=session.start_at_ns
     )
     calls = await fleet.client.fan_out(targets, lambda a: fleet.client.start(a, req))
-    _note_calls(fleet, calls)
+    _note_calls(fleet, calls, rtt=True)
     session.state = "recording" if any(c.ok for c in calls) else "failed"
     repository.save(
         db, session, *(_record(session.session_id, "start", command_id, c) for c in calls)
@@ -132,7 +133,7 @@ async def stop(db: Session, fleet: Fleet, session_id: str) -> SessionPublic:
         calls = await fleet.client.fan_out(
             pending, lambda a: fleet.client.stop(a, req, timeout_s=timeout)
         )
-        _note_calls(fleet, calls)
+        _note_calls(fleet, calls, rtt=False)
         rows = [_record(session_id, "stop", command_id, c) for c in calls]
         for call in calls:
             if call.ok and call.value is not None and call.value.manifest is not None:

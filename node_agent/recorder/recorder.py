@@ -56,8 +56,8 @@ class RecordingJob:
     """One recording: armed, then running in its own thread until stopped."""
 
     session_id: str
-    start_at_ns: int
-    scheduled: bool
+    start_at_ns: int  # when the recorder begins: the requested instant, or now if that passed
+    requested_start_ns: int | None  # start_at_ns as the command asked for it
     path: Path
     camera: CameraSettings
     backend: CameraBackend
@@ -149,7 +149,9 @@ class RecordingJob:
         except Exception as err:
             log.exception("closing %s failed", self.path)
             self.error = self.error or f"closing the file failed: {err}"
-            size, sha = self.writer.sink.size_bytes, ""
+            self.stop_reason = f"error: {self.error}"
+            # The hash still covers every byte that reached the file.
+            size, sha = self.writer.sink.size_bytes, self.writer.sink.close()
         finally:
             self.backend.close()
         if self.cancelled or self.first_frame_ns is None:
@@ -163,7 +165,7 @@ class RecordingJob:
             node_id=self.identity.node_id,
             position=self.identity.position,
             file_name=self.path.name,
-            scheduled_start_ns=self.start_at_ns if self.scheduled else None,
+            scheduled_start_ns=self.requested_start_ns,
             first_frame_ns=self.first_frame_ns,
             last_frame_ns=last,
             clock_offset_ns=clock.offset_ns,
@@ -230,14 +232,15 @@ class Recorder:
                     "start a new session"
                 )
             now = time.time_ns()
-            scheduled = req.start_at_ns is not None and req.start_at_ns > now
-            start_at = req.start_at_ns if scheduled and req.start_at_ns is not None else now
+            # A start_at that has already passed (the command came late) starts at once;
+            # the manifest keeps the requested instant so the lateness shows.
+            start_at = max(req.start_at_ns or now, now)
             if start_at - now > self.max_schedule_ahead_s * 1e9:
                 raise RecordingConflict(
                     f"start_at_ns is {(start_at - now) / 1e9:.0f} s ahead; this node accepts at "
                     f"most {self.max_schedule_ahead_s:.0f} s (check the coordinator's clock)"
                 )
-            job = self._arm(req.session_id, start_at, scheduled)
+            job = self._arm(req.session_id, start_at, req.start_at_ns)
             self.job = job
             job.begin()
             return self._remember(req.command_id, self._start_result(job, req.command_id))
@@ -319,7 +322,7 @@ class Recorder:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _arm(self, session_id: str, start_at_ns: int, scheduled: bool) -> RecordingJob:
+    def _arm(self, session_id: str, start_at_ns: int, requested_ns: int | None) -> RecordingJob:
         cam = self.camera
         path = self.directory / recording_name(session_id, self.identity.cam_id, start_at_ns)
         try:
@@ -348,7 +351,7 @@ class Recorder:
         return RecordingJob(
             session_id=session_id,
             start_at_ns=start_at_ns,
-            scheduled=scheduled,
+            requested_start_ns=requested_ns,
             path=path,
             camera=cam,
             backend=backend,
@@ -366,7 +369,7 @@ class Recorder:
             state=state,
             file_name=job.path.name,
             start_at_ns=job.start_at_ns,
-            scheduled=job.scheduled,
+            scheduled=job.requested_start_ns is not None,
             armed_at_ns=job.armed_at_ns,
         )
 

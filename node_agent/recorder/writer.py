@@ -76,9 +76,12 @@ class HashingSink:
     def close(self) -> str:
         """Flush, fsync, close; returns the hex SHA-256 of everything written."""
         with self._lock:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
+            if not self._fh.closed:
+                try:
+                    self._fh.flush()
+                    os.fsync(self._fh.fileno())
+                finally:
+                    self._fh.close()
         return self._hash.hexdigest()
 
 
