@@ -1,17 +1,10 @@
-"""The coordinator's error tree, rendered by one handler with a message a person can act on."""
+"""The coordinator's errors: each carries its HTTP status and a message a person can act on."""
 
 from __future__ import annotations
 
+from node_agent.errors import CamfleetError
 
-class CamfleetError(Exception):
-    """Base of every error the coordinator reports over HTTP."""
-
-    status_code = 500
-    code = "error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+__all__ = ["BadInput", "CamfleetError", "FleetEmpty", "NodeNotFound", "SessionNotFound"]
 
 
 class NodeNotFound(CamfleetError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,14 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
-from node_agent.settings import SettingsError, check_token, format_validation_error
+from node_agent.settings import (
+    SettingsError,
+    check_token,
+    format_validation_error,
+    yaml_under_env,
+)
 
 
 class CoordinatorSettings(BaseSettings):
@@ -59,11 +62,9 @@ class CoordinatorSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_path = os.environ.get("CAMFLEET_COORDINATOR_CONFIG")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if yaml_path:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
-        return tuple(sources)
+        return yaml_under_env(
+            settings_cls, init_settings, env_settings, "CAMFLEET_COORDINATOR_CONFIG"
+        )
 
     @property
     def db_url(self) -> str:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 
-class AgentError(Exception):
-    """Base of every error the agent reports over HTTP."""
+class CamfleetError(Exception):
+    """Base of every error either program reports over HTTP (rendered by one handler)."""
 
     status_code = 500
-    code = "agent_error"
+    code = "error"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class AgentError(CamfleetError):
+    """Base of the agent's errors."""
+
+    code = "agent_error"
 
 
 class BadRequest(AgentError):

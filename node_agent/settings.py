@@ -40,6 +40,21 @@ class CameraSettings(BaseModel):
     gop_s: float = Field(default=1.0, gt=0, le=10, description="Keyframe (and fragment) spacing.")
 
 
+def yaml_under_env(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+    path_variable: str,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    """Sources in priority order: arguments, environment, then the YAML file named by
+    ``path_variable`` (when set)."""
+    yaml_path = os.environ.get(path_variable)
+    sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+    if yaml_path:
+        sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
+    return tuple(sources)
+
+
 def check_token(name: str, value: SecretStr | None) -> None:
     """Refuse empty, short and well-known secrets with a message naming the setting."""
     if value is None:
@@ -99,11 +114,7 @@ class AgentSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_path = os.environ.get("CAMFLEET_AGENT_CONFIG")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if yaml_path:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
-        return tuple(sources)
+        return yaml_under_env(settings_cls, init_settings, env_settings, "CAMFLEET_AGENT_CONFIG")
 
     @property
     def recordings_path(self) -> Path:

@@ -140,3 +140,28 @@ def three_cameras(fleet_factory: RunningFleet) -> RunningFleet:
         fleet_factory.start_agent(cam_id, position)
     fleet_factory.wait_online(3)
     return fleet_factory
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
+    """A coordinator and one agent (CAM_C), shared by the tests of one module."""
+    running = RunningFleet(root=tmp_path_factory.mktemp("fleet"))
+    try:
+        running.start_coordinator()
+        running.start_agent("CAM_C", "centre")
+        running.wait_online(1)
+        yield running
+    finally:
+        stop_all(running.children())
+
+
+@pytest.fixture(scope="module")
+def agent(fleet: RunningFleet) -> Iterator[httpx.Client]:
+    """A client for CAM_C's own API, with its token."""
+    token = (fleet.root / "CAM_C" / "api_token").read_text().strip()
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{fleet.agents['CAM_C'].port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ) as client:
+        yield client

@@ -5,26 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from app.demo import stop_all
 from tests.conftest import RunningFleet
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
-    running = RunningFleet(root=tmp_path_factory.mktemp("surface"))
-    try:
-        running.start_coordinator()
-        running.start_agent("CAM_C", "centre")
-        running.wait_online(1)
-        yield running
-    finally:
-        stop_all(running.children())
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +20,6 @@ def recorded(fleet: RunningFleet) -> dict[str, Any]:
         session = c.post("/api/v1/sessions", json={"name": "surface", "lead_ms": 200}).json()
         time.sleep(1.2)
         return dict(c.post(f"/api/v1/sessions/{session['session_id']}/stop").json())
-
-
-@pytest.fixture(scope="module")
-def agent(fleet: RunningFleet) -> Iterator[httpx.Client]:
-    token = (fleet.root / "CAM_C" / "api_token").read_text().strip()
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{fleet.agents['CAM_C'].port}",
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:
-        yield client
 
 
 def promtool_check(text: str) -> None:

@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from app.demo import stop_all
 from tests.conftest import RunningFleet
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
-    running = RunningFleet(root=tmp_path_factory.mktemp("bad-input"))
-    try:
-        running.start_coordinator()
-        running.start_agent("CAM_C", "centre")
-        running.wait_online(1)
-        yield running
-    finally:
-        stop_all(running.children())
-
-
-@pytest.fixture(scope="module")
-def agent(fleet: RunningFleet) -> Iterator[httpx.Client]:
-    child = fleet.agents["CAM_C"]
-    token = (fleet.root / "CAM_C" / "api_token").read_text().strip()
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{child.port}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    ) as client:
-        yield client
 
 
 def detail(resp: httpx.Response) -> str:

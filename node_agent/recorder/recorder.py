@@ -104,8 +104,10 @@ class RecordingJob:
 
     def _capture(self, syncer: threading.Thread) -> None:
         period_ns = 1e9 / self.camera.fps
-        t0 = time.time_ns()
-        self.first_frame_ns = t0
+        # Frames are paced on the monotonic clock (a chrony step must not stall or rush
+        # them) and stamped on the wall clock that the start was scheduled on.
+        t0_wall, t0 = time.time_ns(), time.monotonic_ns()
+        self.first_frame_ns = t0_wall
         self.clock_at_start = self.clock.latest
         self.started_event.set()
         syncer.start()
@@ -113,17 +115,18 @@ class RecordingJob:
         window_start, window_frames = t0, 0
         while True:
             slot_ns = t0 + round(index * period_ns)
-            now = time.time_ns()
+            now = time.monotonic_ns()
             if now < slot_ns and self.stop_event.wait((slot_ns - now) / 1e9):
                 break
             if self.stop_event.is_set():
                 break
-            frame = self.backend.read(index, slot_ns)
+            capture_ns = t0_wall + (slot_ns - t0)
+            frame = self.backend.read(index, capture_ns)
             self.writer.write(frame, index)
             self.frames += 1
-            self.last_frame_ns = slot_ns
+            self.last_frame_ns = capture_ns
             window_frames += 1
-            now = time.time_ns()
+            now = time.monotonic_ns()
             if now - window_start >= 1_000_000_000:
                 self.encode_fps = round(window_frames * 1e9 / (now - window_start), 2)
                 window_start, window_frames = now, 0
