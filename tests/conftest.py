@@ -85,6 +85,7 @@ class RunningFleet:
             | TEST_CAMERA
             | extra
         )
+        env = {k: v for k, v in env.items() if v != ""}  # "" means: leave the setting out
         child = spawn(cam_id, "agent", port, env, self.root / f"{cam_id}.log")
         wait_healthy([child])
         self.agents[cam_id] = child

@@ -138,3 +138,33 @@ def test_recordings_survive_a_coordinator_restart(three_cameras: RunningFleet) -
     assert len([n for n in result["nodes"] if n["sha256"]]) == 3
     for node in result["nodes"]:
         check_recording(fleet, node, min_duration_s=2.9)
+
+
+def test_a_restarted_node_keeps_its_identity_at_a_new_address(three_cameras: RunningFleet) -> None:
+    fleet = three_cameras
+    old = fleet.agents["CAM_L"]
+    fleet.kill(old, signal.SIGTERM)
+    # Same data folder, no node_id in the environment: the id kept on disk is used.
+    node_id = fleet.root / "CAM_L" / "node_id"
+    assert not node_id.exists()  # the tests set CAMFLEET_NODE_ID; now let the agent make one
+    new = fleet.start_agent("CAM_L", "left", CAMFLEET_NODE_ID="")
+    made = node_id.read_text().strip()
+    fleet.kill(new, signal.SIGTERM)
+    again = fleet.start_agent("CAM_L", "left", CAMFLEET_NODE_ID="")
+    assert node_id.read_text().strip() == made
+    assert again.port != old.port
+    with fleet.client() as c:
+        deadline = time.monotonic() + 10
+        while True:
+            nodes = {n["node_id"]: n for n in c.get("/api/v1/nodes").json()["nodes"]}
+            if made in nodes and nodes[made]["online"]:
+                break
+            assert time.monotonic() < deadline, nodes
+            time.sleep(0.1)
+        assert nodes[made]["address"] == f"127.0.0.1:{again.port}"
+        assert len(nodes) == 4  # cam-l (the configured id, now offline) and the made one
+        session = c.post("/api/v1/sessions", json={"node_ids": [made], "lead_ms": 200}).json()
+        assert [n["start"]["ok"] for n in session["nodes"]] == [True]
+        time.sleep(0.5)
+        stopped = c.post(f"/api/v1/sessions/{session['session_id']}/stop").json()
+    assert stopped["nodes"][0]["frame_count"] > 0

@@ -1,0 +1,50 @@
+"""`make bench` works: a --quick run writes all three sections with figures in ms."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "bench.md"
+    log = tmp_path / "bench.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+            cwd=REPO_ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            code = proc.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)  # the bench stops its agents on SIGTERM
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            pytest.fail(f"bench --quick took over 180 s:\n{log.read_text(errors='replace')}")
+    printed = log.read_text(errors="replace")
+    assert code == 0, printed
+    text = out.read_text()
+    for heading in ("## 1. Start skew", "## 2. Fan-out", "## 3. Checksum at stop"):
+        assert heading in text, f"{heading!r} missing from:\n{text}"
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
+    assert len(sections) == 3
+    for section in sections:
+        assert re.search(r"\d+\.\d+ ms", section), f"no figure in ms in:\n{section}"
+    assert "nproc" in text and "Python" in text
+    assert "**met**" in text or "**missed**" in text
+    assert "DIFFERS" not in printed and "| NO |" not in text  # the sha256 is the file's
+    assert not list(tmp_path.glob(".bench.md.tmp-*"))  # the atomic write left no temp file
