@@ -1,0 +1,338 @@
+"""Shared bench helpers: child processes, ports, statistics, a raw HTTP/1.1 client, the host."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import datetime as dt
+import json
+import math
+import os
+import platform
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.demo import Child, clean_env, stop_all
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+# A path that is never an executable: agents then report "no clock" instead of polling chrony.
+NO_CHRONYC = "/nonexistent/camfleet-bench/chronyc"
+
+_PR_SET_PDEATHSIG = 1
+
+
+class BenchError(Exception):
+    """A benchmark could not be run (a process died, a node refused a command)."""
+
+
+# -- child processes --------------------------------------------------------------------------
+
+
+class Children:
+    """Every child the bench started; ``stop`` ends them all (SIGTERM, then SIGKILL)."""
+
+    def __init__(self) -> None:
+        self.items: list[Child] = []
+
+    def add(self, child: Child) -> Child:
+        self.items.append(child)
+        return child
+
+    def stop(self, children: Sequence[Child] | None = None, timeout_s: float = 20.0) -> None:
+        """Stop ``children`` (default: all still listed) and forget them."""
+        targets = list(self.items if children is None else children)
+        try:
+            stop_all(targets, timeout_s=timeout_s)
+        finally:
+            for child in targets:
+                if child.proc.poll() is None:  # stop_all raised half-way: be blunt
+                    with contextlib.suppress(ProcessLookupError):
+                        child.proc.kill()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.proc.wait(5)
+                if child in self.items:
+                    self.items.remove(child)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the bench process dies (Linux only)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def spawn_process(name: str, argv: list[str], env: dict[str, str], log: Path, port: int) -> Child:
+    """Start ``python <argv>`` in its own session, logging to ``log``, like app.demo.spawn.
+
+    Unlike ``app.demo.spawn`` the child also gets SIGTERM if the bench itself is killed,
+    so a crashed or interrupted bench leaves no agents behind.
+    """
+    full = clean_env() | env
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, *argv],
+            env=full,
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # no threads run at this point
+        )
+    return Child(name, proc, port)
+
+
+def spawn_agent(name: str, port: int, env: dict[str, str], log: Path) -> Child:
+    """``python -m app.cli agent`` on 127.0.0.1:``port`` (what app.demo.spawn runs)."""
+    full = env | {"CAMFLEET_HOST": LOOPBACK, "CAMFLEET_PORT": str(port)}
+    return spawn_process(
+        name, ["-m", "app.cli", "agent", "--log-level", "warning"], full, log, port
+    )
+
+
+def log_tail(path: Path, chars: int = 2000) -> str:
+    """The end of a child's log, for error messages."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+# -- ports ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def free_port_range(count: int, avoid: set[int] | None = None) -> int:
+    """The first of ``count`` consecutive free ports, below the ephemeral range."""
+    avoid = avoid or set()
+    for _ in range(200):
+        base = random.randint(10000, 32000 - count)
+        if any(p in avoid for p in range(base, base + count)):
+            continue
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind((LOOPBACK, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise BenchError(f"no range of {count} free ports found")
+
+
+# -- identifiers ------------------------------------------------------------------------------
+
+
+def session_id(prefix: str) -> str:
+    """A fresh session id: letters, digits and dashes only (no underscores)."""
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def command_id(session: str, verb: str, node_id: str) -> str:
+    """A command id unique to one session, verb and node."""
+    return f"{session}:{verb}:{node_id}"
+
+
+# -- statistics -------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least p % of the values <= it."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (mean of the middle two for an even count)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid]
+    return (ordered[mid - 1] + ordered[mid]) / 2
+
+
+# -- machine and output -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the figures were measured on."""
+
+    nproc: int
+    cpu_model: str
+    python: str
+    platform: str
+    date_utc: str
+
+
+def cpu_model() -> str:
+    """The CPU's 'model name' from /proc/cpuinfo (or what the platform says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> Machine:
+    """Facts about this machine and interpreter, and the date."""
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:
+        nproc = os.cpu_count() or 1
+    return Machine(
+        nproc=nproc,
+        cpu_model=cpu_model(),
+        python=f"{platform.python_implementation()} {platform.python_version()}",
+        platform=f"{platform.system()} {platform.release()} {platform.machine()}",
+        date_utc=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder, fsync, os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def ms(value_ns_or_s: float, *, unit: str = "s", digits: int = 1) -> str:
+    """Format a duration as '12.3 ms' from seconds (unit='s') or nanoseconds (unit='ns')."""
+    if math.isnan(value_ns_or_s):
+        return "n/a"
+    value = value_ns_or_s * 1e3 if unit == "s" else value_ns_or_s / 1e6
+    return f"{value:.{digits}f} ms"
+
+
+def yes_no(met: bool) -> str:
+    """How a target check reads in the tables."""
+    return "**met**" if met else "**missed**"
+
+
+# -- a minimal HTTP/1.1 client on raw asyncio streams -----------------------------------------
+
+
+class RawConnection:
+    """One persistent keep-alive connection to one node; one request at a time."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host = host
+        self.port = port
+        self.token = token
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def request(
+        self, method: str, path: str, body: object | None = None
+    ) -> tuple[int, bytes]:
+        """Send one request and read the whole response (status line, headers, body)."""
+        if self.reader is None or self.writer is None:
+            await self.open()
+        assert self.reader is not None and self.writer is not None
+        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\n"
+            f"Host: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {self.token}\r\n"
+            "Accept: application/json\r\n"
+        )
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        self.writer.write(head.encode("latin-1") + b"\r\n" + payload)
+        await self.writer.drain()
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+            elif name.strip().lower() == "transfer-encoding":
+                raise BenchError("the raw client reads Content-Length bodies only")
+        return status, await self.reader.readexactly(length)
+
+    async def aclose(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+async def wait_listening(
+    ports: Sequence[int], children: Sequence[Child], logs: Sequence[Path], timeout_s: float
+) -> None:
+    """Wait until ``GET /health`` answers 200 on every port; fail fast if a child exits."""
+    deadline = time.monotonic() + timeout_s
+    pending = set(ports)
+
+    async def healthy(port: int) -> bool:
+        conn = RawConnection(LOOPBACK, port, "")
+        try:
+            async with asyncio.timeout(2):
+                status, _ = await conn.request("GET", "/health")
+            return status == 200
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+            return False
+        finally:
+            await conn.aclose()
+
+    while pending:
+        for child, log in zip(children, logs, strict=True):
+            if child.proc.poll() is not None:
+                raise BenchError(
+                    f"{child.name} exited with code {child.proc.returncode}:\n{log_tail(log)}"
+                )
+        polled = sorted(pending)
+        ready = await asyncio.gather(*(healthy(p) for p in polled))
+        pending -= {p for p, ok in zip(polled, ready, strict=True) if ok}
+        if pending and time.monotonic() > deadline:
+            raise BenchError(f"{len(pending)} agents not healthy after {timeout_s:g} s")
+        if pending:
+            await asyncio.sleep(0.2)

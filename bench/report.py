@@ -1,0 +1,236 @@
+"""docs/benchmarks.md: the machine, how each figure was measured, the figures beside targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.checksum import ChecksumResult
+from bench.common import Machine, median, ms, percentile, yes_no
+from bench.fanout import FanoutResult
+from bench.skew import RUN_AFTER_START_S, SkewResult
+
+SKEW_TARGET_MS = 1.0
+FANOUT_RATIO_TARGET = 2.0
+GROWTH_TOLERANCE = 1.10  # per-node cost may rise 10 % (noise) and still count as linear
+STOP_TARGET_MS = 100.0
+FLAT_TOLERANCE_MS = 25.0
+
+
+@dataclass
+class Plan:
+    """The sizes this run used (full or --quick)."""
+
+    quick: bool
+    skew_sizes: list[int]
+    skew_trials: int
+    skew_leads_ms: dict[int, int]
+    fanout_sizes: list[int]
+    fanout_rounds: int
+    checksum_lengths_s: list[float]
+    checksum_width: int
+    checksum_height: int
+    checksum_fps: float
+
+
+def _skew_section(plan: Plan, results: list[SkewResult], nproc: int) -> list[str]:
+    leads = ", ".join(f"{ms_} ms for N = {n}" for n, ms_ in plan.skew_leads_ms.items())
+    lines = [
+        "## 1. Start skew",
+        "",
+        "How measured: N agents, each its own process (`python -m app.cli agent`, synthetic "
+        "camera 160x120 @ 30 fps, no coordinator, chronyc absent), all on this machine so they "
+        "share one clock. One `AgentClient.fan_out` sends a `StartRequest` to every agent: "
+        "mode *now* without `start_at_ns` (each agent starts when the request arrives), mode "
+        f"*scheduled* with `start_at_ns` = now + lead ({leads}). {RUN_AFTER_START_S:g} s after "
+        "the start instant a `StopRequest` goes to every agent, and the spread is "
+        "max - min of `manifest.first_frame_ns` over the N agents. One trial = one new session; "
+        f"{plan.skew_trials} trials per row, the two modes alternating, after one unmeasured "
+        "warm-up trial (the first start after launch loads the encoder in every agent; its arm "
+        "time is given below the table). Percentiles are "
+        "nearest-rank (with 20 trials, p99 = max). Lateness = `first_frame_ns - start_at_ns` over "
+        "every agent of every trial. Arm time = from the first start sent until the last start "
+        "answer came back (the lead must cover it); margin = `start_at_ns` minus that moment.",
+        "",
+        "| N | mode | trials | spread p50 | spread p99 | spread max | lateness p99 (max) "
+        "| arm time median (max) | min margin | target | met? |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        arm = f"{ms(median(r.arm_s))} ({ms(max(r.arm_s))})"
+        if r.mode == "scheduled":
+            late = f"{r.lateness_p99_ms:.3f} ms ({r.lateness_max_ms:.3f} ms)"
+            margin = ms(min(r.margin_ns), unit="ns")
+            target = f"spread p99 ≤ {SKEW_TARGET_MS:g} ms"
+            met = yes_no(r.spread_ms(99) <= SKEW_TARGET_MS and r.late_arms == 0)
+        else:
+            late, margin, target, met = "-", "-", "(no target; for comparison)", "-"
+        lines.append(
+            f"| {r.n}{' †' if r.n > nproc else ''} | {r.mode} | {r.trials} | {r.spread_ms(50):.3f} ms | {r.spread_ms(99):.3f} ms "
+            f"| {r.spread_ms(100):.3f} ms | {late} | {arm} | {margin} | {target} | {met} |"
+        )
+    late_total = sum(r.late_arms for r in results)
+    lines += [
+        "",
+        f"Starts that arrived after their `start_at_ns` (lead too short): {late_total}. "
+        "Arm time of the first start after the agents launched (warm-up trial, mode now): "
+        + ", ".join(
+            f"{ms(r.first_arm_s)} for N = {r.n}" for r in results if r.first_arm_s is not None
+        )
+        + ".",
+        "",
+    ]
+    if any(r.n > nproc for r in results):
+        lines += [
+            f"† More agents than this machine has CPUs (nproc = {nproc}). At the start instant "
+            "the agents then take turns on the CPUs: the scheduled wait ends in a spin that calls "
+            "`sched_yield`, and the agents that already started are encoding their first "
+            "frames. Lateness then grows by tens of µs per agent in start order, with occasional "
+            "jumps of several ms (most likely a spinning agent losing a whole scheduler slice to "
+            "an encoding one). These rows measure this machine's CPU contention as much as the "
+            "agent; a fleet runs one agent per Pi. "
+            + (
+                f"The N = {nproc} row (one agent per CPU) is the control."
+                if any(r.n <= nproc for r in results)
+                else ""
+            ),
+            "",
+        ]
+    return lines
+
+
+def _fanout_section(plan: Plan, results: list[FanoutResult]) -> list[str]:
+    lines = [
+        "## 2. Fan-out",
+        "",
+        "How measured: N agent apps (the real `node_agent.main.create_app`, 160x120 camera) "
+        "served by `python -m bench.agent_host`, several apps per process, each app its own "
+        "`uvicorn.Server` and port; the apps are spread over at most 4 host processes. Both "
+        "clients first warm one keep-alive connection per agent (one status call each), then "
+        "each runs one unmeasured start + cancel round (the first start after launch loads the "
+        f"encoder in every host process). Then {plan.fanout_rounds} measured rounds, alternating which client goes first; in each, each client "
+        "sends one `StartRequest` (`start_at_ns` = now + 60 s, so nothing records) to every "
+        "agent and the time from the first send until every agent has answered is taken; after "
+        "each start a stop to every agent cancels it (state *cancelled*), so every start uses a "
+        "new session. *Ours* is `AgentClient.fan_out(nodes, lambda a: client.start(a, req))` "
+        "(keep-alive pool, pydantic bodies in and out). *Raw* is a minimal client in the bench: "
+        "one persistent `asyncio.open_connection` per agent, a hand-written POST with a JSON "
+        "body and Content-Length, reading the status line, headers and Content-Length body "
+        "(no parsing of the JSON). Per node = median / N. The time is dominated by the agents "
+        "arming (opening camera and encoder) on the 4 host processes, which both clients pay "
+        "alike.",
+        "",
+        "| N | host processes | rounds | ours median | ours p90 | raw median | raw p90 "
+        f"| ours / raw | target ≤ {FANOUT_RATIO_TARGET:g}x | ours per node | raw per node |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.n} | {r.hosts} | {r.rounds} | {ms(median(r.ours_s))} "
+            f"| {ms(percentile(r.ours_s, 90))} | {ms(median(r.raw_s))} "
+            f"| {ms(percentile(r.raw_s, 90))} | {r.ratio:.2f}x "
+            f"| {yes_no(r.ratio <= FANOUT_RATIO_TARGET)} | {r.per_node_us('ours'):.0f} µs "
+            f"| {r.per_node_us('raw'):.0f} µs |"
+        )
+    lines.append("")
+    if len(results) >= 2:
+        first = results[0]
+        steps = " → ".join(f"{r.per_node_us('ours'):.0f} µs (N = {r.n})" for r in results)
+        worst = max(r.per_node_us("ours") / first.per_node_us("ours") for r in results[1:])
+        met = worst <= GROWTH_TOLERANCE
+        raw_steps = " → ".join(f"{r.per_node_us('raw'):.0f} µs" for r in results)
+        lines += [
+            f"Per-node cost growth, ours: {steps}; largest per-node cost relative to N = "
+            f"{first.n}: {worst:.2f}x. Target: no worse than linear, i.e. the per-node cost does "
+            f"not grow with N (allowing {100 * (GROWTH_TOLERANCE - 1):.0f} % for noise): "
+            f"{yes_no(met)}. (Raw: {raw_steps}.)",
+            "",
+        ]
+    else:
+        lines += [
+            "Per-node cost growth: needs at least two sizes (this run had one): not assessed.",
+            "",
+        ]
+    return lines
+
+
+def _checksum_section(plan: Plan, results: list[ChecksumResult]) -> list[str]:
+    lines = [
+        "## 3. Checksum at stop",
+        "",
+        f"How measured: one agent process, synthetic camera {plan.checksum_width}x"
+        f"{plan.checksum_height} @ {plan.checksum_fps:g} fps, H.264 at the default bitrate. "
+        "A recording is started (now), runs for the stated length, and then a `StopRequest` is "
+        "sent over a warm keep-alive connection; stop-to-manifest is the time from sending the "
+        "stop until its answer (which carries the manifest with the file's SHA-256) has arrived. "
+        "For comparison `sha256sum <file>` is then run twice on the same file as a subprocess; "
+        "the table shows the second run (warm page cache, as the file was just written), the "
+        "first in brackets. The SHA-256 printed by `sha256sum` is compared with the manifest's.",
+        "",
+        "| recording | size | frames (dropped) | stop-to-manifest | sha256sum 2nd run (1st) "
+        f"| stop / sha256sum | sha256 matches | target < {STOP_TARGET_MS:g} ms | met? |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        m = r.manifest
+        lines.append(
+            f"| {r.seconds:g} s | {m.size_bytes / 1e6:.1f} MB | {m.frame_count} "
+            f"({m.dropped_frames}) | {ms(r.stop_s)} | {ms(r.sha256sum_second_s)} "
+            f"({ms(r.sha256sum_first_s)}) | {r.ratio:.2f} | {'yes' if r.sha256_matches else 'NO'} "
+            f"| < {STOP_TARGET_MS:g} ms | {yes_no(r.stop_s * 1e3 < STOP_TARGET_MS)} |"
+        )
+    lines.append("")
+    if len(results) >= 2:
+        short, long = results[0], results[-1]
+        delta_ms = (long.stop_s - short.stop_s) * 1e3
+        flat = delta_ms <= FLAT_TOLERANCE_MS
+        under = all(r.stop_s * 1e3 < STOP_TARGET_MS for r in results)
+        lines += [
+            f"Flat: the {long.seconds:g} s recording's stop took {delta_ms:+.1f} ms compared with "
+            f"the {short.seconds:g} s one (flat = no more than {FLAT_TOLERANCE_MS:g} ms more, "
+            f"while hashing the longer file again would add about "
+            f"{(long.sha256sum_second_s - short.sha256sum_second_s) * 1e3:.0f} ms): "
+            f"{yes_no(flat)}. Target (flat and under {STOP_TARGET_MS:g} ms whatever the length): "
+            f"{yes_no(flat and under)}.",
+            "",
+        ]
+    return lines
+
+
+def render(
+    machine: Machine,
+    plan: Plan,
+    skew: list[SkewResult],
+    fanout: list[FanoutResult],
+    checksum: list[ChecksumResult],
+    section_s: dict[str, float],
+    total_s: float,
+) -> str:
+    """The whole markdown document."""
+    run = (
+        "`python -m bench.run --quick` (tiny sizes: a smoke run)"
+        if plan.quick
+        else ("`make bench` (`python -m bench.run`)")
+    )
+    timings = ", ".join(f"{name} {secs:.0f} s" for name, secs in section_s.items())
+    lines = [
+        "# camfleet benchmarks",
+        "",
+        f"Written by {run}. These are the figures of one run on the machine below, everything "
+        "on 127.0.0.1; they are reported, not asserted: each stands beside its target with "
+        "whether this run met it. Agents, the bench's clients and any other load share the "
+        "same CPUs, so a small machine measures its own contention as well.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        f"| CPU | {machine.cpu_model} |",
+        f"| nproc | {machine.nproc} |",
+        f"| Python | {machine.python} |",
+        f"| OS | {machine.platform} |",
+        f"| date | {machine.date_utc} |",
+        f"| run time | {total_s:.0f} s ({timings}) |",
+        "",
+    ]
+    lines += _skew_section(plan, skew, machine.nproc)
+    lines += _fanout_section(plan, fanout)
+    lines += _checksum_section(plan, checksum)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,125 @@
+"""``python -m bench.run [--quick] [--out PATH]``: run the three benchmarks, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+from bench.checksum import ChecksumResult, run_checksum
+from bench.common import BenchError, Children, atomic_write_text, machine
+from bench.fanout import FanoutResult, run_fanout
+from bench.report import Plan, render
+from bench.skew import SkewResult, run_skew
+
+FULL = Plan(
+    quick=False,
+    skew_sizes=[3, 20],
+    skew_trials=20,
+    skew_leads_ms={3: 500, 20: 1500},
+    fanout_sizes=[50, 100, 200],
+    fanout_rounds=15,
+    checksum_lengths_s=[10, 60],
+    checksum_width=1280,
+    checksum_height=720,
+    checksum_fps=30,
+)
+QUICK = Plan(
+    quick=True,
+    skew_sizes=[3],
+    skew_trials=2,
+    skew_leads_ms={3: 500},
+    fanout_sizes=[5],
+    fanout_rounds=3,
+    checksum_lengths_s=[1, 2],
+    checksum_width=320,
+    checksum_height=240,
+    checksum_fps=30,
+)
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    # Unwind through the finally blocks, which stop every child process.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("docs/benchmarks.md"), help="where to write the report"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the agents' data and logs (kept on failure)"
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    here = machine()
+    if not plan.quick and 2 <= here.nproc < min(plan.skew_sizes):
+        # A control row with one agent per CPU: on a small machine N = 3 already
+        # oversubscribes the CPUs, and the control shows what the wait itself does.
+        plan = replace(
+            plan,
+            skew_sizes=[here.nproc, *plan.skew_sizes],
+            skew_leads_ms={here.nproc: 500, **plan.skew_leads_ms},
+        )
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    root = Path(tempfile.mkdtemp(prefix="camfleet-bench-"))
+    children = Children()
+    section_s: dict[str, float] = {}
+    t_start = time.monotonic()
+    ok = False
+    try:
+        print(f"camfleet bench ({'quick' if plan.quick else 'full'}); work dir {root}", flush=True)
+
+        print("1. start skew", flush=True)
+        t0 = time.monotonic()
+        skew: list[SkewResult] = run_skew(
+            root, children, plan.skew_sizes, plan.skew_trials, plan.skew_leads_ms
+        )
+        section_s["start skew"] = time.monotonic() - t0
+
+        print("2. fan-out", flush=True)
+        t0 = time.monotonic()
+        fanout: list[FanoutResult] = run_fanout(
+            root, children, plan.fanout_sizes, plan.fanout_rounds
+        )
+        section_s["fan-out"] = time.monotonic() - t0
+
+        print("3. checksum at stop", flush=True)
+        t0 = time.monotonic()
+        checksum: list[ChecksumResult] = run_checksum(
+            root,
+            children,
+            plan.checksum_lengths_s,
+            plan.checksum_width,
+            plan.checksum_height,
+            plan.checksum_fps,
+        )
+        section_s["checksum"] = time.monotonic() - t0
+
+        total_s = time.monotonic() - t_start
+        text = render(here, plan, skew, fanout, checksum, section_s, total_s)
+        atomic_write_text(args.out, text)
+        print(f"\n{text}\nwritten to {args.out} in {total_s:.0f} s", flush=True)
+        ok = True
+    except BenchError as err:
+        print(f"camfleet bench failed: {err}", file=sys.stderr)
+    finally:
+        children.stop()
+        if ok and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"agent data and logs kept in {root}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
