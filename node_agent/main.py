@@ -18,7 +18,9 @@ from node_agent import __version__
 from node_agent.errors import AgentError
 from node_agent.http import check_bearer, install_error_handlers
 from node_agent.link import CoordinatorLink, hostname
+from node_agent.recorder.backends import CameraError
 from node_agent.recorder.recorder import Identity, Recorder
+from node_agent.recorder.writer import EncoderUnavailable
 from node_agent.schemas import JoinRequest, NodeStatus
 from node_agent.settings import AgentSettings, resolve_identity
 from node_agent.telemetry.clock import ClockMonitor
@@ -107,6 +109,13 @@ def create_app(settings: AgentSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ctx.clock.read_once()
         ctx.clock.start()
+        try:
+            encoder = await asyncio.to_thread(ctx.recorder.warm_up)
+            log.info("camera and %s encoder ready", encoder)
+        except (CameraError, EncoderUnavailable) as err:
+            # Not fatal: status shows it, and a start will refuse with the same reason.
+            ctx.recorder.last_error = str(err)
+            log.error("camera or encoder not ready: %s", err)
         if ctx.link:
             ctx.link.start()
         log.info("agent %s (%s) ready, pid %d", ctx.node_id, settings.cam_id, os.getpid())

@@ -129,6 +129,9 @@ class Manifest(Wire):
     file_name: str
     scheduled_start_ns: int | None
     first_frame_ns: int
+    realtime_start: bool = Field(
+        default=False, description="The last stretch before the start ran under SCHED_FIFO."
+    )
     last_frame_ns: int
     clock_offset_ns: int | None
     clock_synchronized: bool

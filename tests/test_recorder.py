@@ -157,6 +157,15 @@ def test_h265_is_selectable(tmp_path: Path) -> None:
         assert sum(1 for _ in container.decode(video=0)) == m.frame_count
 
 
+@pytest.mark.parametrize(("codec", "encoder"), [("h264", "libx264"), ("h265", "libx265")])
+def test_warm_up_opens_the_encoder_and_writes_nothing(
+    tmp_path: Path, codec: str, encoder: str
+) -> None:
+    rec = make_recorder(tmp_path, codec=codec)
+    assert rec.warm_up() == encoder
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_shutdown_finishes_the_recording(tmp_path: Path) -> None:
     rec = make_recorder(tmp_path)
     rec.start(StartRequest(session_id="S10", command_id="c1"))

@@ -19,8 +19,8 @@ from node_agent.recorder.manifest import (
     recording_name,
     write_manifest,
 )
-from node_agent.recorder.schedule import wait_until_ns
-from node_agent.recorder.writer import EncoderUnavailable, Mp4Writer
+from node_agent.recorder.schedule import Fired, wait_until_ns
+from node_agent.recorder.writer import EncoderUnavailable, Mp4Writer, warm_up_encoder
 from node_agent.schemas import (
     ClockStatus,
     Manifest,
@@ -74,6 +74,7 @@ class RecordingJob:
     dropped_frames: int = 0
     encode_fps: float = 0.0
     clock_at_start: ClockStatus | None = None
+    realtime_start: bool = False
     manifest: Manifest | None = None
     cancelled: bool = False
     error: str | None = None
@@ -90,10 +91,11 @@ class RecordingJob:
     def _run(self) -> None:
         syncer = threading.Thread(target=self._sync_loop, name="recorder-fsync", daemon=True)
         try:
-            if not wait_until_ns(self.start_at_ns, self.stop_event):
+            fired = wait_until_ns(self.start_at_ns, self.stop_event)
+            if fired is None:
                 self.cancelled = True
                 return
-            self._capture(syncer)
+            self._capture(fired, syncer)
         except Exception as err:  # the camera or encoder failed mid-recording
             log.exception("recording %s failed", self.session_id)
             self.error = f"{type(err).__name__}: {err}"
@@ -102,11 +104,12 @@ class RecordingJob:
             self._finish()
             self.done_event.set()
 
-    def _capture(self, syncer: threading.Thread) -> None:
+    def _capture(self, fired: Fired, syncer: threading.Thread) -> None:
         period_ns = 1e9 / self.camera.fps
         # Frames are paced on the monotonic clock (a chrony step must not stall or rush
         # them) and stamped on the wall clock that the start was scheduled on.
-        t0_wall, t0 = time.time_ns(), time.monotonic_ns()
+        t0_wall, t0 = fired.wall_ns, fired.monotonic_ns
+        self.realtime_start = fired.realtime
         self.first_frame_ns = t0_wall
         self.clock_at_start = self.clock.latest
         self.started_event.set()
@@ -170,6 +173,7 @@ class RecordingJob:
             file_name=self.path.name,
             scheduled_start_ns=self.requested_start_ns,
             first_frame_ns=self.first_frame_ns,
+            realtime_start=self.realtime_start,
             last_frame_ns=last,
             clock_offset_ns=clock.offset_ns,
             clock_synchronized=clock.synchronized,
@@ -286,6 +290,17 @@ class Recorder:
         job.stop_event.set()
         job.done_event.wait(timeout_s)
         return job.manifest
+
+    def warm_up(self) -> str:
+        """Open the camera and the encoder once at start-up (see ``warm_up_encoder``)."""
+        cam = self.camera
+        backend = make_backend(cam.source, cam.width, cam.height)
+        backend.open()
+        try:
+            backend.read(0, time.time_ns())
+        finally:
+            backend.close()
+        return warm_up_encoder(cam.codec, cam.width, cam.height, cam.fps, cam.bitrate_bps)
 
     # -- state ------------------------------------------------------------------------------
 

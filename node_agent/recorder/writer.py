@@ -90,6 +90,40 @@ def fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
+class _NullSink:
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def warm_up_encoder(codec: Codec, width: int, height: int, fps: float, bitrate_bps: int) -> str:
+    """Encode one frame to nowhere, so that the first real start does not pay for loading
+    and initialising the encoder (about 130 ms here; more on a Pi). Returns its name."""
+    container = av.open(
+        _NullSink(), mode="w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}
+    )
+    errors = []
+    try:
+        for name in ENCODERS[codec]:
+            try:
+                stream = container.add_stream(name, rate=fps_fraction(fps))
+                assert isinstance(stream, av.VideoStream)
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                stream.bit_rate = bitrate_bps
+                stream.codec_context.options = dict(ENCODER_OPTIONS.get(name, {}))
+                frame = av.VideoFrame(width, height, "yuv420p")
+                frame.pts = 0
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+                for packet in stream.encode(None):
+                    container.mux(packet)
+                return name
+            except (av.FFmpegError, ValueError) as err:
+                errors.append(f"{name}: {err}")
+        raise EncoderUnavailable(f"no {codec.value} encoder could be opened: {'; '.join(errors)}")
+    finally:
+        container.close()
+
+
 class Mp4Writer:
     """Encodes frames into a fragmented MP4 at ``path``."""
 
