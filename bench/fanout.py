@@ -1,4 +1,10 @@
-"""Benchmark 2, fan-out: one start command to 50-200 agents, our client against raw sockets."""
+"""Benchmark 2, fan-out: one command to 50-200 agents, our client against raw sockets.
+
+Two calls are timed. The headline is a *start* (``POST /api/v1/recording/start``),
+whose time is dominated by every agent arming its camera and encoder. A *status*
+(``GET /api/v1/status``) costs the agents little, so its rounds show what the client
+and its transport themselves cost.
+"""
 
 from __future__ import annotations
 
@@ -27,15 +33,15 @@ from node_agent.schemas import StartRequest, StopRequest
 
 HOSTS = 4  # processes the agent apps are spread over
 START_PATH = "/api/v1/recording/start"
+STATUS_PATH = "/api/v1/status"
 SCHEDULE_AHEAD_NS = 60_000_000_000  # far enough that nothing records before the stop
 
 
 @dataclass
-class FanoutResult:
-    """Every round at one fleet size."""
+class Series:
+    """The rounds of one call at one fleet size, both clients."""
 
     n: int
-    hosts: int
     ours_s: list[float] = field(default_factory=list)
     raw_s: list[float] = field(default_factory=list)
 
@@ -50,6 +56,33 @@ class FanoutResult:
     def per_node_us(self, which: str) -> float:
         values = self.ours_s if which == "ours" else self.raw_s
         return median(values) / self.n * 1e6
+
+    @property
+    def extra_per_node_us(self) -> float:
+        """(ours median - raw median) / N: what our client adds per node."""
+        return (median(self.ours_s) - median(self.raw_s)) / self.n * 1e6
+
+    def summary(self) -> str:
+        return (
+            f"ours median {median(self.ours_s) * 1e3:.1f} ms "
+            f"p90 {percentile(self.ours_s, 90) * 1e3:.1f} ms; raw median "
+            f"{median(self.raw_s) * 1e3:.1f} ms p90 {percentile(self.raw_s, 90) * 1e3:.1f} ms; "
+            f"ratio {self.ratio:.2f}x ({self.rounds} rounds)"
+        )
+
+
+@dataclass
+class FanoutResult:
+    """Every round at one fleet size: the start (headline) and the status rounds."""
+
+    n: int
+    hosts: int
+    start: Series
+    status: Series
+
+    @classmethod
+    def empty(cls, n: int, hosts: int) -> FanoutResult:
+        return cls(n, hosts, Series(n), Series(n))
 
 
 async def _cancel_all(client: AgentClient, nodes: list[NodeAddress], session: str) -> None:
@@ -116,6 +149,26 @@ async def _round_raw(conns: list[RawConnection], nodes: list[NodeAddress], sessi
     return elapsed
 
 
+async def _status_ours(client: AgentClient, nodes: list[NodeAddress]) -> float:
+    t0 = time.perf_counter()
+    calls = await client.fan_out(nodes, client.status)
+    elapsed = time.perf_counter() - t0
+    bad = [c for c in calls if not c.ok]
+    if bad:
+        raise BenchError(f"our client: status failed on {len(bad)} nodes, e.g. {bad[0].error}")
+    return elapsed
+
+
+async def _status_raw(conns: list[RawConnection]) -> float:
+    t0 = time.perf_counter()
+    answers = await asyncio.gather(*(conn.request("GET", STATUS_PATH) for conn in conns))
+    elapsed = time.perf_counter() - t0
+    bad = [(status, body) for status, body in answers if status != 200]
+    if bad:
+        raise BenchError(f"raw client: status failed on {len(bad)} nodes, e.g. {bad[0]!r:.200}")
+    return elapsed
+
+
 async def _measure(nodes: list[NodeAddress], rounds: int, out: FanoutResult) -> None:
     client = AgentClient(timeout_s=60)
     conns = [RawConnection(n.host, n.port, n.api_token) for n in nodes]
@@ -125,7 +178,7 @@ async def _measure(nodes: list[NodeAddress], rounds: int, out: FanoutResult) -> 
             warm = await client.fan_out(nodes, client.status)
             if not all(c.ok for c in warm):
                 raise BenchError(f"status failed: {[c.error for c in warm if not c.ok][:3]}")
-            statuses = await asyncio.gather(*(c.request("GET", "/api/v1/status") for c in conns))
+            statuses = await asyncio.gather(*(c.request("GET", STATUS_PATH) for c in conns))
             if any(status != 200 for status, _ in statuses):
                 raise BenchError("raw client: status failed on some nodes")
             # One unmeasured round per client: the first start after launch loads the
@@ -143,10 +196,23 @@ async def _measure(nodes: list[NodeAddress], rounds: int, out: FanoutResult) -> 
                 session = session_id(f"fo{len(nodes)}-r{r}-{which}")
                 async with asyncio.timeout(120):
                     if which == "ours":
-                        out.ours_s.append(await _round_ours(client, nodes, session))
+                        out.start.ours_s.append(await _round_ours(client, nodes, session))
                     else:
-                        out.raw_s.append(await _round_raw(conns, nodes, session))
+                        out.start.raw_s.append(await _round_raw(conns, nodes, session))
                     await _cancel_all(client, nodes, session)
+        # The cheap call, after every start was cancelled: the same connections, the
+        # same alternation; one unmeasured round each first (first parse, GC state).
+        async with asyncio.timeout(120):
+            await _status_ours(client, nodes)
+            await _status_raw(conns)
+        for r in range(rounds):
+            order = ("ours", "raw") if r % 2 == 0 else ("raw", "ours")
+            for which in order:
+                async with asyncio.timeout(120):
+                    if which == "ours":
+                        out.status.ours_s.append(await _status_ours(client, nodes))
+                    else:
+                        out.status.raw_s.append(await _status_raw(conns))
     finally:
         await client.aclose()
         for conn in conns:
@@ -176,7 +242,7 @@ def run_fanout(root: Path, children: Children, sizes: list[int], rounds: int) ->
                 ports.extend(range(base, base + count))
             asyncio.run(wait_listening(ports, spawned, logs, timeout_s=60 + n / 2))
             nodes = [NodeAddress(f"host-agent-{p}", LOOPBACK, p, token) for p in ports]
-            result = FanoutResult(n, hosts)
+            result = FanoutResult.empty(n, hosts)
             try:
                 asyncio.run(_measure(nodes, rounds, result))
             except (BenchError, TimeoutError) as err:
@@ -185,11 +251,10 @@ def run_fanout(root: Path, children: Children, sizes: list[int], rounds: int) ->
                 ) from err
             out.append(result)
             print(
-                f"  fan-out N={n:<3} ({hosts} hosts): ours median {median(result.ours_s) * 1e3:.1f} ms "
-                f"p90 {percentile(result.ours_s, 90) * 1e3:.1f} ms; raw median "
-                f"{median(result.raw_s) * 1e3:.1f} ms p90 {percentile(result.raw_s, 90) * 1e3:.1f} ms; "
-                f"ratio {result.ratio:.2f}x ({result.rounds} rounds)",
-                flush=True,
+                f"  fan-out N={n:<3} ({hosts} hosts) start:  {result.start.summary()}", flush=True
+            )
+            print(
+                f"  fan-out N={n:<3} ({hosts} hosts) status: {result.status.summary()}", flush=True
             )
         finally:
             children.stop(spawned)

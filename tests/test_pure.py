@@ -111,8 +111,21 @@ def test_backoff_grows_then_caps(attempt: int, cap: float) -> None:
 
 
 def test_overlay_text_renders_every_character() -> None:
-    label = overlay_label(123, 1_700_000_000_123_456_789)
-    assert label == "F000123 22:13:20.123"
+    label = overlay_label(123, 1_700_000_000_123_456_789, "CAM_L")
+    assert label == "CAM_L F000123 22:13:20.123"
     bitmap = render_text(label, 2)
     assert bitmap.shape == (10, len(label) * 4 * 2)
-    assert bitmap.any()
+    # every character but the spaces leaves ink in its own 4-pixel column
+    for i, ch in enumerate(label):
+        assert bitmap[:, i * 8 : i * 8 + 6].any() == (ch != " "), ch
+
+
+def test_cameras_started_together_still_differ() -> None:
+    from node_agent.recorder.backends.synthetic import SyntheticCamera
+
+    t = 1_700_000_000_000_000_000
+    left = SyntheticCamera(64, 48, "CAM_L").read(0, t).to_ndarray()
+    right = SyntheticCamera(64, 48, "CAM_R").read(0, t).to_ndarray()
+    again = SyntheticCamera(64, 48, "CAM_L").read(0, t).to_ndarray()
+    assert (left != right).any()
+    assert (left == again).all()  # deterministic per camera

@@ -77,7 +77,7 @@ def test_first_frame_carries_its_counter_and_capture_time(tmp_path: Path) -> Non
     with av.open(str(tmp_path / m.file_name)) as container:
         first = next(container.decode(video=0)).to_ndarray(format="gray")
     scale = 360 // 90
-    expected = render_text(overlay_label(0, m.first_frame_ns), scale)
+    expected = render_text(overlay_label(0, m.first_frame_ns, "CAM_L"), scale)
     h, w = expected.shape
     seen = first[2 + scale : 2 + scale + h, 2 + scale : 2 + scale + w] > 128
     assert np.mean(seen == expected) > 0.97

@@ -32,6 +32,7 @@ class StatusPoller:
         self.manifest_sync_interval_s = manifest_sync_interval_s
         self.ingest = ingest
         self._task: asyncio.Task[None] | None = None
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     async def poll_node(self, addr: NodeAddress) -> None:
         """Refresh one node's status; collect its manifests when due."""
@@ -50,6 +51,17 @@ class StatusPoller:
                 manifests = [r.manifest for r in listing.value.recordings if r.manifest]
                 if manifests:
                     self.ingest(addr.node_id, manifests)
+
+    def refresh_soon(self, node_ids: list[str]) -> None:
+        """Re-read these nodes' status now, in the background (after a command changed it),
+        so pages do not show the old state until the next sweep."""
+        addrs = [a for n in node_ids if (a := self.state.addresses.get(n)) is not None]
+        task = asyncio.create_task(self._refresh(addrs), name="status-refresh")
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def _refresh(self, addrs: list[NodeAddress]) -> None:
+        await asyncio.gather(*(self.poll_node(a) for a in addrs), return_exceptions=True)
 
     async def poll_all(self) -> None:
         """One sweep over the fleet, all nodes at once."""
@@ -70,7 +82,9 @@ class StatusPoller:
 
     async def stop(self) -> None:
         """Stop polling."""
-        if self._task:
-            self._task.cancel()
+        for task in [self._task, *self._refreshes]:
+            if task is None:
+                continue
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task

@@ -112,6 +112,7 @@ async def start(db: Session, fleet: Fleet, body: SessionCreate) -> SessionPublic
     )
     calls = await fleet.client.fan_out(targets, lambda a: fleet.client.start(a, req))
     _note_calls(fleet, calls, rtt=True)
+    fleet.poller.refresh_soon([c.node_id for c in calls if c.ok])
     session.state = "recording" if any(c.ok for c in calls) else "failed"
     repository.save(
         db, session, *(_record(session.session_id, "start", command_id, c) for c in calls)
@@ -134,6 +135,7 @@ async def stop(db: Session, fleet: Fleet, session_id: str) -> SessionPublic:
             pending, lambda a: fleet.client.stop(a, req, timeout_s=timeout)
         )
         _note_calls(fleet, calls, rtt=False)
+        fleet.poller.refresh_soon([c.node_id for c in calls if c.ok])
         rows = [_record(session_id, "stop", command_id, c) for c in calls]
         for call in calls:
             if call.ok and call.value is not None and call.value.manifest is not None:

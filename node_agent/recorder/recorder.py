@@ -294,7 +294,7 @@ class Recorder:
     def warm_up(self) -> str:
         """Open the camera and the encoder once at start-up (see ``warm_up_encoder``)."""
         cam = self.camera
-        backend = make_backend(cam.source, cam.width, cam.height)
+        backend = make_backend(cam.source, cam.width, cam.height, self.identity.cam_id)
         backend.open()
         try:
             backend.read(0, time.time_ns())
@@ -344,7 +344,7 @@ class Recorder:
         cam = self.camera
         path = self.directory / recording_name(session_id, self.identity.cam_id, start_at_ns)
         try:
-            backend = make_backend(cam.source, cam.width, cam.height)
+            backend = make_backend(cam.source, cam.width, cam.height, self.identity.cam_id)
             backend.open()
         except CameraError as err:
             self.last_error = str(err)

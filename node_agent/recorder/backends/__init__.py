@@ -28,10 +28,10 @@ class CameraBackend(Protocol):
         """Release the camera."""
 
 
-def make_backend(source: str, width: int, height: int) -> CameraBackend:
+def make_backend(source: str, width: int, height: int, camera_id: str = "") -> CameraBackend:
     """The backend named by ``camera.source``."""
     if source == "synthetic":
         from node_agent.recorder.backends.synthetic import SyntheticCamera
 
-        return SyntheticCamera(width, height)
+        return SyntheticCamera(width, height, camera_id)
     raise CameraError(f"unknown camera source {source!r}; this build knows: synthetic")

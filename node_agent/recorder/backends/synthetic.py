@@ -7,6 +7,7 @@ encoding them; the recorder paces and encodes them exactly like real camera fram
 from __future__ import annotations
 
 import time
+import zlib
 
 import av
 import numpy as np
@@ -26,8 +27,35 @@ _GLYPHS = {
     "9": ("111", "101", "111", "001", "111"),
     ":": ("000", "010", "000", "010", "000"),
     ".": ("000", "000", "000", "000", "010"),
-    "F": ("111", "100", "110", "100", "100"),
     " ": ("000", "000", "000", "000", "000"),
+    "-": ("000", "000", "111", "000", "000"),
+    "_": ("000", "000", "000", "000", "111"),
+    "A": ("010", "101", "111", "101", "101"),
+    "B": ("110", "101", "110", "101", "110"),
+    "C": ("011", "100", "100", "100", "011"),
+    "D": ("110", "101", "101", "101", "110"),
+    "E": ("111", "100", "110", "100", "111"),
+    "F": ("111", "100", "110", "100", "100"),
+    "G": ("011", "100", "101", "101", "011"),
+    "H": ("101", "101", "111", "101", "101"),
+    "I": ("111", "010", "010", "010", "111"),
+    "J": ("001", "001", "001", "101", "010"),
+    "K": ("101", "101", "110", "101", "101"),
+    "L": ("100", "100", "100", "100", "111"),
+    "M": ("101", "111", "111", "101", "101"),
+    "N": ("110", "101", "101", "101", "101"),
+    "O": ("010", "101", "101", "101", "010"),
+    "P": ("110", "101", "110", "100", "100"),
+    "Q": ("010", "101", "101", "110", "011"),
+    "R": ("110", "101", "110", "101", "101"),
+    "S": ("011", "100", "010", "001", "110"),
+    "T": ("111", "010", "010", "010", "010"),
+    "U": ("101", "101", "101", "101", "111"),
+    "V": ("101", "101", "101", "101", "010"),
+    "W": ("101", "101", "111", "111", "101"),
+    "X": ("101", "101", "010", "101", "101"),
+    "Y": ("101", "101", "010", "010", "010"),
+    "Z": ("111", "001", "010", "100", "111"),
 }
 _GLYPH_BITS = {
     ch: np.array([[c == "1" for c in row] for row in rows], dtype=bool)
@@ -36,20 +64,21 @@ _GLYPH_BITS = {
 
 
 def render_text(text: str, scale: int) -> npt.NDArray[np.bool_]:
-    """A boolean bitmap of ``text`` (characters from the font above), scaled up."""
+    """A boolean bitmap of ``text``, scaled up; characters outside the font are blanks."""
     cols = []
-    for ch in text:
-        cols.append(_GLYPH_BITS[ch])
+    for ch in text.upper():
+        cols.append(_GLYPH_BITS.get(ch, _GLYPH_BITS[" "]))
         cols.append(np.zeros((5, 1), dtype=bool))
     bitmap = np.hstack(cols) if cols else np.zeros((5, 0), dtype=bool)
     return np.kron(bitmap, np.ones((scale, scale), dtype=bool)).astype(bool)
 
 
-def overlay_label(index: int, capture_ns: int) -> str:
-    """The text burned into a frame: counter and UTC capture time to the millisecond."""
+def overlay_label(index: int, capture_ns: int, camera: str = "") -> str:
+    """The text burned into a frame: camera, counter and UTC capture time to the ms."""
     secs, ns = divmod(capture_ns, 1_000_000_000)
     hms = time.strftime("%H:%M:%S", time.gmtime(secs))
-    return f"F{index:06d} {hms}.{ns // 1_000_000:03d}"
+    prefix = f"{camera} " if camera else ""
+    return f"{prefix}F{index:06d} {hms}.{ns // 1_000_000:03d}"
 
 
 class SyntheticCamera:
@@ -57,9 +86,13 @@ class SyntheticCamera:
 
     name = "synthetic"
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, camera: str = "") -> None:
         self.width = width
         self.height = height
+        self.camera = camera
+        # Each camera's pattern starts at its own phase, so two cameras started at the
+        # same instant do not produce identical files.
+        self._phase = zlib.crc32(camera.encode()) % 256
         self._base: npt.NDArray[np.uint8] | None = None
         self._scale = max(1, height // 90)
 
@@ -76,10 +109,10 @@ class SyntheticCamera:
         w, h = self.width, self.height
         yuv = np.empty((h * 3 // 2, w), dtype=np.uint8)
         y = yuv[:h]
-        np.add(self._base, np.uint8((index * 3) % 256), out=y, casting="unsafe")
+        np.add(self._base, np.uint8((index * 3 + self._phase) % 256), out=y, casting="unsafe")
         bar = (index * 8) % w
         y[:, bar : bar + max(2, w // 40)] = 235
-        label = render_text(overlay_label(index, capture_ns), self._scale)
+        label = render_text(overlay_label(index, capture_ns, self.camera), self._scale)
         lh, lw = label.shape
         lh, lw = min(lh, h - 4), min(lw, w - 4)
         box = y[2 : 2 + lh + 2 * self._scale, 2 : 2 + lw + 2 * self._scale]

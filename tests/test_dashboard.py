@@ -1,0 +1,96 @@
+"""The dashboard in a real headless Chromium: a card per camera, start, stop, an offline node."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import RunningFleet
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 412, "height": 915})  # a phone
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def test_start_and_stop_from_the_dashboard(
+    three_cameras: RunningFleet, page: Page, tmp_path: Path
+) -> None:
+    fleet = three_cameras
+    page.goto(f"{fleet.url}/?token={fleet.operator_token}")
+    cards = page.locator("article.card")
+    expect(cards).to_have_count(3)
+    for cam in ("CAM_L", "CAM_C", "CAM_R"):
+        expect(page.locator("article.card h2", has_text=cam)).to_have_count(1)
+    expect(page.locator("#summary")).to_have_text("3/3 online")
+
+    page.fill("#name", "dashboard kick-off")
+    page.click("#start")
+    expect(page.locator("#banner")).to_contain_text("starts at")
+    expect(page.locator("article.card .pill.recording")).to_have_count(3, timeout=10_000)
+    expect(page.locator("#stop")).to_be_enabled()
+    page.wait_for_timeout(1500)
+    page.click("#stop")
+    expect(page.locator("#banner")).to_contain_text("start skew")
+    expect(page.locator("#recordings tr")).to_have_count(3, timeout=10_000)
+    expect(page.locator("#sessions tr").first).to_contain_text("dashboard kick-off")
+    expect(page.locator("#sessions tr").first).to_contain_text("stopped")
+    expect(page.locator("article.card .pill.idle")).to_have_count(3, timeout=5_000)
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+
+def test_an_unreachable_camera_is_marked_on_its_card(
+    three_cameras: RunningFleet, page: Page
+) -> None:
+    fleet = three_cameras
+    page.goto(f"{fleet.url}/?token={fleet.operator_token}")
+    expect(page.locator("article.card")).to_have_count(3)
+    fleet.kill(fleet.agents["CAM_R"])
+    offline = page.locator("article.card.offline")
+    expect(offline).to_have_count(1, timeout=10_000)  # offline after 3 s without contact
+    expect(offline).to_contain_text("CAM_R")
+    expect(offline.locator(".pill")).to_have_text("offline")
+    expect(page.locator("#summary")).to_have_text("2/3 online")
+
+
+def test_a_wrong_token_gets_the_sign_in_form(fleet: RunningFleet, page: Page) -> None:
+    resp = page.goto(f"{fleet.url}/?token=not-the-token-at-all")
+    assert resp is not None and resp.status == 401
+    expect(page.locator("body")).to_contain_text("That token is not valid")
+    page.fill("input[name=token]", fleet.operator_token)
+    page.click("button[type=submit]")
+    expect(page.locator("article.card")).to_have_count(1)
