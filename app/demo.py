@@ -131,6 +131,7 @@ def run(port: int, data_dir: str, width: int, height: int, fps: float) -> int:
                     "CAMFLEET_FLEET_TOKEN": fleet_token,
                     "CAMFLEET_HEARTBEAT_INTERVAL_S": "2",
                     "CAMFLEET_JOIN_BACKOFF_MAX_S": "5",
+                    "CAMFLEET_CAMERA__SOURCE": "synthetic",
                     "CAMFLEET_CAMERA__WIDTH": str(width),
                     "CAMFLEET_CAMERA__HEIGHT": str(height),
                     "CAMFLEET_CAMERA__FPS": str(fps),

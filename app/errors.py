@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from node_agent.errors import CamfleetError
 
-__all__ = ["BadInput", "CamfleetError", "FleetEmpty", "NodeNotFound", "SessionNotFound"]
+__all__ = [
+    "BadInput",
+    "CamfleetError",
+    "FleetEmpty",
+    "NodeBusy",
+    "NodeNotFound",
+    "NodeUnreachable",
+    "SessionNotFound",
+]
 
 
 class NodeNotFound(CamfleetError):
@@ -33,3 +41,17 @@ class BadInput(CamfleetError):
 
     status_code = 422
     code = "invalid_request"
+
+
+class NodeBusy(CamfleetError):
+    """The node refused because its camera is busy."""
+
+    status_code = 409
+    code = "node_busy"
+
+
+class NodeUnreachable(CamfleetError):
+    """The node did not answer (or answered with an error) when it was asked directly."""
+
+    status_code = 502
+    code = "node_unreachable"

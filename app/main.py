@@ -19,8 +19,10 @@ from app.metrics import FleetCollector
 from app.nodes import routes as node_routes
 from app.nodes import service as node_service
 from app.recordings import routes as recording_routes
+from app.selftest import routes as selftest_routes
 from app.sessions import routes as session_routes
 from app.settings import CoordinatorSettings
+from app.timelapse import routes as timelapse_routes
 from app.web import routes as web_routes
 from node_agent.http import AUTH_RESPONSES, install_error_handlers
 from node_agent.schemas import Wire
@@ -86,5 +88,7 @@ def create_app(settings: CoordinatorSettings) -> FastAPI:
     app.include_router(node_routes.router)
     app.include_router(session_routes.router)
     app.include_router(recording_routes.router)
+    app.include_router(selftest_routes.router)
+    app.include_router(timelapse_routes.router)
     app.include_router(web_routes.router)
     return app

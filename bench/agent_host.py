@@ -58,7 +58,7 @@ def agent_settings(
         api_token=SecretStr(token),
         chronyc_path=NO_CHRONYC,
         clock_poll_interval_s=3600,
-        camera=CameraSettings(width=width, height=height, fps=fps),
+        camera=CameraSettings(source="synthetic", width=width, height=height, fps=fps),
     )
 
 

@@ -86,6 +86,7 @@ def run_checksum(
         "CAMFLEET_DATA_DIR": str(base / "CAM_01"),
         "CAMFLEET_CHRONYC_PATH": NO_CHRONYC,
         "CAMFLEET_CLOCK_POLL_INTERVAL_S": "3600",
+        "CAMFLEET_CAMERA__SOURCE": "synthetic",
         "CAMFLEET_CAMERA__WIDTH": str(width),
         "CAMFLEET_CAMERA__HEIGHT": str(height),
         "CAMFLEET_CAMERA__FPS": f"{fps:g}",

@@ -1,4 +1,4 @@
-"""``python -m bench.run [--quick] [--out PATH]``: run the three benchmarks, write the report."""
+"""``python -m bench.run [--quick] [--out PATH]``: run the four benchmarks, write the report."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from bench.common import BenchError, Children, atomic_write_text, machine
 from bench.fanout import FanoutResult, run_fanout
 from bench.report import Plan, render
 from bench.skew import SkewResult, run_skew
+from bench.timelapse import TimelapseResult, run_timelapse
 
 FULL = Plan(
     quick=False,
@@ -29,6 +30,10 @@ FULL = Plan(
     checksum_width=1280,
     checksum_height=720,
     checksum_fps=30,
+    timelapse_slots=600,
+    timelapse_interval_s=0.1,
+    timelapse_width=1280,
+    timelapse_height=720,
 )
 QUICK = Plan(
     quick=True,
@@ -41,6 +46,10 @@ QUICK = Plan(
     checksum_width=320,
     checksum_height=240,
     checksum_fps=30,
+    timelapse_slots=20,
+    timelapse_interval_s=0.1,
+    timelapse_width=320,
+    timelapse_height=240,
 )
 
 
@@ -105,8 +114,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         section_s["checksum"] = time.monotonic() - t0
 
+        print("4. timelapse schedule", flush=True)
+        t0 = time.monotonic()
+        timelapse: list[TimelapseResult] = [
+            run_timelapse(
+                root,
+                plan.timelapse_slots,
+                plan.timelapse_interval_s,
+                plan.timelapse_width,
+                plan.timelapse_height,
+            )
+        ]
+        section_s["timelapse"] = time.monotonic() - t0
+
         total_s = time.monotonic() - t_start
-        text = render(here, plan, skew, fanout, checksum, section_s, total_s)
+        text = render(here, plan, skew, fanout, checksum, timelapse, section_s, total_s)
         atomic_write_text(args.out, text)
         print(f"\n{text}\nwritten to {args.out} in {total_s:.0f} s", flush=True)
         ok = True

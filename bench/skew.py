@@ -27,6 +27,7 @@ from node_agent.schemas import StartRequest, StartResult, StopRequest, StopResul
 MODES = ("now", "scheduled")
 RUN_AFTER_START_S = 0.3  # how long each trial records after its start instant
 CAMERA = {
+    "CAMFLEET_CAMERA__SOURCE": "synthetic",
     "CAMFLEET_CAMERA__WIDTH": "160",
     "CAMFLEET_CAMERA__HEIGHT": "120",
     "CAMFLEET_CAMERA__FPS": "30",

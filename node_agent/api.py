@@ -10,19 +10,27 @@ from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from node_agent import __version__
+from node_agent.errors import RecordingConflict
 from node_agent.http import AUTH_RESPONSES
 from node_agent.metrics import AgentCollector
+from node_agent.recorder.lock import CameraBusy
+from node_agent.recorder.selftest import run_selftest
 from node_agent.schemas import (
     ErrorBody,
     Health,
+    LockViewRequest,
+    LockViewResult,
     NodeStatus,
     RecordingList,
+    SelfTestRequest,
+    SelfTestResult,
     StartRequest,
     StartResult,
     StopRequest,
     StopResult,
 )
 from node_agent.storage import list_recordings, resolve_recording
+from node_agent.timelapse.metrics import TimelapseCollector
 
 if TYPE_CHECKING:
     from node_agent.main import AgentContext
@@ -32,7 +40,7 @@ def _err(*codes: int) -> dict[int | str, dict[str, Any]]:
     texts = {
         400: "The name is not a recording name",
         404: "No such recording or session on this node",
-        409: "The recorder is busy with another session, or it was already recorded",
+        409: "The camera is busy, a gate refused, or the session was already recorded",
         503: "The camera or the encoder failed",
     }
     out = dict(AUTH_RESPONSES)
@@ -57,6 +65,10 @@ def make_router(ctx: AgentContext) -> APIRouter:
     router = APIRouter()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector(ctx.status))
+    if ctx.timelapse is not None:
+        registry.register(
+            TimelapseCollector(ctx.timelapse.status, ctx.node_id, ctx.settings.cam_id)
+        )
 
     @router.get(
         "/api/v1/status",
@@ -111,6 +123,41 @@ def make_router(ctx: AgentContext) -> APIRouter:
         if name.endswith(".jpg"):
             media = "image/jpeg"
         return FileResponse(path, media_type=media, filename=name)
+
+    @router.post(
+        "/api/v1/selftest",
+        response_model=SelfTestResult,
+        summary="Record, check, hash and delete a short clip; pass/fail with reasons",
+        responses=_err(409),
+    )
+    async def selftest(body: SelfTestRequest | None = None) -> SelfTestResult:
+        duration = (body or SelfTestRequest()).duration_s
+        return await asyncio.to_thread(run_selftest, ctx.recorder, duration)
+
+    @router.post(
+        "/api/v1/lockview",
+        response_model=LockViewResult,
+        summary="Save the framing still of a session and reference it in its manifest",
+        responses=_err(409, 503),
+    )
+    async def lockview(body: LockViewRequest) -> LockViewResult:
+        return await asyncio.to_thread(ctx.recorder.lockview, body.session_id)
+
+    @router.get(
+        "/api/v1/preview.jpg",
+        summary="A recent still; answers at once (409) when the camera is busy elsewhere",
+        response_class=Response,
+        responses={
+            **_err(409, 503),
+            200: {"content": {"image/jpeg": {}}, "description": "A JPEG"},
+        },
+    )
+    async def preview() -> Response:
+        try:
+            data = await asyncio.to_thread(ctx.recorder.preview_jpeg)
+        except CameraBusy as err:
+            raise RecordingConflict(f"no preview: {err}") from err
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @router.get("/metrics", summary="Prometheus exposition", responses=_err())
     async def metrics() -> Response:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from node_agent.schemas import GateResult
+
 
 class CamfleetError(Exception):
     """Base of every error either program reports over HTTP (rendered by one handler)."""
@@ -9,9 +14,10 @@ class CamfleetError(Exception):
     status_code = 500
     code = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.details = details
 
 
 class AgentError(CamfleetError):
@@ -46,3 +52,16 @@ class RecorderFailure(AgentError):
 
     status_code = 503
     code = "recorder_failure"
+
+
+class GateRefused(RecordingConflict):
+    """A pre-start gate refused; ``details`` lists each refusing gate and its reason."""
+
+    code = "gate_refused"
+
+    def __init__(self, refused: list[GateResult]) -> None:
+        text = "; ".join(f"{g.gate}: {g.reason}" for g in refused)
+        super().__init__(
+            f"not starting: {text}", [g.model_dump(exclude_defaults=True) for g in refused]
+        )
+        self.refused = refused

@@ -51,7 +51,11 @@ def install_error_handlers(app: FastAPI, domain_error: type[Exception]) -> None:
     async def on_domain(request: Request, exc: Exception) -> JSONResponse:
         status = getattr(exc, "status_code", 500)
         code = getattr(exc, "code", "error")
-        body = ErrorBody(detail=getattr(exc, "message", str(exc)), code=code)
+        body = ErrorBody(
+            detail=getattr(exc, "message", str(exc)),
+            code=code,
+            errors=getattr(exc, "details", None),
+        )
         return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:

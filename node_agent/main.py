@@ -18,13 +18,18 @@ from node_agent import __version__
 from node_agent.errors import AgentError
 from node_agent.http import check_bearer, install_error_handlers
 from node_agent.link import CoordinatorLink, hostname
-from node_agent.recorder.backends import CameraError
+from node_agent.recorder.backends import describe_cameras
+from node_agent.recorder.lock import CameraLock
 from node_agent.recorder.recorder import Identity, Recorder
+from node_agent.recorder.recovery import recover
 from node_agent.recorder.writer import EncoderUnavailable
 from node_agent.schemas import JoinRequest, NodeStatus
 from node_agent.settings import AgentSettings, resolve_identity
 from node_agent.telemetry.clock import ClockMonitor
 from node_agent.telemetry.disk import read_disk
+from node_agent.timelapse.routes import make_router as timelapse_router
+from node_agent.timelapse.runner import Timelapse
+from node_agent.timelapse.wiring import build_timelapse, timelapse_down, timelapse_up
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +45,11 @@ class AgentContext:
     clock: ClockMonitor
     link: CoordinatorLink | None
     started_monotonic: float
+    timelapse: Timelapse | None = None
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
-        cam = self.settings.camera
+        rec = self.recorder.status()
         return NodeStatus(
             node_id=self.node_id,
             cam_id=self.settings.cam_id,
@@ -52,10 +58,11 @@ class AgentContext:
             version=__version__,
             time_ns=time.time_ns(),
             uptime_s=round(time.monotonic() - self.started_monotonic, 3),
-            recorder=self.recorder.status(),
+            recorder=rec,
             clock=self.clock.latest,
-            disk=read_disk(self.settings.recordings_path, cam.bitrate_bps),
+            disk=read_disk(self.settings.recordings_path, rec.bitrate_bps),
             coordinator=self.link.state if self.link else "none",
+            timelapse=self.timelapse.status() if self.timelapse else None,
         )
 
     def join_request(self) -> JoinRequest:
@@ -87,9 +94,23 @@ def build_context(settings: AgentSettings) -> AgentContext:
         settings.camera,
         Identity(node_id, settings.cam_id, settings.position, __version__),
         clock,
+        CameraLock(settings.data_dir / "camera.lock"),
+        settings.storage,
+        settings.gates,
         settings.max_schedule_ahead_s,
     )
     ctx = AgentContext(settings, node_id, api_token, recorder, clock, None, time.monotonic())
+    ctx.timelapse = timelapse = build_timelapse(settings, recorder.lock)
+
+    def timelapse_still() -> bytes | None:
+        # While the timelapse holds the camera, a preview shows its last still.
+        path = timelapse.latest_still() if timelapse.status().running else None
+        try:
+            return path.read_bytes() if path is not None else None
+        except OSError:
+            return None
+
+    recorder.preview_fallback = timelapse_still
     if settings.coordinator_url and settings.fleet_token:
         ctx.link = CoordinatorLink(
             settings.coordinator_url,
@@ -107,21 +128,37 @@ def create_app(settings: AgentSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before anything else: recordings a crash left without a manifest get one.
+        recovered = await asyncio.to_thread(
+            recover, settings.recordings_path, ctx.node_id, __version__
+        )
+        if recovered:
+            ctx.recorder.last_error = (
+                f"recovered {len(recovered)} interrupted recording(s): "
+                + ", ".join(m.file_name for m in recovered)
+            )
         await ctx.clock.read_once()
         ctx.clock.start()
         try:
             encoder = await asyncio.to_thread(ctx.recorder.warm_up)
-            log.info("camera and %s encoder ready", encoder)
-        except (CameraError, EncoderUnavailable) as err:
+            log.info("%s encoder ready for %s", encoder, ctx.recorder.profiles.current.name)
+        except EncoderUnavailable as err:
             # Not fatal: status shows it, and a start will refuse with the same reason.
             ctx.recorder.last_error = str(err)
-            log.error("camera or encoder not ready: %s", err)
+            log.error("no encoder for any configured profile: %s", err)
+        cam = settings.camera
+        ctx.recorder.camera_description = await asyncio.to_thread(
+            describe_cameras, cam.source, cam.device
+        )
+        log.info("camera: %s", ctx.recorder.camera_description)
         if ctx.link:
             ctx.link.start()
+        sighup = await timelapse_up(ctx.timelapse, settings)
         log.info("agent %s (%s) ready, pid %d", ctx.node_id, settings.cam_id, os.getpid())
         try:
             yield
         finally:
+            await timelapse_down(ctx.timelapse, sighup)
             manifest = await asyncio.to_thread(ctx.recorder.shutdown)
             if manifest:
                 log.info("finished %s on shutdown (sha256 %s)", manifest.file_name, manifest.sha256)
@@ -149,6 +186,8 @@ def create_app(settings: AgentSettings) -> FastAPI:
 
     app.include_router(health_router(ctx))
     app.include_router(make_router(ctx), dependencies=[Depends(require_token)])
+    assert ctx.timelapse is not None
+    app.include_router(timelapse_router(ctx.timelapse), dependencies=[Depends(require_token)])
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
     async def openapi() -> JSONResponse:

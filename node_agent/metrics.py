@@ -37,6 +37,29 @@ class AgentCollector(Collector):
             state.add_metric([*ids, st.value], 1 if s.recorder.state == st else 0)
         yield state
 
+        profile = GaugeMetricFamily(
+            "camfleet_recorder_profile_info",
+            "The profile recordings use now (1), with its codec and size",
+            labels=[*labels, "profile", "codec", "width", "height"],
+        )
+        r = s.recorder
+        profile.add_metric([*ids, r.profile, r.codec.value, str(r.width), str(r.height)], 1)
+        yield profile
+        fallbacks = GaugeMetricFamily(
+            "camfleet_recorder_profile_fallbacks",
+            "How many better profiles were left (encoder missing, or frame rate not held)",
+            labels=labels,
+        )
+        fallbacks.add_metric(ids, len(r.profile_notes))
+        yield fallbacks
+        bitrate = GaugeMetricFamily(
+            "camfleet_recorder_bitrate_bytes_per_second",
+            "The bitrate of the profile in use (after clamping), in bytes per second",
+            labels=labels,
+        )
+        bitrate.add_metric(ids, r.bitrate_bps / 8)
+        yield bitrate
+
         frames = CounterMetricFamily(
             "camfleet_recorder_frames", "Frames written in the current recording", labels=labels
         )

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from node_agent.timelapse.schemas import TimelapseStatus
+
 # Session ids end up in file names, so they are restricted to a safe alphabet:
 # no path separators, no dots, no underscores (the file name's field separator).
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"
@@ -84,6 +86,12 @@ class StartRequest(Wire):
         ge=0,
         description="Begin at this UTC instant on the node's clock; absent means now.",
     )
+    planned_duration_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=24 * 3600,
+        description="How long the recording is meant to last; the storage gate checks it fits.",
+    )
 
 
 class StopRequest(Wire):
@@ -103,6 +111,10 @@ class StartResult(Wire):
     start_at_ns: int = Field(description="When the recorder begins (scheduled or now).")
     scheduled: bool
     armed_at_ns: int
+    profile: str = Field(description="The profile this recording uses, e.g. '1080p30 H.265'.")
+    warnings: list[str] = Field(
+        default_factory=list, description="Gates that passed with a warning (e.g. clock)."
+    )
 
 
 class ClockStatus(Wire):
@@ -144,10 +156,20 @@ class Manifest(Wire):
     codec: Codec
     encoder: str
     bitrate_bps: int
+    profile: str = ""
+    profile_notes: list[str] = Field(
+        default_factory=list, description="Why better profiles were not used, or were left."
+    )
     size_bytes: int
     sha256: str
     software_version: str
     stop_reason: str = "stopped"
+    interrupted: bool = Field(
+        default=False,
+        description="The agent died while recording; the manifest was written at its next start "
+        "and duration_s is the playable duration.",
+    )
+    lockview_file: str | None = Field(default=None, description="The Lock View still, if taken.")
     offloaded: bool = False
 
 
@@ -176,7 +198,12 @@ class RecorderStatus(Wire):
     height: int
     fps: float
     bitrate_bps: int
+    profile: str = Field(description="The profile the next (or current) recording uses.")
+    profile_notes: list[str] = Field(default_factory=list)
+    camera: str = Field(description="The camera backend, or why there is none.")
+    camera_busy: str | None = Field(default=None, description="Who holds the camera, if anyone.")
     last_error: str | None = None
+    last_stop_reason: str | None = None
 
 
 class DiskStatus(Wire):
@@ -202,6 +229,9 @@ class NodeStatus(Wire):
     clock: ClockStatus
     disk: DiskStatus
     coordinator: str = Field(description="'joined', 'retrying', or 'none' when not configured.")
+    timelapse: TimelapseStatus | None = Field(
+        default=None, description="The timelapse mode, when the agent has one."
+    )
 
 
 class RecordingEntry(Wire):
@@ -219,6 +249,57 @@ class RecordingList(Wire):
 
     node_id: str
     recordings: list[RecordingEntry]
+
+
+class GateResult(Wire):
+    """One pre-start check."""
+
+    gate: str = Field(description="camera, storage, temperature, battery or clock.")
+    ok: bool
+    warning: bool = Field(default=False, description="Passed, but a person should know.")
+    reason: str
+
+
+class SelfTestRequest(Wire):
+    """``POST /api/v1/selftest``."""
+
+    duration_s: float = Field(default=10.0, ge=1.0, le=120.0)
+
+
+class SelfTestResult(Wire):
+    """What a self-test clip showed."""
+
+    node_id: str
+    cam_id: str
+    passed: bool
+    profile: str
+    encoder: str
+    duration_s: float
+    frames: int
+    decoded_frames: int
+    dropped_frames: int
+    encode_fps: float
+    disk_write_bytes_per_s: float
+    size_bytes: int
+    sha256: str
+    gates: list[GateResult]
+    errors: list[str] = Field(description="Empty when passed; otherwise what failed and why.")
+
+
+class LockViewRequest(Wire):
+    """``POST /api/v1/lockview``."""
+
+    session_id: SessionId
+
+
+class LockViewResult(Wire):
+    """The framing still saved for a session."""
+
+    session_id: str
+    file_name: str
+    size_bytes: int
+    captured_ns: int
+    source: str = Field(description="'stream' (from the running recording) or 'camera'.")
 
 
 class JoinRequest(Wire):

@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from node_agent.schemas import CAM_ID_PATTERN, NODE_ID_PATTERN, Codec, Position
+from node_agent.timelapse.settings import TimelapseSettings
 
 # Secrets that appear in examples and tutorials; a node configured with one is refused.
 WELL_KNOWN_SECRETS = frozenset({"changethis", "changeme", "secret", "password", "token", "admin"})
@@ -26,18 +27,125 @@ class SettingsError(Exception):
     """The configuration cannot be used; the message says what to change."""
 
 
-class CameraSettings(BaseModel):
-    """What the camera records."""
+class Profile(BaseModel):
+    """One way to record: resolution, frame rate, codec, bitrate."""
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field(default="synthetic", pattern=r"^(synthetic)$")
-    width: int = Field(default=1280, ge=16, le=7680, multiple_of=2)
-    height: int = Field(default=720, ge=16, le=4320, multiple_of=2)
-    fps: float = Field(default=30.0, gt=0, le=120)
+    width: int = Field(ge=16, le=7680, multiple_of=2)
+    height: int = Field(ge=16, le=4320, multiple_of=2)
+    fps: float = Field(gt=0, le=120)
     codec: Codec = Codec.h264
-    bitrate_bps: int = Field(default=8_000_000, ge=100_000, le=200_000_000)
+    bitrate_bps: int = Field(
+        default=30_000_000, ge=100_000, le=400_000_000, description="Clamped to the bounds."
+    )
+
+    @property
+    def name(self) -> str:
+        """E.g. '1080p30 H.265' or '640x360@25 H.264'."""
+        standard = {2160: "4K", 1080: "1080p", 720: "720p"}
+        size = standard.get(self.height, f"{self.width}x{self.height}@")
+        rate = f"{self.fps:g}"
+        return f"{size}{rate} {'H.265' if self.codec == Codec.h265 else 'H.264'}"
+
+
+# The soccer-rig plan: 4K30 H.265, falling back to H.264, then to 1080p.
+DEFAULT_PROFILES = [
+    Profile(width=3840, height=2160, fps=30, codec=Codec.h265),
+    Profile(width=3840, height=2160, fps=30, codec=Codec.h264),
+    Profile(width=1920, height=1080, fps=30, codec=Codec.h265),
+    Profile(width=1920, height=1080, fps=30, codec=Codec.h264),
+]
+
+
+class CameraSettings(BaseModel):
+    """The camera and how it records.
+
+    ``profiles`` is tried in order; ``width``/``height``/``fps``/``codec``/``bitrate_bps``
+    are a shorthand for a single profile (handy in the environment).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(default="auto", pattern=r"^(auto|picamera2|v4l2|synthetic)$")
+    device: str | None = Field(
+        default=None, description="V4L2 device: an index, /dev/videoN or /dev/v4l/by-id/..."
+    )
+    profiles: list[Profile] | None = Field(default=None, min_length=1)
+    width: int | None = Field(default=None, ge=16, le=7680, multiple_of=2)
+    height: int | None = Field(default=None, ge=16, le=4320, multiple_of=2)
+    fps: float | None = Field(default=None, gt=0, le=120)
+    codec: Codec | None = None
+    bitrate_bps: int | None = Field(default=None, ge=100_000, le=400_000_000)
+    bitrate_min_bps: int = Field(default=25_000_000, ge=100_000)
+    bitrate_max_bps: int = Field(default=35_000_000, ge=100_000)
     gop_s: float = Field(default=1.0, gt=0, le=10, description="Keyframe (and fragment) spacing.")
+    probation_s: float = Field(
+        default=3.0, ge=0.5, le=60, description="The first seconds of a recording are watched."
+    )
+    max_drop_ratio: float = Field(default=0.05, ge=0, le=1)
+    frame_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    jpeg_quality: int = Field(default=85, ge=1, le=100)
+    encoder_options: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Extra options per encoder, e.g. {libx265: {preset: fast}}",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_say_it(self) -> CameraSettings:
+        shorthand = [self.width, self.height, self.fps, self.codec, self.bitrate_bps]
+        if self.profiles is not None and any(v is not None for v in shorthand):
+            raise ValueError("set either camera.profiles or camera.width/height/fps/codec")
+        if self.bitrate_min_bps > self.bitrate_max_bps:
+            raise ValueError("camera.bitrate_min_bps is above camera.bitrate_max_bps")
+        return self
+
+    def profile_list(self) -> list[Profile]:
+        """The profiles to try, best first."""
+        if self.profiles is not None:
+            return list(self.profiles)
+        if all(v is None for v in (self.width, self.height, self.fps, self.codec)):
+            return list(DEFAULT_PROFILES)
+        return [
+            Profile(
+                width=self.width or 1920,
+                height=self.height or 1080,
+                fps=self.fps or 30.0,
+                codec=self.codec or Codec.h264,
+                bitrate_bps=self.bitrate_bps or 30_000_000,
+            )
+        ]
+
+    def clamp_bitrate(self, bitrate_bps: int) -> int:
+        """The bitrate held within [bitrate_min_bps, bitrate_max_bps]."""
+        return max(self.bitrate_min_bps, min(self.bitrate_max_bps, bitrate_bps))
+
+
+class StorageSettings(BaseModel):
+    """The recordings disk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reserve_s: float = Field(
+        default=120.0, ge=0, description="Stop a recording when only this much video still fits."
+    )
+    min_free_minutes: float = Field(
+        default=15.0, ge=0, description="A start needs this many minutes (or planned_duration_s)."
+    )
+
+
+class GateSettings(BaseModel):
+    """What a start checks before it arms the recorder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_cpu_temp_c: float = Field(default=80.0, gt=0, le=150)
+    thermal_path: Path = Path("/sys/class/thermal/thermal_zone0/temp")
+    min_battery_percent: float = Field(default=10.0, ge=0, le=100)
+    max_clock_offset_ms: float = Field(default=5.0, gt=0)
+    require_clock_sync: bool = Field(
+        default=False, description="Refuse (not just warn) when the clock is unsynchronized."
+    )
 
 
 def yaml_under_env(
@@ -96,6 +204,9 @@ class AgentSettings(BaseSettings):
     )
     max_schedule_ahead_s: float = Field(default=300.0, gt=0)
     camera: CameraSettings = CameraSettings()
+    storage: StorageSettings = StorageSettings()
+    gates: GateSettings = GateSettings()
+    timelapse: TimelapseSettings = TimelapseSettings()
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> AgentSettings:

@@ -17,7 +17,13 @@ import pytest
 from app.demo import Child, spawn, stop_all, wait_healthy
 
 CAMERAS = (("CAM_L", "left"), ("CAM_C", "centre"), ("CAM_R", "right"))
-TEST_CAMERA = {"CAMFLEET_CAMERA__WIDTH": "320", "CAMFLEET_CAMERA__HEIGHT": "240"}
+TEST_CAMERA = {
+    "CAMFLEET_CAMERA__SOURCE": "synthetic",
+    "CAMFLEET_CAMERA__WIDTH": "320",
+    "CAMFLEET_CAMERA__HEIGHT": "240",
+    "CAMFLEET_CAMERA__BITRATE_BPS": "2000000",
+    "CAMFLEET_CAMERA__BITRATE_MIN_BPS": "500000",
+}
 
 
 def free_port() -> int:

@@ -67,6 +67,9 @@ def test_every_route_is_documented(fleet: RunningFleet) -> None:
         ("get", "/api/v1/sessions/{session_id}"),
         ("post", "/api/v1/sessions/{session_id}/stop"),
         ("get", "/api/v1/recordings"),
+        ("post", "/api/v1/selftest"),
+        ("post", "/api/v1/sessions/{session_id}/lockview"),
+        ("get", "/api/v1/nodes/{node_id}/preview.jpg"),
         ("get", "/metrics"),
         ("get", "/"),
     }
@@ -80,7 +83,9 @@ def test_every_route_is_documented(fleet: RunningFleet) -> None:
             assert "401" in op["responses"], (method, path)
             ok = op["responses"].get("200") or op["responses"].get("201")
             assert ok is not None, (method, path)
-            if path.startswith("/api/"):
+            if path.endswith(".jpg"):
+                assert "image/jpeg" in ok["content"], (method, path)
+            elif path.startswith("/api/"):
                 assert "$ref" in ok["content"]["application/json"]["schema"], (method, path)
     assert "404" in spec["paths"]["/api/v1/sessions/{session_id}"]["get"]["responses"]
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

@@ -70,6 +70,10 @@ def test_start_and_stop_from_the_dashboard(
     expect(page.locator("#sessions tr").first).to_contain_text("dashboard kick-off")
     expect(page.locator("#sessions tr").first).to_contain_text("stopped")
     expect(page.locator("article.card .pill.idle")).to_have_count(3, timeout=5_000)
+    page.locator("article.card", has_text="CAM_L").locator("button[data-preview]").click()
+    preview = page.locator("article.card", has_text="CAM_L").locator("img")
+    expect(preview).to_have_count(1)
+    assert preview.evaluate("img => img.decode().then(() => img.naturalWidth)") == 320
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
 
@@ -94,3 +98,20 @@ def test_a_wrong_token_gets_the_sign_in_form(fleet: RunningFleet, page: Page) ->
     page.fill("input[name=token]", fleet.operator_token)
     page.click("button[type=submit]")
     expect(page.locator("article.card")).to_have_count(1)
+
+
+def test_lock_view_and_self_test_from_the_dashboard(fleet: RunningFleet, page: Page) -> None:
+    page.goto(f"{fleet.url}/?token={fleet.operator_token}")
+    expect(page.locator("article.card")).to_have_count(1)
+    expect(page.locator("#lockview")).to_be_disabled()
+    page.click("#selftest")
+    expect(page.locator("#banner")).to_contain_text("Self-test passed", timeout=30_000)
+    expect(page.locator("#banner")).to_contain_text("CAM_C: pass")
+    page.click("#start")
+    expect(page.locator("#lockview")).to_be_enabled()
+    page.click("#lockview")
+    expect(page.locator("#banner")).to_contain_text("Lock View saved on 1 cameras")
+    page.click("#stop")
+    expect(page.locator("#banner")).to_contain_text("Stopped")
+    lockviews = list(fleet.recordings_dir("CAM_C").glob("*_lockview.jpg"))
+    assert len(lockviews) == 1

@@ -124,8 +124,8 @@ def test_cameras_started_together_still_differ() -> None:
     from node_agent.recorder.backends.synthetic import SyntheticCamera
 
     t = 1_700_000_000_000_000_000
-    left = SyntheticCamera(64, 48, "CAM_L").read(0, t).to_ndarray()
-    right = SyntheticCamera(64, 48, "CAM_R").read(0, t).to_ndarray()
-    again = SyntheticCamera(64, 48, "CAM_L").read(0, t).to_ndarray()
+    left = SyntheticCamera(64, 48, 30, "CAM_L").render(0, t).to_ndarray()
+    right = SyntheticCamera(64, 48, 30, "CAM_R").render(0, t).to_ndarray()
+    again = SyntheticCamera(64, 48, 30, "CAM_L").render(0, t).to_ndarray()
     assert (left != right).any()
     assert (left == again).all()  # deterministic per camera

@@ -15,6 +15,7 @@ import pytest
 
 from node_agent.errors import NotFound, RecordingConflict
 from node_agent.recorder.backends.synthetic import overlay_label, render_text
+from node_agent.recorder.lock import CameraLock
 from node_agent.recorder.recorder import Identity, Recorder
 from node_agent.schemas import Codec, Position, RecorderState, StartRequest, StopRequest
 from node_agent.settings import CameraSettings
@@ -23,12 +24,15 @@ from tests.chrony import chrony_pair
 
 
 def make_recorder(tmp_path: Path, clock: ClockMonitor | None = None, **camera: object) -> Recorder:
-    cam = CameraSettings(**({"width": 320, "height": 240, "fps": 30.0} | camera))
+    base = {"source": "synthetic", "width": 320, "height": 240, "fps": 30.0}
+    base |= {"bitrate_bps": 2_000_000, "bitrate_min_bps": 500_000}
+    cam = CameraSettings(**(base | camera))
     return Recorder(
         tmp_path,
         cam,
         Identity("node-1", "CAM_L", Position.left, "9.9.9"),
         clock or ClockMonitor("/nonexistent/chronyc"),
+        CameraLock(tmp_path.parent / f"{tmp_path.name}.camera.lock"),
         max_schedule_ahead_s=60,
     )
 

@@ -11,19 +11,24 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from app.fleet.http1 import HttpError, HttpPool
+from app.fleet.http1 import HttpError, HttpPool, HttpResponse
 from node_agent.schemas import (
+    LockViewRequest,
+    LockViewResult,
     NodeStatus,
     RecordingList,
+    SelfTestRequest,
+    SelfTestResult,
     StartRequest,
     StartResult,
     StopRequest,
     StopResult,
 )
+from node_agent.timelapse.schemas import TimelapseStartRequest, TimelapseStatus
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -68,17 +73,18 @@ class AgentClient:
         self.pool = HttpPool()
         self.on_latency = on_latency
 
-    async def _call(
+    async def _exchange(
         self,
         node: NodeAddress,
         command: str,
         method: str,
         path: str,
-        model: type[M],
-        body: BaseModel | None = None,
-        timeout_s: float | None = None,
-    ) -> NodeCall[M]:
-        headers = {"Authorization": f"Bearer {node.api_token}", "Accept": "application/json"}
+        body: BaseModel | None,
+        timeout_s: float | None,
+        accept: str = "application/json",
+    ) -> tuple[float, HttpResponse | NodeCall[Any]]:
+        """Send one request: the response, or the failed NodeCall to return instead."""
+        headers = {"Authorization": f"Bearer {node.api_token}", "Accept": accept}
         payload = None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -90,15 +96,30 @@ class AgentClient:
                 node.host, node.port, method, path, headers, payload, timeout_s=deadline
             )
         except TimeoutError:
-            return self._done(
+            return t0, self._done(
                 node, command, t0, error=f"unreachable: no answer within {deadline:g} s"
             )
         except (HttpError, OSError) as err:
-            return self._done(node, command, t0, error=f"unreachable: {err}")
+            return t0, self._done(node, command, t0, error=f"unreachable: {err}")
         if resp.status >= 400:
-            return self._done(
+            return t0, self._done(
                 node, command, t0, status_code=resp.status, error=_error_detail(resp.body)
             )
+        return t0, resp
+
+    async def _call(
+        self,
+        node: NodeAddress,
+        command: str,
+        method: str,
+        path: str,
+        model: type[M],
+        body: BaseModel | None = None,
+        timeout_s: float | None = None,
+    ) -> NodeCall[M]:
+        t0, resp = await self._exchange(node, command, method, path, body, timeout_s)
+        if isinstance(resp, NodeCall):
+            return resp
         try:
             value = model.model_validate_json(resp.body)
         except ValidationError as err:
@@ -118,8 +139,8 @@ class AgentClient:
         t0: float,
         status_code: int | None = None,
         error: str | None = None,
-        value: M | None = None,
-    ) -> NodeCall[M]:
+        value: T | None = None,
+    ) -> NodeCall[T]:
         latency_ms = (time.perf_counter() - t0) * 1000
         if self.on_latency is not None and status_code is not None:
             self.on_latency(command, latency_ms / 1000)
@@ -152,6 +173,29 @@ class AgentClient:
         """One node's recordings with manifests."""
         return await self._call(node, "recordings", "GET", "/api/v1/recordings", RecordingList)
 
+    async def selftest(
+        self, node: NodeAddress, req: SelfTestRequest, timeout_s: float
+    ) -> NodeCall[SelfTestResult]:
+        """Run a self-test clip on one node (it takes ``req.duration_s`` and then some)."""
+        return await self._call(
+            node, "selftest", "POST", "/api/v1/selftest", SelfTestResult, req, timeout_s
+        )
+
+    async def lockview(self, node: NodeAddress, req: LockViewRequest) -> NodeCall[LockViewResult]:
+        """Save a session's framing still on one node."""
+        return await self._call(
+            node, "lockview", "POST", "/api/v1/lockview", LockViewResult, req, 10.0
+        )
+
+    async def preview(self, node: NodeAddress) -> NodeCall[bytes]:
+        """A recent JPEG from one node."""
+        t0, resp = await self._exchange(
+            node, "preview", "GET", "/api/v1/preview.jpg", None, 10.0, "image/jpeg"
+        )
+        if isinstance(resp, NodeCall):
+            return resp
+        return self._done(node, "preview", t0, status_code=resp.status, value=resp.body)
+
     @staticmethod
     async def fan_out(
         nodes: Iterable[NodeAddress], call: Callable[[NodeAddress], Awaitable[NodeCall[T]]]
@@ -162,6 +206,33 @@ class AgentClient:
     async def aclose(self) -> None:
         """Close idle connections."""
         await self.pool.aclose()
+
+    async def timelapse_start(
+        self, node: NodeAddress, req: TimelapseStartRequest
+    ) -> NodeCall[TimelapseStatus]:
+        """Start the timelapse on one node."""
+        return await self._call(
+            node, "timelapse_start", "POST", "/api/v1/timelapse/start", TimelapseStatus, req
+        )
+
+    async def timelapse_stop(
+        self, node: NodeAddress, timeout_s: float | None = None
+    ) -> NodeCall[TimelapseStatus]:
+        """Stop the timelapse on one node (it finishes the still under way first)."""
+        return await self._call(
+            node,
+            "timelapse_stop",
+            "POST",
+            "/api/v1/timelapse/stop",
+            TimelapseStatus,
+            timeout_s=timeout_s,
+        )
+
+    async def timelapse_status(self, node: NodeAddress) -> NodeCall[TimelapseStatus]:
+        """One node's timelapse state and counters."""
+        return await self._call(
+            node, "timelapse_status", "GET", "/api/v1/timelapse", TimelapseStatus
+        )
 
 
 def _error_detail(body: bytes) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from app.deps import DbDep, FleetDep, require_fleet_token, require_operator
 from app.nodes import service
@@ -45,3 +45,21 @@ async def list_nodes(db: DbDep, fleet: FleetDep) -> NodeList:
 )
 async def get_node(node_id: str, db: DbDep, fleet: FleetDep) -> NodePublic:
     return service.get_node(db, fleet, node_id)
+
+
+@router.get(
+    "/{node_id}/preview.jpg",
+    summary="A recent still from one node (fetched from the node on demand)",
+    response_class=Response,
+    dependencies=[Depends(require_operator)],
+    responses={
+        **AUTH_RESPONSES,
+        200: {"content": {"image/jpeg": {}}, "description": "A JPEG"},
+        404: {"model": ErrorBody, "description": "No such node"},
+        409: {"model": ErrorBody, "description": "The node's camera is busy elsewhere"},
+        502: {"model": ErrorBody, "description": "The node did not answer"},
+    },
+)
+async def preview(node_id: str, db: DbDep, fleet: FleetDep) -> Response:
+    data = await service.preview(db, fleet, node_id)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -7,7 +7,7 @@ import time
 from sqlmodel import Session
 
 from app.context import Fleet
-from app.errors import NodeNotFound
+from app.errors import NodeBusy, NodeNotFound, NodeUnreachable
 from app.fleet.client import NodeAddress
 from app.nodes import repository
 from app.nodes.models import Node, NodeList, NodePublic
@@ -92,3 +92,17 @@ def get_node(db: Session, fleet: Fleet, node_id: str) -> NodePublic:
     if node is None:
         raise NodeNotFound(f"no node {node_id!r} has joined; GET /api/v1/nodes lists the fleet")
     return to_public(fleet, node)
+
+
+async def preview(db: Session, fleet: Fleet, node_id: str) -> bytes:
+    """A JPEG from the node, or the node's own refusal passed on."""
+    get_node(db, fleet, node_id)
+    addr = fleet.address(node_id)
+    if addr is None:
+        raise NodeUnreachable(f"node {node_id} has no known address yet")
+    call = await fleet.client.preview(addr)
+    if call.ok and call.value is not None:
+        return call.value
+    if call.status_code == 409:
+        raise NodeBusy(f"{node_id}: {call.error}")
+    raise NodeUnreachable(f"{node_id}: {call.error}")

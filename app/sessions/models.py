@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
@@ -20,6 +21,7 @@ class RecordingSession(SQLModel, table=True):
     session_id: str = Field(primary_key=True, max_length=64)
     name: str = Field(default="", max_length=200)
     state: str = Field(default="starting", max_length=16, index=True)
+    mode: str = Field(default="best_effort", max_length=16)
     lead_ms: int
     start_at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -60,6 +62,42 @@ class SessionCreate(BaseModel):
         min_length=1,
         description="Record on these nodes only; default: every joined node.",
     )
+    mode: Literal["best_effort", "all_or_nothing"] = PField(
+        default="best_effort",
+        description="best_effort: nodes that fail are reported and the others record. "
+        "all_or_nothing: if any node refuses or fails, the start is cancelled everywhere.",
+    )
+    planned_duration_s: float | None = PField(
+        default=None,
+        gt=0,
+        le=24 * 3600,
+        description="How long the recording is meant to last; each node's storage gate checks "
+        "that it fits.",
+    )
+
+
+class NodeCallPublic(BaseModel):
+    """One node's answer to a fleet-wide command."""
+
+    node_id: str
+    ok: bool
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+
+
+class LockViewNode(NodeCallPublic):
+    """One node's Lock View still."""
+
+    file_name: str | None = None
+    size_bytes: int | None = None
+
+
+class LockViewFleet(BaseModel):
+    """``POST /api/v1/sessions/{session_id}/lockview``."""
+
+    session_id: str
+    nodes: list[LockViewNode]
 
 
 class CommandPublic(BaseModel):
@@ -80,6 +118,7 @@ class NodeResult(BaseModel):
     cam_id: str | None
     start: CommandPublic | None
     stop: CommandPublic | None
+    abort: CommandPublic | None = None
     file_name: str | None = None
     sha256: str | None = None
     first_frame_ns: int | None = None
@@ -97,7 +136,11 @@ class SessionPublic(BaseModel):
 
     session_id: str
     name: str
-    state: str = PField(description="starting, recording, failed or stopped.")
+    state: str = PField(
+        description="starting, recording, stopping, stopped, failed (no node started) or "
+        "aborted (all_or_nothing and a node failed)."
+    )
+    mode: str
     lead_ms: int
     start_at: datetime
     start_at_ns: int

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from app.deps import DbDep, FleetDep, require_operator
 from app.sessions import service
-from app.sessions.models import SessionCreate, SessionList, SessionPublic
+from app.sessions.models import LockViewFleet, SessionCreate, SessionList, SessionPublic
 from node_agent.http import AUTH_RESPONSES
 from node_agent.schemas import ErrorBody
 
@@ -44,6 +44,16 @@ async def start_session(body: SessionCreate, db: DbDep, fleet: FleetDep) -> Sess
 )
 async def stop_session(session_id: str, db: DbDep, fleet: FleetDep) -> SessionPublic:
     return await service.stop(db, fleet, session_id)
+
+
+@router.post(
+    "/{session_id}/lockview",
+    response_model=LockViewFleet,
+    summary="Lock View: save a framing still on every node of the session",
+    responses=_404,
+)
+async def lockview(session_id: str, db: DbDep, fleet: FleetDep) -> LockViewFleet:
+    return await service.lockview(db, fleet, session_id)
 
 
 @router.get("", response_model=SessionList, summary="Recent sessions, newest first")

@@ -20,6 +20,8 @@ from app.sessions import repository
 from app.sessions.models import (
     CommandPublic,
     CommandResult,
+    LockViewFleet,
+    LockViewNode,
     NodeResult,
     RecordingSession,
     SessionCreate,
@@ -27,7 +29,7 @@ from app.sessions.models import (
     SessionPublic,
 )
 from app.timeutil import iso
-from node_agent.schemas import StartRequest, StopRequest
+from node_agent.schemas import LockViewRequest, StartRequest, StopRequest
 
 # The lead must cover the slowest round trip seen, with room to spare.
 RTT_LEAD_FACTOR = 3
@@ -52,7 +54,8 @@ def choose_lead_ms(fleet: Fleet, requested: int | None) -> int:
     return min(max(lead, floor), s.max_lead_ms)
 
 
-def _targets(db: Session, fleet: Fleet, node_ids: list[str] | None) -> list[NodeAddress]:
+def targets(db: Session, fleet: Fleet, node_ids: list[str] | None) -> list[NodeAddress]:
+    """The addresses of ``node_ids`` (every joined node when None); NodeNotFound/FleetEmpty."""
     if node_ids is None:
         nodes = node_repository.list_all(db)
         if not nodes:
@@ -94,13 +97,14 @@ def _note_calls(fleet: Fleet, calls: Sequence[NodeCall[Any]], rtt: bool) -> None
 
 async def start(db: Session, fleet: Fleet, body: SessionCreate) -> SessionPublic:
     """Schedule a start on every target node at once; healthy nodes go on when one fails."""
-    targets = _targets(db, fleet, body.node_ids)
+    nodes = targets(db, fleet, body.node_ids)
     lead_ms = choose_lead_ms(fleet, body.lead_ms)
     now = time.time_ns()
     session = RecordingSession(
         session_id=new_session_id(now),
         name=body.name or "",
         state="starting",
+        mode=body.mode,
         lead_ms=lead_ms,
         start_at_ns=now + lead_ms * 1_000_000,
         created_at_ns=now,
@@ -108,16 +112,42 @@ async def start(db: Session, fleet: Fleet, body: SessionCreate) -> SessionPublic
     repository.save(db, session)
     command_id = f"start-{session.session_id}"
     req = StartRequest(
-        session_id=session.session_id, command_id=command_id, start_at_ns=session.start_at_ns
+        session_id=session.session_id,
+        command_id=command_id,
+        start_at_ns=session.start_at_ns,
+        planned_duration_s=body.planned_duration_s,
     )
-    calls = await fleet.client.fan_out(targets, lambda a: fleet.client.start(a, req))
+    calls = await fleet.client.fan_out(nodes, lambda a: fleet.client.start(a, req))
     _note_calls(fleet, calls, rtt=True)
-    fleet.poller.refresh_soon([c.node_id for c in calls if c.ok])
+    rows = [_record(session.session_id, "start", command_id, c) for c in calls]
     session.state = "recording" if any(c.ok for c in calls) else "failed"
-    repository.save(
-        db, session, *(_record(session.session_id, "start", command_id, c) for c in calls)
-    )
+    if body.mode == "all_or_nothing" and not all(c.ok for c in calls):
+        rows += await _abort(
+            db, fleet, session, [a for a, c in zip(nodes, calls, strict=True) if c.ok]
+        )
+    fleet.poller.refresh_soon([c.node_id for c in calls if c.ok])
+    repository.save(db, session, *rows)
     return to_public(db, session)
+
+
+async def _abort(
+    db: Session, fleet: Fleet, session: RecordingSession, armed: list[NodeAddress]
+) -> list[CommandResult]:
+    """Cancel the start on the nodes that took it (all_or_nothing and another failed)."""
+    session.state = "aborted"
+    session.stopped_at_ns = time.time_ns()
+    if not armed:
+        return []
+    command_id = f"abort-{session.session_id}"
+    req = StopRequest(session_id=session.session_id, command_id=command_id)
+    calls = await fleet.client.fan_out(
+        armed, lambda a: fleet.client.stop(a, req, timeout_s=fleet.settings.stop_timeout_s)
+    )
+    _note_calls(fleet, calls, rtt=False)
+    for call in calls:  # a node whose start instant had already come has a short file
+        if call.ok and call.value is not None and call.value.manifest is not None:
+            recording_service.ingest(db, call.node_id, [call.value.manifest])
+    return [_record(session.session_id, "abort", command_id, c) for c in calls]
 
 
 async def stop(db: Session, fleet: Fleet, session_id: str) -> SessionPublic:
@@ -125,7 +155,7 @@ async def stop(db: Session, fleet: Fleet, session_id: str) -> SessionPublic:
     session = _get(db, session_id)
     results = repository.results(db, [session_id])
     started = {r.node_id for r in results if r.command == "start" and r.ok}
-    stopped = {r.node_id for r in results if r.command == "stop" and r.ok}
+    stopped = {r.node_id for r in results if r.command in ("stop", "abort") and r.ok}
     pending = [a for n in sorted(started - stopped) if (a := fleet.address(n)) is not None]
     if pending:
         command_id = f"stop-{session_id}-{secrets.token_hex(3)}"
@@ -142,7 +172,7 @@ async def stop(db: Session, fleet: Fleet, session_id: str) -> SessionPublic:
                 recording_service.ingest(db, call.node_id, [call.value.manifest])
         stopped |= {c.node_id for c in calls if c.ok}
         repository.save(db, *rows)
-    if session.state != "failed":
+    if session.state not in ("failed", "aborted"):
         session.state = "stopped" if started <= stopped else "stopping"
     session.stopped_at_ns = session.stopped_at_ns or time.time_ns()
     session.skew_ms = compute_skew_ms(recording_repository.by_session(db, session_id))
@@ -192,10 +222,10 @@ def _command(row: CommandResult | None) -> CommandPublic | None:
 
 def to_public(db: Session, session: RecordingSession) -> SessionPublic:
     """The session with one entry per node: its commands and its manifest."""
-    starts: dict[str, CommandResult] = {}
-    stops: dict[str, CommandResult] = {}
+    by_command: dict[str, dict[str, CommandResult]] = {"start": {}, "stop": {}, "abort": {}}
     for row in repository.results(db, [session.session_id]):
-        (starts if row.command == "start" else stops)[row.node_id] = row
+        by_command.setdefault(row.command, {})[row.node_id] = row
+    starts, stops, aborts = by_command["start"], by_command["stop"], by_command["abort"]
     recs = {r.node_id: r for r in recording_repository.by_session(db, session.session_id)}
     nodes = []
     for node_id in sorted(set(starts) | set(recs)):
@@ -207,6 +237,7 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
                 cam_id=rec.cam_id if rec else (node.cam_id if node else None),
                 start=_command(starts.get(node_id)),
                 stop=_command(stops.get(node_id)),
+                abort=_command(aborts.get(node_id)),
                 file_name=rec.file_name if rec else None,
                 sha256=rec.sha256 if rec else None,
                 first_frame_ns=rec.first_frame_ns if rec else None,
@@ -226,6 +257,7 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
         session_id=session.session_id,
         name=session.name,
         state=session.state,
+        mode=session.mode,
         lead_ms=session.lead_ms,
         start_at=start_at,
         start_at_ns=session.start_at_ns,
@@ -233,4 +265,31 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
         stopped_at=iso(session.stopped_at_ns),
         skew_ms=session.skew_ms,
         nodes=nodes,
+    )
+
+
+async def lockview(db: Session, fleet: Fleet, session_id: str) -> LockViewFleet:
+    """Save the session's framing still on every node that started it."""
+    _get(db, session_id)
+    started = sorted(
+        {r.node_id for r in repository.results(db, [session_id]) if r.command == "start" and r.ok}
+    )
+    nodes = [a for n in started if (a := fleet.address(n)) is not None]
+    req = LockViewRequest(session_id=session_id)
+    calls = await fleet.client.fan_out(nodes, lambda a: fleet.client.lockview(a, req))
+    _note_calls(fleet, calls, rtt=False)
+    return LockViewFleet(
+        session_id=session_id,
+        nodes=[
+            LockViewNode(
+                node_id=c.node_id,
+                ok=c.ok,
+                status_code=c.status_code,
+                error=c.error,
+                latency_ms=c.latency_ms,
+                file_name=c.value.file_name if c.value else None,
+                size_bytes=c.value.size_bytes if c.value else None,
+            )
+            for c in calls
+        ],
     )

@@ -42,7 +42,8 @@ class HashingSink:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh = open(path, "xb")  # noqa: SIM115 - closed in close()
+        # Unbuffered: every buffer the muxer flushes goes to the kernel at once.
+        self._fh = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
         self._hash = hashlib.sha256()
         self._lock = threading.Lock()
         self.size_bytes = 0
@@ -50,12 +51,17 @@ class HashingSink:
 
     def write(self, data: Any) -> int:
         """Append ``data``; PyAV calls this with each buffer the muxer emits."""
-        buf = bytes(data)
-        self._hash.update(buf)
+        view = memoryview(bytes(data))
+        total = len(view)
         with self._lock:
-            self._fh.write(buf)
-            self.size_bytes += len(buf)
-        return len(buf)
+            while view:
+                # A raw write may be partial; the hash covers exactly what reached the file,
+                # even when the disk fills in the middle of a buffer.
+                n = self._fh.write(view) or 0
+                self._hash.update(view[:n])
+                self.size_bytes += n
+                view = view[n:]
+        return total
 
     def flush(self) -> None:
         """Push buffered bytes to the kernel."""
@@ -95,31 +101,66 @@ class _NullSink:
         return len(data)
 
 
-def warm_up_encoder(codec: Codec, width: int, height: int, fps: float, bitrate_bps: int) -> str:
+def _open_stream(
+    container: av.container.OutputContainer,
+    codec: Codec,
+    width: int,
+    height: int,
+    fps: float,
+    bitrate_bps: int,
+    gop_frames: int,
+    extra_options: dict[str, dict[str, str]],
+) -> tuple[av.VideoStream, str]:
+    """Add and open a video stream with the first encoder of ``codec`` that works."""
+    rate = fps_fraction(fps)
+    errors: list[str] = []
+    for name in ENCODERS[codec]:
+        try:
+            stream = container.add_stream(name, rate=rate)
+            assert isinstance(stream, av.VideoStream)
+            stream.width = width
+            stream.height = height
+            stream.pix_fmt = "yuv420p"
+            stream.bit_rate = bitrate_bps
+            stream.codec_context.gop_size = gop_frames
+            stream.codec_context.time_base = 1 / rate
+            stream.codec_context.options = {
+                **ENCODER_OPTIONS.get(name, {}),
+                **extra_options.get(name, {}),
+            }
+            stream.codec_context.open()
+        except (av.FFmpegError, ValueError, OSError) as err:
+            errors.append(f"{name}: {err}")
+            continue
+        return stream, name
+    raise EncoderUnavailable(f"no {codec.value} encoder could be opened ({'; '.join(errors)})")
+
+
+def warm_up_encoder(
+    codec: Codec,
+    width: int,
+    height: int,
+    fps: float,
+    bitrate_bps: int,
+    extra_options: dict[str, dict[str, str]] | None = None,
+) -> str:
     """Encode one frame to nowhere, so that the first real start does not pay for loading
-    and initialising the encoder (about 130 ms here; more on a Pi). Returns its name."""
+    and initialising the encoder (about 130 ms here; more on a Pi). Returns its name;
+    raises EncoderUnavailable when no encoder for ``codec`` opens."""
     container = av.open(
         _NullSink(), mode="w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}
     )
-    errors = []
     try:
-        for name in ENCODERS[codec]:
-            try:
-                stream = container.add_stream(name, rate=fps_fraction(fps))
-                assert isinstance(stream, av.VideoStream)
-                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                stream.bit_rate = bitrate_bps
-                stream.codec_context.options = dict(ENCODER_OPTIONS.get(name, {}))
-                frame = av.VideoFrame(width, height, "yuv420p")
-                frame.pts = 0
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-                for packet in stream.encode(None):
-                    container.mux(packet)
-                return name
-            except (av.FFmpegError, ValueError) as err:
-                errors.append(f"{name}: {err}")
-        raise EncoderUnavailable(f"no {codec.value} encoder could be opened: {'; '.join(errors)}")
+        stream, name = _open_stream(
+            container, codec, width, height, fps, bitrate_bps, 1, extra_options or {}
+        )
+        frame = av.VideoFrame(width, height, "yuv420p")
+        frame.pts = 0
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+        return name
     finally:
         container.close()
 
@@ -136,47 +177,42 @@ class Mp4Writer:
         fps: float,
         bitrate_bps: int,
         gop_frames: int,
+        extra_options: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.path = path
         self.sink = HashingSink(path)
+        # flush_packets: each fragment reaches the file as soon as the muxer closes it, so
+        # a kill -9 loses at most the fragment being filled.
         self.container = av.open(
             self.sink,
             mode="w",
             format="mp4",
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+            options={
+                "movflags": "frag_keyframe+empty_moov+default_base_moof",
+                "flush_packets": "1",
+            },
         )
-        rate = fps_fraction(fps)
-        errors: list[str] = []
-        self.encoder = ""
-        for name in ENCODERS[codec]:
-            try:
-                stream = self.container.add_stream(name, rate=rate)
-                assert isinstance(stream, av.VideoStream)
-                stream.width = width
-                stream.height = height
-                stream.pix_fmt = "yuv420p"
-                stream.bit_rate = bitrate_bps
-                stream.codec_context.gop_size = gop_frames
-                stream.codec_context.time_base = 1 / rate
-                stream.codec_context.options = dict(ENCODER_OPTIONS.get(name, {}))
-                stream.codec_context.open()
-            except (av.FFmpegError, ValueError) as err:
-                errors.append(f"{name}: {err}")
-                continue
-            self.stream = stream
-            self.encoder = name
-            break
-        if not self.encoder:
+        try:
+            self.stream, self.encoder = _open_stream(
+                self.container,
+                codec,
+                width,
+                height,
+                fps,
+                bitrate_bps,
+                gop_frames,
+                extra_options or {},
+            )
+        except EncoderUnavailable:
             self.container.close()
             self.sink.close()
             path.unlink(missing_ok=True)
-            raise EncoderUnavailable(
-                f"no {codec.value} encoder could be opened: {'; '.join(errors)}"
-            )
+            raise
 
     def write(self, frame: av.VideoFrame, pts: int) -> None:
         """Encode one frame at presentation slot ``pts`` (in frames)."""
         frame.pts = pts
+        frame.time_base = self.stream.codec_context.time_base  # pts counts frames
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
 

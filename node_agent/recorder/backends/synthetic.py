@@ -6,12 +6,15 @@ encoding them; the recorder paces and encodes them exactly like real camera fram
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
 
 import av
 import numpy as np
 import numpy.typing as npt
+
+from node_agent.recorder.backends import CapturedFrame
 
 # A 3x5 pixel font: enough to read "F000123 08:50:01.234" off a frame.
 _GLYPHS = {
@@ -82,27 +85,61 @@ def overlay_label(index: int, capture_ns: int, camera: str = "") -> str:
 
 
 class SyntheticCamera:
-    """Generated frames; the default camera off a Pi and in every test."""
+    """Generated frames paced in real time; the default camera off a Pi and in every test."""
 
     name = "synthetic"
 
-    def __init__(self, width: int, height: int, camera: str = "") -> None:
+    def __init__(self, width: int, height: int, fps: float = 30.0, camera: str = "") -> None:
         self.width = width
         self.height = height
+        self.fps = fps
         self.camera = camera
         # Each camera's pattern starts at its own phase, so two cameras started at the
         # same instant do not produce identical files.
         self._phase = zlib.crc32(camera.encode()) % 256
         self._base: npt.NDArray[np.uint8] | None = None
         self._scale = max(1, height // 90)
+        self._period_ns = 1e9 / fps
+        self._t0_wall = 0
+        self._t0_mono: int | None = None
+        self._next = 0
+        self._opened_mono = time.monotonic_ns()
 
     def open(self) -> None:
         """Precompute the static part of the pattern."""
         yy, xx = np.mgrid[0 : self.height, 0 : self.width]
         self._base = ((xx // 2 + yy // 2) % 256).astype(np.uint8)
+        self._t0_mono = None
+        self._opened_mono = time.monotonic_ns()
 
-    def read(self, index: int, capture_ns: int) -> av.VideoFrame:
-        """Build frame ``index``: a diagonal gradient that moves, a sweeping bar, a label."""
+    def begin(self, start_wall_ns: int, start_monotonic_ns: int) -> None:
+        """Frame 0 is captured at this instant; frame i one period after frame i-1."""
+        self._t0_wall, self._t0_mono, self._next = start_wall_ns, start_monotonic_ns, 0
+
+    def read(self, timeout_s: float, cancel: threading.Event) -> CapturedFrame | None:
+        """The next frame slot, waited for on the monotonic clock. Slots that passed while
+        the caller was busy are skipped, as a real sensor's frames would be lost."""
+        if self._t0_mono is None:
+            self.begin(time.time_ns(), time.monotonic_ns())
+        assert self._t0_mono is not None
+        now = time.monotonic_ns()
+        index = max(self._next, int((now - self._t0_mono) // self._period_ns))
+        slot = self._t0_mono + round(index * self._period_ns)
+        if slot > now and cancel.wait((slot - now) / 1e9):
+            return None
+        if cancel.is_set():
+            return None
+        self._next = index + 1
+        capture_ns = self._t0_wall + (slot - self._t0_mono)
+        return CapturedFrame(self.render(index, capture_ns), capture_ns)
+
+    def still(self) -> av.VideoFrame:
+        """The pattern as it is now."""
+        index = int((time.monotonic_ns() - self._opened_mono) // self._period_ns)
+        return self.render(index, time.time_ns())
+
+    def render(self, index: int, capture_ns: int) -> av.VideoFrame:
+        """Frame ``index``: a diagonal gradient that moves, a sweeping bar, a label."""
         if self._base is None:
             self.open()
         assert self._base is not None
@@ -121,8 +158,7 @@ class SyntheticCamera:
             label[:lh, :lw]
         ] = 235
         yuv[h:] = 128  # neutral chroma: a grey-scale picture
-        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-        return frame
+        return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
 
     def close(self) -> None:
         """Nothing to release."""

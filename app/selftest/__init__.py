@@ -1,0 +1,1 @@
+"""Fleet-wide self-test."""

@@ -1,0 +1,33 @@
+"""Fleet-wide self-test route."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from app.deps import DbDep, FleetDep, require_operator
+from app.selftest import service
+from app.selftest.models import FleetSelfTest, FleetSelfTestRequest
+from node_agent.http import AUTH_RESPONSES
+from node_agent.schemas import ErrorBody
+
+router = APIRouter(
+    prefix="/api/v1/selftest",
+    tags=["selftest"],
+    dependencies=[Depends(require_operator)],
+    responses=AUTH_RESPONSES,
+)
+
+
+@router.post(
+    "",
+    response_model=FleetSelfTest,
+    summary="A self-test clip on every node: record, decode, hash, delete; one result per node",
+    responses={
+        404: {"model": ErrorBody, "description": "Unknown node id"},
+        409: {"model": ErrorBody, "description": "No node has joined"},
+    },
+)
+async def selftest(
+    db: DbDep, fleet: FleetDep, body: FleetSelfTestRequest | None = None
+) -> FleetSelfTest:
+    return await service.run(db, fleet, body or FleetSelfTestRequest())

@@ -1,0 +1,35 @@
+"""Run the self-test on every node at once."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from app.context import Fleet
+from app.selftest.models import FleetSelfTest, FleetSelfTestRequest, SelfTestNode
+from app.sessions.service import targets
+from node_agent.schemas import SelfTestRequest
+
+# On top of the clip: arming, decoding, hashing and the disk write test.
+SELFTEST_MARGIN_S = 30.0
+
+
+async def run(db: Session, fleet: Fleet, body: FleetSelfTestRequest) -> FleetSelfTest:
+    """A clip on every node (or ``node_ids``); one result per node."""
+    nodes = targets(db, fleet, body.node_ids)
+    req = SelfTestRequest(duration_s=body.duration_s)
+    timeout = body.duration_s + SELFTEST_MARGIN_S
+    calls = await fleet.client.fan_out(nodes, lambda a: fleet.client.selftest(a, req, timeout))
+    fleet.poller.refresh_soon([c.node_id for c in calls if c.ok])
+    results = [
+        SelfTestNode(
+            node_id=c.node_id,
+            ok=c.ok,
+            status_code=c.status_code,
+            error=c.error,
+            latency_ms=c.latency_ms,
+            result=c.value,
+        )
+        for c in calls
+    ]
+    passed = bool(results) and all(r.result is not None and r.result.passed for r in results)
+    return FleetSelfTest(passed=passed, nodes=results)

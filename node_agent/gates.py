@@ -1,0 +1,109 @@
+"""Pre-start gates: pure checks over readings, and the readers that take them.
+
+Every gate answers ok / warning / refused with a reason a person can act on; the
+recorder refuses a start (409) when any gate refuses, naming each one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from node_agent.schemas import ClockStatus, GateResult
+from node_agent.telemetry.disk import minutes_left
+
+
+def storage_gate(
+    writable_error: str | None,
+    free_bytes: int,
+    bitrate_bps: int,
+    planned_s: float | None,
+    min_free_minutes: float,
+    reserve_s: float,
+) -> GateResult:
+    """Writable, and room for the planned duration (or ``min_free_minutes``) plus the reserve."""
+    if writable_error is not None:
+        return GateResult(gate="storage", ok=False, reason=f"not writable: {writable_error}")
+    need_s = (planned_s if planned_s is not None else min_free_minutes * 60) + reserve_s
+    have_min = minutes_left(free_bytes, bitrate_bps)
+    if have_min * 60 < need_s:
+        return GateResult(
+            gate="storage",
+            ok=False,
+            reason=f"only {have_min:.1f} minutes fit at {bitrate_bps / 1e6:g} Mb/s; "
+            f"{need_s / 60:.1f} needed (planned duration plus the {reserve_s:g} s reserve): "
+            "offload and delete recordings, or plan a shorter recording",
+        )
+    return GateResult(gate="storage", ok=True, reason=f"{have_min:.0f} minutes free")
+
+
+def temperature_gate(temp_c: float | None, max_c: float, source: str) -> GateResult:
+    """CPU temperature under its limit; no sensor is a warning, not a refusal."""
+    if temp_c is None:
+        return GateResult(
+            gate="temperature", ok=True, warning=True, reason=f"no temperature sensor ({source})"
+        )
+    if temp_c >= max_c:
+        return GateResult(
+            gate="temperature",
+            ok=False,
+            reason=f"CPU at {temp_c:.1f} °C, limit {max_c:g} °C: shade or cool the camera",
+        )
+    return GateResult(gate="temperature", ok=True, reason=f"CPU at {temp_c:.1f} °C")
+
+
+def battery_gate(percent: float | None, min_percent: float, provider: str) -> GateResult:
+    """Battery over its limit; with no provider the node is taken to be on mains power."""
+    if percent is None:
+        return GateResult(
+            gate="battery", ok=True, reason=f"no battery provider ({provider}): mains power assumed"
+        )
+    if percent < min_percent:
+        return GateResult(
+            gate="battery",
+            ok=False,
+            reason=f"battery at {percent:.0f} %, limit {min_percent:g} %: charge or swap it",
+        )
+    return GateResult(gate="battery", ok=True, reason=f"battery at {percent:.0f} %")
+
+
+def clock_gate(clock: ClockStatus, max_offset_ms: float, require_sync: bool) -> GateResult:
+    """Clock offset within bounds; unsynchronized warns (or refuses when required)."""
+    if not clock.synchronized or clock.offset_ns is None:
+        why = clock.error or "chrony reports no synchronised source"
+        text = f"clock unsynchronized ({why}): this camera may start out of step"
+        return GateResult(gate="clock", ok=not require_sync, warning=not require_sync, reason=text)
+    offset_ms = clock.offset_ns / 1e6
+    if abs(offset_ms) > max_offset_ms:
+        return GateResult(
+            gate="clock",
+            ok=False,
+            reason=f"clock offset {offset_ms:+.2f} ms exceeds {max_offset_ms:g} ms: "
+            "wait for chrony to settle or check the reference",
+        )
+    return GateResult(gate="clock", ok=True, reason=f"clock offset {offset_ms:+.3f} ms")
+
+
+def check_writable(directory: Path) -> str | None:
+    """Write, fsync and remove a probe file; None when that worked, else the error."""
+    probe = directory / f".write-probe-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"camfleet")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        probe.unlink()
+    except OSError as err:
+        return f"{directory}: {err.strerror or err}"
+    return None
+
+
+def read_temperature_c(path: Path) -> float | None:
+    """A sysfs thermal zone in millidegrees Celsius; None when there is none."""
+    try:
+        return int(path.read_text().strip()) / 1000
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,29 @@
+"""Stills: JPEG with a chosen quality, written atomically.
+
+picamera2's ``capture_file`` has no quality setting (the timelapse research notes
+it); every backend therefore hands over a frame and the quality is applied here.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+
+from node_agent.fsutil import atomic_write_bytes
+
+
+def encode_jpeg(frame: av.VideoFrame, quality: int = 85) -> bytes:
+    """The frame as a JPEG of ``quality`` (1-100)."""
+    buf = io.BytesIO()
+    image = frame.to_image()  # type: ignore[no-untyped-call]
+    image.save(buf, format="JPEG", quality=max(1, min(100, quality)))
+    return buf.getvalue()
+
+
+def save_jpeg(path: Path, frame: av.VideoFrame, quality: int = 85) -> int:
+    """Write the frame as a JPEG at ``path`` (temp + fsync + rename); returns its size."""
+    data = encode_jpeg(frame, quality)
+    atomic_write_bytes(path, data)
+    return len(data)
