@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bench.checksum import ChecksumResult
 from bench.common import Machine, median, ms, percentile, yes_no
 from bench.fanout import FanoutResult
+from bench.profiles import ProfileResult
 from bench.skew import RUN_AFTER_START_S, SkewResult
 from bench.timelapse import TimelapseResult
 
@@ -313,6 +314,37 @@ def _timelapse_section(plan: Plan, results: list[TimelapseResult]) -> list[str]:
     return lines
 
 
+def _profiles_section(results: list[ProfileResult]) -> list[str]:
+    lines = [
+        "## 5. Recording profiles",
+        "",
+        "How measured: for each profile, frames of the synthetic camera (rendered beforehand, "
+        "so only the encoder is timed) go through the recorder's own encoder settings "
+        "(ultrafast, zerolatency, bitrate clamped to the default 25 to 35 Mb/s, one keyframe a "
+        "second) into a fragmented MP4 that is thrown away, as fast as the encoder takes "
+        "them: 2 s of video for 4K, 5 s otherwise. CPU per frame is process CPU time (every "
+        "encoder thread) divided by frames. The synthetic pattern compresses far more easily "
+        "than a football pitch, so real footage costs more; on a node the self-test and the "
+        "first seconds of each recording measure the real thing, and a profile that cannot "
+        "hold its frame rate there is left for the next.",
+        "",
+        "| profile | encoder | encode fps | CPU per frame | sustains its frame rate here | "
+        "rendering a synthetic frame |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r.error:
+            lines.append(f"| {r.profile} | - | - | - | no: {r.error} | {r.render_ms:.1f} ms |")
+            continue
+        lines.append(
+            f"| {r.profile} | {r.encoder} | {r.encode_fps:.1f} | {r.cpu_ms_per_frame:.1f} ms | "
+            f"{'**yes**' if r.sustains else '**no**'} ({r.target_fps:g} needed) | "
+            f"{r.render_ms:.1f} ms |"
+        )
+    lines.append("")
+    return lines
+
+
 def render(
     machine: Machine,
     plan: Plan,
@@ -320,6 +352,7 @@ def render(
     fanout: list[FanoutResult],
     checksum: list[ChecksumResult],
     timelapse: list[TimelapseResult],
+    profiles: list[ProfileResult],
     section_s: dict[str, float],
     total_s: float,
 ) -> str:
@@ -352,4 +385,5 @@ def render(
     lines += _fanout_section(plan, fanout)
     lines += _checksum_section(plan, checksum)
     lines += _timelapse_section(plan, timelapse)
+    lines += _profiles_section(profiles)
     return "\n".join(lines).rstrip() + "\n"

@@ -1,4 +1,4 @@
-"""``python -m bench.run [--quick] [--out PATH]``: run the four benchmarks, write the report."""
+"""``python -m bench.run [--quick] [--out PATH]``: run the five benchmarks, write the report."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from types import FrameType
 from bench.checksum import ChecksumResult, run_checksum
 from bench.common import BenchError, Children, atomic_write_text, machine
 from bench.fanout import FanoutResult, run_fanout
+from bench.profiles import ProfileResult, run_profiles
 from bench.report import Plan, render
 from bench.skew import SkewResult, run_skew
 from bench.timelapse import TimelapseResult, run_timelapse
@@ -127,8 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         ]
         section_s["timelapse"] = time.monotonic() - t0
 
+        print("5. recording profiles", flush=True)
+        t0 = time.monotonic()
+        profiles: list[ProfileResult] = run_profiles(plan.quick)
+        section_s["profiles"] = time.monotonic() - t0
+
         total_s = time.monotonic() - t_start
-        text = render(here, plan, skew, fanout, checksum, timelapse, section_s, total_s)
+        text = render(here, plan, skew, fanout, checksum, timelapse, profiles, section_s, total_s)
         atomic_write_text(args.out, text)
         print(f"\n{text}\nwritten to {args.out} in {total_s:.0f} s", flush=True)
         ok = True

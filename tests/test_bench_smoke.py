@@ -1,4 +1,4 @@
-"""`make bench` works: a --quick run writes all four sections with figures in ms."""
+"""`make bench` works: a --quick run writes all five sections with figures in ms."""
 
 from __future__ import annotations
 
@@ -43,10 +43,11 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
         "## 2. Fan-out",
         "## 3. Checksum at stop",
         "## 4. Timelapse schedule",
+        "## 5. Recording profiles",
     ):
         assert heading in text, f"{heading!r} missing from:\n{text}"
     sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
-    assert len(sections) == 4
+    assert len(sections) == 5
     for section in sections:
         assert re.search(r"\d+\.\d+ ms", section), f"no figure in ms in:\n{section}"
     assert "nproc" in text and "Python" in text
