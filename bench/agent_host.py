@@ -58,7 +58,16 @@ def agent_settings(
         api_token=SecretStr(token),
         chronyc_path=NO_CHRONYC,
         clock_poll_interval_s=3600,
-        camera=CameraSettings(source="synthetic", width=width, height=height, fps=fps),
+        # One encoder thread each: a host stands in for many nodes, and x264's own thread
+        # pool per armed encoder (hundreds per process here) would make the host, not the
+        # command path, the thing measured. A real node has one encoder and all its cores.
+        camera=CameraSettings(
+            source="synthetic",
+            width=width,
+            height=height,
+            fps=fps,
+            encoder_options={"libx264": {"threads": "1"}},
+        ),
     )
 
 

@@ -113,7 +113,10 @@ def _fanout_section(plan: Plan, results: list[FanoutResult]) -> list[str]:
         "",
         "How measured: N agent apps (the real `node_agent.main.create_app`, 160x120 camera) "
         "served by `python -m bench.agent_host`, several apps per process, each app its own "
-        "`uvicorn.Server` and port; the apps are spread over at most 4 host processes. Both "
+        "`uvicorn.Server` and port; the apps are spread over at most 4 host processes, and each "
+        "app's encoder runs one thread (with x264's default thread pool per armed encoder, "
+        "hundreds per process, the per-node cost grew 1.2x from 50 to 200 agents for both "
+        "clients alike: the host, not the command path). Both "
         "clients first warm one keep-alive connection per agent (one status call each), then "
         "each runs one unmeasured start + cancel round (the first start after launch loads the "
         f"encoder in every host process). Then {plan.fanout_rounds} measured rounds, alternating which client goes first; in each, each client "

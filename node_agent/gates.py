@@ -7,6 +7,7 @@ recorder refuses a start (409) when any gate refuses, naming each one.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from node_agent.schemas import ClockStatus, GateResult
@@ -85,14 +86,16 @@ def clock_gate(clock: ClockStatus, max_offset_ms: float, require_sync: bool) -> 
 
 
 def check_writable(directory: Path) -> str | None:
-    """Write, fsync and remove a probe file; None when that worked, else the error."""
-    probe = directory / f".write-probe-{os.getpid()}"
+    """Create, write and remove a probe file; None when that worked, else the error.
+
+    No fsync: a read-only or missing disk, permissions and a full disk all show without
+    one, and a start must not wait on the disk's cache (the self-test measures writes)."""
+    probe = directory / f".write-probe-{os.getpid()}-{threading.get_ident()}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, b"camfleet")
-            os.fsync(fd)
         finally:
             os.close(fd)
         probe.unlink()

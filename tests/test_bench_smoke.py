@@ -47,10 +47,11 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     ):
         assert heading in text, f"{heading!r} missing from:\n{text}"
     sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
-    assert len(sections) == 5
+    assert len(sections) == 5, text
     for section in sections:
         assert re.search(r"\d+\.\d+ ms", section), f"no figure in ms in:\n{section}"
-    assert "nproc" in text and "Python" in text
-    assert "**met**" in text or "**missed**" in text
-    assert "DIFFERS" not in printed and "| NO |" not in text  # the sha256 is the file's
+    assert "nproc" in text and "Python" in text, text
+    assert "**met**" in text or "**missed**" in text, text
+    # the sha256 is the file's
+    assert "DIFFERS" not in printed and "| NO |" not in text, printed + text
     assert not list(tmp_path.glob(".bench.md.tmp-*"))  # the atomic write left no temp file

@@ -715,8 +715,8 @@ class Recorder:
             on_done=self.lock.release,
             manifest_wanted=manifest_wanted,
         )
-        if manifest_wanted:
-            write_journal(path, job.journal())
+        # The journal is written by the recording thread with the first frame: before it
+        # the file holds no footage, and the arm path stays free of fsyncs.
         return job
 
     def _start_result(self, job: RecordingJob, command_id: str) -> StartResult:
