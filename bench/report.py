@@ -91,10 +91,13 @@ def _skew_section(plan: Plan, results: list[SkewResult], nproc: int) -> list[str
         lines += [
             f"† More agents than this machine has CPUs (nproc = {nproc}). At the start instant "
             "the agents take turns on the CPUs: each waits under SCHED_FIFO for the last 50 ms "
-            "(when it may; the bench runs as root) and spins the last 0.5 ms yielding to its "
-            "peers, so lateness grows by a few tens of µs per agent in start order; agents that "
-            "have started are encoding by then but cannot preempt the real-time waiters. "
-            "Without real-time priority the same run spread 7.4 ms at p99 for N = 20. These rows "
+            "(when it may; the bench runs as root, a node's unit sets LimitRTPRIO) with Python's "
+            "thread switch interval shortened, and spins the last 1 ms without yielding; the "
+            "real-time peers fire the moment the CPU is free, so lateness grows by a few tens "
+            "of µs per agent in start order, and agents that have started encoding cannot "
+            "preempt them. Without real-time priority the same run spread 7.4 ms at p99 for "
+            "N = 20; spinning with sched_yield let another thread take the GIL now and then "
+            "(1.8-6 ms outliers). These rows "
             "measure this machine's CPU contention as much as the agent; a fleet runs one agent "
             "per Pi. "
             + (
