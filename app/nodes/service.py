@@ -7,7 +7,7 @@ import time
 from sqlmodel import Session
 
 from app.context import Fleet
-from app.errors import NodeBusy, NodeNotFound, NodeUnreachable
+from app.errors import FleetEmpty, NodeBusy, NodeNotFound, NodeUnreachable
 from app.fleet.client import NodeAddress
 from app.nodes import repository
 from app.nodes.models import Node, NodeList, NodePublic
@@ -106,3 +106,21 @@ async def preview(db: Session, fleet: Fleet, node_id: str) -> bytes:
     if call.status_code == 409:
         raise NodeBusy(f"{node_id}: {call.error}")
     raise NodeUnreachable(f"{node_id}: {call.error}")
+
+
+def addresses(db: Session, fleet: Fleet, node_ids: list[str] | None) -> list[NodeAddress]:
+    """The addresses of ``node_ids`` (every joined node when None); NodeNotFound/FleetEmpty."""
+    if node_ids is None:
+        nodes = repository.list_all(db)
+        if not nodes:
+            raise FleetEmpty("no node has joined yet; start agents with coordinator_url set")
+        ids = [n.node_id for n in nodes]
+    else:
+        ids = list(dict.fromkeys(node_ids))
+        unknown = [i for i in ids if repository.get(db, i) is None]
+        if unknown:
+            raise NodeNotFound(
+                f"unknown node ids: {', '.join(unknown)}; GET /api/v1/nodes lists them"
+            )
+    addrs = [fleet.address(i) for i in ids]
+    return [a for a in addrs if a is not None]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from app.context import Fleet
+from app.nodes import service as node_service
 from app.selftest.models import FleetSelfTest, FleetSelfTestRequest, SelfTestNode
-from app.sessions.service import targets
 from node_agent.schemas import SelfTestRequest
 
 # On top of the clip: arming, decoding, hashing and the disk write test.
@@ -15,7 +15,7 @@ SELFTEST_MARGIN_S = 30.0
 
 async def run(db: Session, fleet: Fleet, body: FleetSelfTestRequest) -> FleetSelfTest:
     """A clip on every node (or ``node_ids``); one result per node."""
-    nodes = targets(db, fleet, body.node_ids)
+    nodes = node_service.addresses(db, fleet, body.node_ids)
     req = SelfTestRequest(duration_s=body.duration_s)
     timeout = body.duration_s + SELFTEST_MARGIN_S
     calls = await fleet.client.fan_out(nodes, lambda a: fleet.client.selftest(a, req, timeout))

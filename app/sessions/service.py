@@ -10,9 +10,10 @@ from typing import Any
 from sqlmodel import Session
 
 from app.context import Fleet
-from app.errors import BadInput, FleetEmpty, NodeNotFound, SessionNotFound
+from app.errors import BadInput, SessionNotFound
 from app.fleet.client import NodeAddress, NodeCall
 from app.nodes import repository as node_repository
+from app.nodes import service as node_service
 from app.recordings import repository as recording_repository
 from app.recordings import service as recording_service
 from app.recordings.models import Recording
@@ -54,24 +55,6 @@ def choose_lead_ms(fleet: Fleet, requested: int | None) -> int:
     return min(max(lead, floor), s.max_lead_ms)
 
 
-def targets(db: Session, fleet: Fleet, node_ids: list[str] | None) -> list[NodeAddress]:
-    """The addresses of ``node_ids`` (every joined node when None); NodeNotFound/FleetEmpty."""
-    if node_ids is None:
-        nodes = node_repository.list_all(db)
-        if not nodes:
-            raise FleetEmpty("no node has joined yet; start agents with coordinator_url set")
-        ids = [n.node_id for n in nodes]
-    else:
-        ids = list(dict.fromkeys(node_ids))
-        unknown = [i for i in ids if node_repository.get(db, i) is None]
-        if unknown:
-            raise NodeNotFound(
-                f"unknown node ids: {', '.join(unknown)}; GET /api/v1/nodes lists them"
-            )
-    addrs = [fleet.address(i) for i in ids]
-    return [a for a in addrs if a is not None]
-
-
 def _record(session_id: str, command: str, command_id: str, call: NodeCall[Any]) -> CommandResult:
     return CommandResult(
         session_id=session_id,
@@ -97,7 +80,7 @@ def _note_calls(fleet: Fleet, calls: Sequence[NodeCall[Any]], rtt: bool) -> None
 
 async def start(db: Session, fleet: Fleet, body: SessionCreate) -> SessionPublic:
     """Schedule a start on every target node at once; healthy nodes go on when one fails."""
-    nodes = targets(db, fleet, body.node_ids)
+    nodes = node_service.addresses(db, fleet, body.node_ids)
     lead_ms = choose_lead_ms(fleet, body.lead_ms)
     now = time.time_ns()
     session = RecordingSession(

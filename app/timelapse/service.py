@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from sqlmodel import Session
 
 from app.context import Fleet
-from app.errors import FleetEmpty, NodeNotFound
-from app.fleet.client import NodeAddress, NodeCall
-from app.nodes import repository as node_repository
+from app.fleet.client import NodeCall
+from app.nodes import service as node_service
 from app.timelapse.models import (
     TimelapseFleetResult,
     TimelapseFleetStart,
@@ -17,22 +16,6 @@ from app.timelapse.models import (
     TimelapseNodeResult,
 )
 from node_agent.timelapse.schemas import TimelapseStartRequest, TimelapseStatus
-
-
-def _targets(db: Session, fleet: Fleet, node_ids: list[str] | None) -> list[NodeAddress]:
-    if node_ids is None:
-        nodes = node_repository.list_all(db)
-        if not nodes:
-            raise FleetEmpty("no node has joined yet; start agents with coordinator_url set")
-        ids = [n.node_id for n in nodes]
-    else:
-        ids = list(dict.fromkeys(node_ids))
-        unknown = [i for i in ids if node_repository.get(db, i) is None]
-        if unknown:
-            raise NodeNotFound(
-                f"unknown node ids: {', '.join(unknown)}; GET /api/v1/nodes lists them"
-            )
-    return [a for i in ids if (a := fleet.address(i)) is not None]
 
 
 def _result(
@@ -61,7 +44,7 @@ def _result(
 
 async def start(db: Session, fleet: Fleet, body: TimelapseFleetStart) -> TimelapseFleetResult:
     """Start the timelapse on every target node; a node that refuses does not stop the others."""
-    targets = _targets(db, fleet, body.node_ids)
+    targets = node_service.addresses(db, fleet, body.node_ids)
     req = TimelapseStartRequest(interval_s=body.interval_s)
     calls = await fleet.client.fan_out(targets, lambda a: fleet.client.timelapse_start(a, req))
     return _result(fleet, "start", calls)
@@ -69,7 +52,7 @@ async def start(db: Session, fleet: Fleet, body: TimelapseFleetStart) -> Timelap
 
 async def stop(db: Session, fleet: Fleet, body: TimelapseFleetStop) -> TimelapseFleetResult:
     """Stop the timelapse on every target node (a node that was not running answers ok)."""
-    targets = _targets(db, fleet, body.node_ids)
+    targets = node_service.addresses(db, fleet, body.node_ids)
     timeout = fleet.settings.stop_timeout_s
     calls = await fleet.client.fan_out(
         targets, lambda a: fleet.client.timelapse_stop(a, timeout_s=timeout)

@@ -289,36 +289,17 @@ class RecordingJob:
         """The manifest of the finished recording."""
         assert self.first_frame_ns is not None
         last = self.last_frame_ns or self.first_frame_ns
-        clock = self.clock_at_start or ClockStatus(source="none", synchronized=False)
         lockview = self.path.parent / lockview_name(self.session_id, self.identity.cam_id)
-        return Manifest(
-            session_id=self.session_id,
-            cam_id=self.identity.cam_id,
-            node_id=self.identity.node_id,
-            position=self.identity.position,
+        return self.journal().manifest(
             file_name=self.path.name,
-            scheduled_start_ns=self.requested_start_ns,
             first_frame_ns=self.first_frame_ns,
-            realtime_start=self.realtime_start,
-            last_frame_ns=last,
-            clock_offset_ns=clock.offset_ns,
-            clock_synchronized=clock.synchronized,
             duration_s=round((last - self.first_frame_ns) / 1e9 + 1 / self.profile.fps, 6)
             if self.frames
             else 0.0,
             frame_count=self.frames,
             dropped_frames=self.dropped_frames,
-            width=self.profile.width,
-            height=self.profile.height,
-            fps=self.profile.fps,
-            codec=self.profile.codec,
-            encoder=self.writer.encoder,
-            bitrate_bps=self.bitrate_bps,
-            profile=self.profile.name,
-            profile_notes=self.profile_notes,
             size_bytes=self.size_bytes,
             sha256=self.sha256,
-            software_version=self.identity.version,
             stop_reason=self.stop_reason,
             lockview_file=lockview.name if lockview.exists() else None,
         )

@@ -53,6 +53,53 @@ class Journal(Wire):
     clock_synchronized: bool = False
     realtime_start: bool = False
 
+    def manifest(
+        self,
+        *,
+        file_name: str,
+        first_frame_ns: int,
+        duration_s: float,
+        frame_count: int,
+        dropped_frames: int,
+        size_bytes: int,
+        sha256: str,
+        stop_reason: str,
+        interrupted: bool = False,
+        lockview_file: str | None = None,
+    ) -> Manifest:
+        """The manifest of this recording, with what only its end can tell."""
+        last = first_frame_ns + round(max(0.0, duration_s - 1 / self.fps) * 1e9)
+        return Manifest(
+            session_id=self.session_id,
+            cam_id=self.cam_id,
+            node_id=self.node_id,
+            position=self.position,
+            file_name=file_name,
+            scheduled_start_ns=self.scheduled_start_ns,
+            first_frame_ns=first_frame_ns,
+            realtime_start=self.realtime_start,
+            last_frame_ns=last if frame_count else first_frame_ns,
+            clock_offset_ns=self.clock_offset_ns,
+            clock_synchronized=self.clock_synchronized,
+            duration_s=duration_s,
+            frame_count=frame_count,
+            dropped_frames=dropped_frames,
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            codec=self.codec,
+            encoder=self.encoder,
+            bitrate_bps=self.bitrate_bps,
+            profile=self.profile,
+            profile_notes=self.profile_notes,
+            size_bytes=size_bytes,
+            sha256=sha256,
+            software_version=self.software_version,
+            stop_reason=stop_reason,
+            interrupted=interrupted,
+            lockview_file=lockview_file,
+        )
+
 
 def journal_path(recording: Path) -> Path:
     """Where a recording's journal lives."""
@@ -159,32 +206,14 @@ def recover(directory: Path, node_id: str, version: str) -> list[Manifest]:
         playable = analyse(path, journal.fps)
         size, sha = sha256_file(path)
         first = journal.first_frame_ns or journal.armed_at_ns
-        manifest = Manifest(
-            session_id=journal.session_id,
-            cam_id=journal.cam_id,
-            node_id=journal.node_id,
-            position=journal.position,
+        manifest = journal.manifest(
             file_name=path.name,
-            scheduled_start_ns=journal.scheduled_start_ns,
             first_frame_ns=first,
-            realtime_start=journal.realtime_start,
-            last_frame_ns=first + round(max(0.0, playable.duration_s - 1 / journal.fps) * 1e9),
-            clock_offset_ns=journal.clock_offset_ns,
-            clock_synchronized=journal.clock_synchronized,
             duration_s=playable.duration_s,
             frame_count=playable.frames,
             dropped_frames=0,
-            width=journal.width,
-            height=journal.height,
-            fps=journal.fps,
-            codec=journal.codec,
-            encoder=journal.encoder,
-            bitrate_bps=journal.bitrate_bps,
-            profile=journal.profile,
-            profile_notes=journal.profile_notes,
             size_bytes=size,
             sha256=sha,
-            software_version=journal.software_version,
             stop_reason="interrupted: the agent stopped without finishing this recording",
             interrupted=True,
         )
