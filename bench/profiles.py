@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import av
 
 from node_agent.recorder.backends.synthetic import SyntheticCamera
-from node_agent.recorder.writer import EncoderUnavailable, _NullSink, _open_stream
+from node_agent.recorder.writer import EncoderUnavailable, NullSink, open_video_stream
 from node_agent.settings import DEFAULT_PROFILES, CameraSettings, Profile
 
 
@@ -61,19 +61,12 @@ def measure(profile: Profile, seconds_of_video: float) -> ProfileResult:
     render_ms = (time.perf_counter() - t0) * 1000 / len(pool)
     frames = max(8, round(seconds_of_video * profile.fps))
     container = av.open(
-        _NullSink(), mode="w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}
+        NullSink(), mode="w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}
     )
     try:
         try:
-            stream, encoder = _open_stream(
-                container,
-                profile.codec,
-                profile.width,
-                profile.height,
-                profile.fps,
-                bitrate,
-                max(1, round(profile.fps)),
-                {},
+            stream, encoder = open_video_stream(
+                container, profile, bitrate, max(1, round(profile.fps)), {}
             )
         except EncoderUnavailable as err:
             return ProfileResult(profile.name, "", 0, 0.0, 0.0, render_ms, profile.fps, str(err))

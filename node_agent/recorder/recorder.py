@@ -76,10 +76,10 @@ class Profiles:
     camera: CameraSettings
     active: int = 0
     notes: list[str] = field(default_factory=list)
+    all: list[Profile] = field(init=False)
 
-    @property
-    def all(self) -> list[Profile]:
-        return self.camera.profile_list()
+    def __post_init__(self) -> None:
+        self.all = self.camera.profile_list()
 
     @property
     def current(self) -> Profile:
@@ -118,7 +118,7 @@ class RecordingJob:
     clock: ClockMonitor
     identity: Identity
     on_probation_failed: Callable[[Profile, str], None] | None = None
-    on_done: Callable[[], None] | None = None  # gives the camera lock back
+    on_done: Callable[[], None] | None = None  # frees the camera, notes how it ended
     manifest_wanted: bool = True  # False for self-test clips
     armed_at_ns: int = field(default_factory=time.time_ns)
     stop_event: threading.Event = field(default_factory=threading.Event)
@@ -398,7 +398,7 @@ class Recorder:
         if isinstance(seen, StopResult):
             return seen
         job = self.job
-        if job is None or job.session_id != req.session_id or not job.manifest_wanted:
+        if job is None or job.session_id != req.session_id:
             path = self.directory / manifest_name(req.session_id, self.identity.cam_id)
             if path.exists():  # already stopped earlier (maybe by another command id)
                 result = StopResult(
@@ -445,7 +445,7 @@ class Recorder:
     def lockview(self, session_id: str) -> LockViewResult:
         """Save the framing still of ``session_id`` and reference it in its manifest."""
         job = self.job
-        active = job is not None and not job.done_event.is_set() and job.manifest_wanted
+        active = job is not None and not job.done_event.is_set()
         if active and job is not None and job.session_id != session_id:
             raise RecordingConflict(
                 f"this node is recording session {job.session_id}, not {session_id}"
@@ -540,12 +540,7 @@ class Recorder:
             profile = self.profiles.current
             try:
                 return warm_up_encoder(
-                    profile.codec,
-                    profile.width,
-                    profile.height,
-                    profile.fps,
-                    self.profiles.bitrate(profile),
-                    self.camera.encoder_options,
+                    profile, self.profiles.bitrate(profile), self.camera.encoder_options
                 )
             except EncoderUnavailable as err:
                 if not self.profiles.fall_back(str(err)):
@@ -562,7 +557,7 @@ class Recorder:
     def state(self) -> RecorderState:
         """idle, armed, recording or stopping."""
         job = self.job
-        if job is None or job.done_event.is_set() or not job.manifest_wanted:
+        if job is None or job.done_event.is_set():
             return RecorderState.idle
         if job.stop_event.is_set():
             return RecorderState.stopping
@@ -577,10 +572,6 @@ class Recorder:
         active = job if job is not None and state != RecorderState.idle else None
         profile = active.profile if active else self.profiles.current
         bitrate = active.bitrate_bps if active else self.profiles.bitrate(profile)
-        if job is not None and job.done_event.is_set() and job.manifest_wanted:
-            self.last_stop_reason = job.stop_reason
-            if job.error:
-                self.last_error = job.error
         return RecorderStatus(
             state=state,
             session_id=active.session_id if active else None,
@@ -644,10 +635,7 @@ class Recorder:
             try:
                 writer = Mp4Writer(
                     path,
-                    profile.codec,
-                    profile.width,
-                    profile.height,
-                    profile.fps,
+                    profile,
                     bitrate,
                     gop_frames=max(1, round(profile.fps * cam.gop_s)),
                     extra_options=cam.encoder_options,
@@ -693,12 +681,21 @@ class Recorder:
             clock=self.clock,
             identity=self.identity,
             on_probation_failed=self._probation_failed,
-            on_done=self.lock.release,
+            on_done=lambda: self._job_done(job),
             manifest_wanted=manifest_wanted,
         )
         # The journal is written by the recording thread with the first frame: before it
         # the file holds no footage, and the arm path stays free of fsyncs.
         return job
+
+    def _job_done(self, job: RecordingJob) -> None:
+        """Called by the job's thread as it ends: the camera is free, and how the recording
+        ended is remembered for the status page."""
+        self.lock.release()
+        if job.manifest_wanted and not job.cancelled:
+            self.last_stop_reason = job.stop_reason
+            if job.error:
+                self.last_error = job.error
 
     def _start_result(self, job: RecordingJob, command_id: str) -> StartResult:
         state = RecorderState.recording if job.started_event.is_set() else RecorderState.armed

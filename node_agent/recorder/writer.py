@@ -18,6 +18,7 @@ from typing import Any
 import av
 
 from node_agent.schemas import Codec
+from node_agent.settings import Profile
 
 # Encoders tried for each codec, best first (h264_v4l2m2m: the Pi 4's hardware encoder).
 ENCODERS: dict[Codec, tuple[str, ...]] = {
@@ -96,30 +97,30 @@ def fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-class _NullSink:
+class NullSink:
+    """A write-only file object that keeps nothing (warm-ups and benchmarks)."""
+
     def write(self, data: Any) -> int:
         return len(data)
 
 
-def _open_stream(
+def open_video_stream(
     container: av.container.OutputContainer,
-    codec: Codec,
-    width: int,
-    height: int,
-    fps: float,
+    profile: Profile,
     bitrate_bps: int,
     gop_frames: int,
     extra_options: dict[str, dict[str, str]],
 ) -> tuple[av.VideoStream, str]:
-    """Add and open a video stream with the first encoder of ``codec`` that works."""
-    rate = fps_fraction(fps)
+    """Add and open a video stream with the first encoder of the profile's codec that works."""
+    codec = profile.codec
+    rate = fps_fraction(profile.fps)
     errors: list[str] = []
     for name in ENCODERS[codec]:
         try:
             stream = container.add_stream(name, rate=rate)
             assert isinstance(stream, av.VideoStream)
-            stream.width = width
-            stream.height = height
+            stream.width = profile.width
+            stream.height = profile.height
             stream.pix_fmt = "yuv420p"
             stream.bit_rate = bitrate_bps
             stream.codec_context.gop_size = gop_frames
@@ -137,24 +138,19 @@ def _open_stream(
 
 
 def warm_up_encoder(
-    codec: Codec,
-    width: int,
-    height: int,
-    fps: float,
+    profile: Profile,
     bitrate_bps: int,
     extra_options: dict[str, dict[str, str]] | None = None,
 ) -> str:
     """Encode one frame to nowhere, so that the first real start does not pay for loading
     and initialising the encoder (about 130 ms here; more on a Pi). Returns its name;
-    raises EncoderUnavailable when no encoder for ``codec`` opens."""
+    raises EncoderUnavailable when no encoder for the profile's codec opens."""
     container = av.open(
-        _NullSink(), mode="w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}
+        NullSink(), mode="w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"}
     )
     try:
-        stream, name = _open_stream(
-            container, codec, width, height, fps, bitrate_bps, 1, extra_options or {}
-        )
-        frame = av.VideoFrame(width, height, "yuv420p")
+        stream, name = open_video_stream(container, profile, bitrate_bps, 1, extra_options or {})
+        frame = av.VideoFrame(profile.width, profile.height, "yuv420p")
         frame.pts = 0
         for packet in stream.encode(frame):
             container.mux(packet)
@@ -171,10 +167,7 @@ class Mp4Writer:
     def __init__(
         self,
         path: Path,
-        codec: Codec,
-        width: int,
-        height: int,
-        fps: float,
+        profile: Profile,
         bitrate_bps: int,
         gop_frames: int,
         extra_options: dict[str, dict[str, str]] | None = None,
@@ -193,15 +186,8 @@ class Mp4Writer:
             },
         )
         try:
-            self.stream, self.encoder = _open_stream(
-                self.container,
-                codec,
-                width,
-                height,
-                fps,
-                bitrate_bps,
-                gop_frames,
-                extra_options or {},
+            self.stream, self.encoder = open_video_stream(
+                self.container, profile, bitrate_bps, gop_frames, extra_options or {}
             )
         except EncoderUnavailable:
             self.container.close()
