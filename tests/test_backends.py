@@ -324,6 +324,20 @@ def test_picamera2_still_is_a_copy_of_a_recent_frame_or_a_fresh_one(
     assert still is not latest and (still.to_ndarray() == latest.to_ndarray()).all()
 
 
+def test_picamera2_first_still_waits_for_auto_exposure(rig: Any, opened: list[Any]) -> None:
+    from node_agent.recorder.backends.picamera2 import SETTLE_S
+
+    cam = Picamera2Camera(320, 240, 30.0)
+    opened.append(cam)
+    cam.open()
+    t0 = time.monotonic()
+    cam.still()  # right after open: a dark, tinted frame unless it waits
+    assert time.monotonic() - t0 >= SETTLE_S - 0.05
+    t0 = time.monotonic()
+    cam.still()  # settled: at once
+    assert time.monotonic() - t0 < SETTLE_S / 2
+
+
 def test_picamera2_frames_encode_with_libx264(rig: Any, opened: list[Any]) -> None:
     cam = Picamera2Camera(360, 240, 60.0)
     opened.append(cam)

@@ -329,6 +329,15 @@ def describe_cameras(
     return f"unknown camera source {source!r}"
 
 
+def wait_settled(opened_monotonic_ns: int, settle_s: float) -> None:
+    """Sleep until ``settle_s`` after the camera opened: auto-exposure and white balance
+    need about that long, and a still taken sooner is dark or tinted. The camera keeps
+    streaming meanwhile, so the still that follows is of the settled picture."""
+    remaining = opened_monotonic_ns + settle_s * 1e9 - time.monotonic_ns()
+    if remaining > 0:
+        time.sleep(remaining / 1e9)
+
+
 def make_backend(
     source: str,
     width: int,

@@ -38,9 +38,19 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from node_agent.recorder.backends import CameraError, CameraWorker, CapturedFrame, FrameClock
+from node_agent.recorder.backends import (
+    CameraError,
+    CameraWorker,
+    CapturedFrame,
+    FrameClock,
+    wait_settled,
+)
 
 log = logging.getLogger(__name__)
+
+# Auto-exposure and white balance after the camera starts: stills taken sooner come
+# out dark or tinted (about a second on the Pi's sensors).
+SETTLE_S = 1.0
 
 _CABLE_HINT = (
     "check the ribbon cable and camera_auto_detect=1 in /boot/firmware/config.txt; "
@@ -158,6 +168,7 @@ class Picamera2Camera:
         self._stuck: CameraWorker | None = None
         self._size = (width, height)
         self._clock = FrameClock("picamera2")
+        self._opened_ns = 0
         self._state = threading.Lock()
         self._last_ts: int | None = None
         self._latest: tuple[int, av.VideoFrame] | None = None
@@ -185,6 +196,7 @@ class Picamera2Camera:
             self._stuck = worker
             raise
         self._worker = worker
+        self._opened_ns = time.monotonic_ns()
 
     def _start(self) -> Any:
         try:
@@ -343,6 +355,7 @@ class Picamera2Camera:
             latest = self._latest
         fresh_ns = int(max(0.5, 3 / self.fps) * 1e9)
         if latest is None or time.monotonic_ns() - latest[0] > fresh_ns:
+            wait_settled(self._opened_ns, SETTLE_S)
             captured = self.read(self.still_timeout_s, threading.Event())
             assert captured is not None  # nobody can set a fresh Event
             frame = captured.frame

@@ -36,7 +36,16 @@ from pathlib import Path
 import av
 import av.container
 
-from node_agent.recorder.backends import CameraError, CameraWorker, CapturedFrame, FrameClock
+from node_agent.recorder.backends import (
+    CameraError,
+    CameraWorker,
+    CapturedFrame,
+    FrameClock,
+    wait_settled,
+)
+
+# Auto-exposure after the device opens: stills taken sooner come out dark.
+SETTLE_S = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +297,7 @@ class V4l2Camera:
         self.still_timeout_s = still_timeout_s
         self.av_format = av_format
         self.dropped_frames = 0
+        self._opened_ns = 0
         self._dev_dir = dev_dir
         self._path = resolve_device(device, dev_dir)
         self._ring_size = max(3, min(15, math.ceil(fps / 2)))  # about half a second
@@ -351,6 +361,7 @@ class V4l2Camera:
             raise
         worker.submit(self._pump)
         self._worker = worker
+        self._opened_ns = time.monotonic_ns()
 
     def _open_on_worker(self) -> None:
         errors: list[str] = []
@@ -562,6 +573,7 @@ class V4l2Camera:
         fresh_ns = int(max(0.5, 3 / self.fps) * 1e9)
         if latest is not None and time.monotonic_ns() - latest[0] <= fresh_ns:
             return _copy(latest[1])
+        wait_settled(self._opened_ns, SETTLE_S)
         deadline = time.monotonic() + self.still_timeout_s
         while True:
             item = self._borrow(deadline, self.still_timeout_s, threading.Event(), newest=True)
