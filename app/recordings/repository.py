@@ -14,10 +14,9 @@ def by_session(db: Session, session_id: str) -> Sequence[Recording]:
     return db.exec(select(Recording).where(Recording.session_id == session_id)).all()
 
 
-def find(db: Session, node_id: str, file_name: str) -> Recording | None:
-    """One recording by node and file."""
-    stmt = select(Recording).where(Recording.node_id == node_id, Recording.file_name == file_name)
-    return db.exec(stmt).first()
+def by_node(db: Session, node_id: str) -> Sequence[Recording]:
+    """The recordings of one node."""
+    return db.exec(select(Recording).where(Recording.node_id == node_id)).all()
 
 
 def list_all(db: Session, session_id: str | None = None) -> Sequence[Recording]:

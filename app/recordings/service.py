@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from sqlmodel import Session
 
@@ -12,37 +13,42 @@ from app.recordings.models import Recording, RecordingListPublic, RecordingPubli
 from node_agent.schemas import Manifest
 
 
+def _columns(m: Manifest, text: str) -> dict[str, Any]:
+    """The Recording columns a manifest fills."""
+    return {
+        "session_id": m.session_id,
+        "cam_id": m.cam_id,
+        "file_name": m.file_name,
+        "sha256": m.sha256,
+        "size_bytes": m.size_bytes,
+        "first_frame_ns": m.first_frame_ns,
+        "clock_offset_ns": m.clock_offset_ns,
+        "clock_synchronized": m.clock_synchronized,
+        "duration_s": m.duration_s,
+        "frame_count": m.frame_count,
+        "dropped_frames": m.dropped_frames,
+        "offloaded": m.offloaded,
+        "manifest_json": text,
+    }
+
+
 def ingest(db: Session, node_id: str, manifests: Sequence[Manifest]) -> None:
-    """Store (or refresh) manifests a node reported."""
+    """Store manifests a node reported; the ones already stored as they are cost nothing
+    (the poller reports every manifest of a node on each sweep)."""
+    known = {r.file_name: r for r in repository.by_node(db, node_id)}
     now = time.time_ns()
     rows = []
     for m in manifests:
-        row = repository.find(db, node_id, m.file_name) or Recording(
-            session_id=m.session_id,
-            node_id=node_id,
-            cam_id=m.cam_id,
-            file_name=m.file_name,
-            sha256=m.sha256,
-            size_bytes=m.size_bytes,
-            first_frame_ns=m.first_frame_ns,
-            duration_s=m.duration_s,
-            frame_count=m.frame_count,
-            dropped_frames=m.dropped_frames,
-            manifest_json="{}",
-            collected_at_ns=now,
-        )
-        row.sha256 = m.sha256
-        row.size_bytes = m.size_bytes
-        row.first_frame_ns = m.first_frame_ns
-        row.clock_offset_ns = m.clock_offset_ns
-        row.clock_synchronized = m.clock_synchronized
-        row.duration_s = m.duration_s
-        row.frame_count = m.frame_count
-        row.dropped_frames = m.dropped_frames
-        row.offloaded = m.offloaded
-        row.manifest_json = m.model_dump_json()
-        rows.append(row)
-    repository.save(db, rows)
+        text = m.model_dump_json()
+        row = known.get(m.file_name)
+        if row is None:
+            rows.append(Recording(node_id=node_id, collected_at_ns=now, **_columns(m, text)))
+        elif row.manifest_json != text:
+            for name, value in _columns(m, text).items():
+                setattr(row, name, value)
+            rows.append(row)
+    if rows:
+        repository.save(db, rows)
 
 
 def list_recordings(db: Session, session_id: str | None = None) -> RecordingListPublic:

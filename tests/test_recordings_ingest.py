@@ -1,0 +1,58 @@
+"""Manifests collected again and again (every poller sweep) are stored once, updated when
+they change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from app import db
+from app.recordings.models import Recording
+from app.recordings.service import ingest
+from node_agent.schemas import Codec, Manifest, Position
+
+
+def manifest(name: str, **changes: object) -> Manifest:
+    base = Manifest(
+        session_id="S1",
+        cam_id="CAM_L",
+        node_id="cam-l",
+        position=Position.left,
+        file_name=name,
+        scheduled_start_ns=None,
+        first_frame_ns=1_000,
+        last_frame_ns=2_000,
+        clock_offset_ns=None,
+        clock_synchronized=False,
+        duration_s=1.0,
+        frame_count=30,
+        dropped_frames=0,
+        width=320,
+        height=240,
+        fps=30,
+        codec=Codec.h264,
+        encoder="libx264",
+        bitrate_bps=2_000_000,
+        size_bytes=1234,
+        sha256="a" * 64,
+        software_version="1",
+    )
+    return base.model_copy(update=changes)
+
+
+def test_ingest_stores_once_and_follows_changes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    with Session(engine) as s:
+        ingest(s, "cam-l", [manifest("a.mp4"), manifest("b.mp4")])
+        first = {r.file_name: r.collected_at_ns for r in s.exec(select(Recording)).all()}
+        ingest(s, "cam-l", [manifest("a.mp4"), manifest("b.mp4")])  # the next sweep
+        ingest(s, "cam-l", [manifest("a.mp4", offloaded=True)])
+        rows = {r.file_name: r for r in s.exec(select(Recording)).all()}
+    engine.dispose()
+    assert sorted(rows) == ["a.mp4", "b.mp4"]
+    assert rows["a.mp4"].offloaded is True and rows["b.mp4"].offloaded is False
+    assert rows["a.mp4"].manifest().offloaded is True
+    assert {k: r.collected_at_ns for k, r in rows.items()} == first
