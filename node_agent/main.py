@@ -104,7 +104,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
 
     def timelapse_still() -> bytes | None:
         # While the timelapse holds the camera, a preview shows its last still.
-        path = timelapse.latest_still() if timelapse.status().running else None
+        path = timelapse.latest_still() if timelapse.running else None
         try:
             return path.read_bytes() if path is not None else None
         except OSError:

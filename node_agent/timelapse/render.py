@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from node_agent.fsutil import fsync_dir
+from node_agent.recorder.writer import fps_fraction
 from node_agent.timelapse.errors import NoStills, TimelapseFailure
 from node_agent.timelapse.schemas import TimelapseVideo
 from node_agent.timelapse.storage import day_stills
@@ -75,7 +76,7 @@ def render_day(folder: Path, day: dt.date, fps: float, cam_id: str) -> Timelapse
     out = folder / rel
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    rate = Fraction(fps).limit_denominator(1001)
+    rate = fps_fraction(fps)
     frames = skipped = 0
     width = height = 0
     encoder = ""
