@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.demo import Child, clean_env, stop_all
+from app.fleet.client import AgentClient, NodeAddress, NodeCall
 from node_agent.fsutil import atomic_write_bytes
+from node_agent.schemas import StartRequest, StartResult, StopRequest, StopResult
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -155,6 +157,37 @@ def command_id(session: str, verb: str, node_id: str) -> str:
 
 
 # -- statistics -------------------------------------------------------------------------------
+
+
+async def start_all(
+    client: AgentClient, nodes: Sequence[NodeAddress], session: str, start_at_ns: int | None
+) -> list[NodeCall[StartResult]]:
+    """One start of ``session`` to every node at once, each with its own command id."""
+    return await client.fan_out(
+        nodes,
+        lambda n: client.start(
+            n,
+            StartRequest(
+                session_id=session,
+                command_id=command_id(session, "start", n.node_id),
+                start_at_ns=start_at_ns,
+            ),
+        ),
+    )
+
+
+async def stop_all_nodes(
+    client: AgentClient, nodes: Sequence[NodeAddress], session: str, timeout_s: float
+) -> list[NodeCall[StopResult]]:
+    """One stop of ``session`` to every node at once."""
+    return await client.fan_out(
+        nodes,
+        lambda n: client.stop(
+            n,
+            StopRequest(session_id=session, command_id=command_id(session, "stop", n.node_id)),
+            timeout_s=timeout_s,
+        ),
+    )
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -27,9 +27,10 @@ from bench.common import (
     percentile,
     session_id,
     spawn_process,
+    start_all,
+    stop_all_nodes,
     wait_listening,
 )
-from node_agent.schemas import StartRequest, StopRequest
 
 HOSTS = 4  # processes the agent apps are spread over
 START_PATH = "/api/v1/recording/start"
@@ -86,14 +87,7 @@ class FanoutResult:
 
 
 async def _cancel_all(client: AgentClient, nodes: list[NodeAddress], session: str) -> None:
-    calls = await client.fan_out(
-        nodes,
-        lambda n: client.stop(
-            n,
-            StopRequest(session_id=session, command_id=command_id(session, "stop", n.node_id)),
-            timeout_s=60,
-        ),
-    )
+    calls = await stop_all_nodes(client, nodes, session, 60)
     bad = [c for c in calls if not c.ok or c.value is None or c.value.state != "cancelled"]
     if bad:
         c = bad[0]
@@ -107,17 +101,7 @@ async def _cancel_all(client: AgentClient, nodes: list[NodeAddress], session: st
 async def _round_ours(client: AgentClient, nodes: list[NodeAddress], session: str) -> float:
     start_at = time.time_ns() + SCHEDULE_AHEAD_NS
     t0 = time.perf_counter()
-    calls = await client.fan_out(
-        nodes,
-        lambda n: client.start(
-            n,
-            StartRequest(
-                session_id=session,
-                command_id=command_id(session, "start", n.node_id),
-                start_at_ns=start_at,
-            ),
-        ),
-    )
+    calls = await start_all(client, nodes, session, start_at)
     elapsed = time.perf_counter() - t0
     bad = [c for c in calls if not c.ok]
     if bad:

@@ -13,16 +13,17 @@ from bench.common import (
     NO_CHRONYC,
     BenchError,
     Children,
-    command_id,
     free_port,
     log_tail,
     median,
     percentile,
     session_id,
     spawn_agent,
+    start_all,
+    stop_all_nodes,
     wait_listening,
 )
-from node_agent.schemas import StartRequest, StartResult, StopRequest, StopResult
+from node_agent.schemas import StartResult, StopResult
 
 MODES = ("now", "scheduled")
 RUN_AFTER_START_S = 0.3  # how long each trial records after its start instant
@@ -77,17 +78,7 @@ async def _trial(
     session = session_id(f"sk{len(nodes)}-{mode[:3]}")
     start_at = time.time_ns() + lead_ns if mode == "scheduled" else None
     t0 = time.perf_counter()
-    started = await client.fan_out(
-        nodes,
-        lambda n: client.start(
-            n,
-            StartRequest(
-                session_id=session,
-                command_id=command_id(session, "start", n.node_id),
-                start_at_ns=start_at,
-            ),
-        ),
-    )
+    started = await start_all(client, nodes, session, start_at)
     answered_ns = time.time_ns()
     out.arm_s.append(time.perf_counter() - t0)
     try:
@@ -100,14 +91,7 @@ async def _trial(
         instant = start_at if start_at is not None else max(r.start_at_ns for r in results)
         await asyncio.sleep(max(0.0, (instant - time.time_ns()) / 1e9 + RUN_AFTER_START_S))
     finally:
-        stopped = await client.fan_out(
-            nodes,
-            lambda n: client.stop(
-                n,
-                StopRequest(session_id=session, command_id=command_id(session, "stop", n.node_id)),
-                timeout_s=30,
-            ),
-        )
+        stopped = await stop_all_nodes(client, nodes, session, 30)
     _check(stopped, f"stop of {session}")
     firsts = []
     for call in stopped:

@@ -10,8 +10,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import free_port
-
 
 @dataclass
 class ChronyPair:
@@ -80,4 +78,4 @@ def chrony_pair(root: Path, wait_sync_s: float = 15.0) -> Iterator[ChronyPair]:
             proc.wait(10)
 
 
-__all__ = ["ChronyPair", "chrony_pair", "free_port"]
+__all__ = ["ChronyPair", "chrony_pair"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from app.demo import Child, spawn, stop_all, wait_healthy
+from bench.common import free_port
 
 CAMERAS = (("CAM_L", "left"), ("CAM_C", "centre"), ("CAM_R", "right"))
 TEST_CAMERA = {
@@ -24,13 +24,6 @@ TEST_CAMERA = {
     "CAMFLEET_CAMERA__BITRATE_BPS": "2000000",
     "CAMFLEET_CAMERA__BITRATE_MIN_BPS": "500000",
 }
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -15,25 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.common import free_port_range
+
 pytestmark = pytest.mark.slow
-
-
-def consecutive_free_ports(count: int) -> int:
-    for _ in range(100):
-        base = random.randint(20000, 60000)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
 
 
 def listening(port: int) -> bool:
@@ -42,7 +25,7 @@ def listening(port: int) -> bool:
 
 
 def test_demo_runs_the_fleet_and_finishes_recordings_on_ctrl_c(tmp_path: Path) -> None:
-    port = consecutive_free_ports(4)
+    port = free_port_range(4)
     token = "demo-operator-token-for-tests"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMFLEET_")}
     env["CAMFLEET_OPERATOR_TOKEN"] = token
