@@ -121,42 +121,46 @@ async def _abort(
     session.stopped_at_ns = time.time_ns()
     if not armed:
         return []
-    command_id = f"abort-{session.session_id}"
-    req = StopRequest(session_id=session.session_id, command_id=command_id)
-    calls = await fleet.client.fan_out(
-        armed, lambda a: fleet.client.stop(a, req, timeout_s=fleet.settings.stop_timeout_s)
-    )
+    # A node whose start instant had already come has a short file: it is collected too.
+    return await _stop_on(db, fleet, session.session_id, armed, "abort")
+
+
+async def _stop_on(
+    db: Session, fleet: Fleet, session_id: str, nodes: list[NodeAddress], command: str
+) -> list[CommandResult]:
+    """Stop (or abort) the session on ``nodes`` at once and collect their manifests."""
+    command_id = f"{command}-{session_id}-{secrets.token_hex(3)}"
+    req = StopRequest(session_id=session_id, command_id=command_id)
+    timeout = fleet.settings.stop_timeout_s
+    calls = await fleet.client.fan_out(nodes, lambda a: fleet.client.stop(a, req, timeout))
     _note_calls(fleet, calls, rtt=False)
-    for call in calls:  # a node whose start instant had already come has a short file
+    for call in calls:
         if call.ok and call.value is not None and call.value.manifest is not None:
             recording_service.ingest(db, call.node_id, [call.value.manifest])
-    return [_record(session.session_id, "abort", command_id, c) for c in calls]
+    return [_record(session_id, command, command_id, c) for c in calls]
+
+
+def _started(db: Session, fleet: Fleet, session_id: str) -> list[NodeAddress]:
+    """The nodes that took the session's start."""
+    results = repository.results(db, [session_id])
+    ids = sorted({r.node_id for r in results if r.command == "start" and r.ok})
+    return [a for n in ids if (a := fleet.address(n)) is not None]
 
 
 async def stop(db: Session, fleet: Fleet, session_id: str) -> SessionPublic:
     """Stop the session on every node that started it and collect the manifests."""
     session = _get(db, session_id)
+    started = _started(db, fleet, session_id)
     results = repository.results(db, [session_id])
-    started = {r.node_id for r in results if r.command == "start" and r.ok}
     stopped = {r.node_id for r in results if r.command in ("stop", "abort") and r.ok}
-    pending = [a for n in sorted(started - stopped) if (a := fleet.address(n)) is not None]
+    pending = [a for a in started if a.node_id not in stopped]
     if pending:
-        command_id = f"stop-{session_id}-{secrets.token_hex(3)}"
-        req = StopRequest(session_id=session_id, command_id=command_id)
-        timeout = fleet.settings.stop_timeout_s
-        calls = await fleet.client.fan_out(
-            pending, lambda a: fleet.client.stop(a, req, timeout_s=timeout)
-        )
-        _note_calls(fleet, calls, rtt=False)
-        fleet.poller.refresh_soon([c.node_id for c in calls if c.ok])
-        rows = [_record(session_id, "stop", command_id, c) for c in calls]
-        for call in calls:
-            if call.ok and call.value is not None and call.value.manifest is not None:
-                recording_service.ingest(db, call.node_id, [call.value.manifest])
-        stopped |= {c.node_id for c in calls if c.ok}
+        rows = await _stop_on(db, fleet, session_id, pending, "stop")
+        fleet.poller.refresh_soon([r.node_id for r in rows if r.ok])
+        stopped |= {r.node_id for r in rows if r.ok}
         repository.save(db, *rows)
     if session.state not in ("failed", "aborted"):
-        session.state = "stopped" if started <= stopped else "stopping"
+        session.state = "stopped" if {a.node_id for a in started} <= stopped else "stopping"
     session.stopped_at_ns = session.stopped_at_ns or time.time_ns()
     session.skew_ms = compute_skew_ms(recording_repository.by_session(db, session_id))
     repository.save(db, session)
@@ -254,10 +258,7 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
 async def lockview(db: Session, fleet: Fleet, session_id: str) -> LockViewFleet:
     """Save the session's framing still on every node that started it."""
     _get(db, session_id)
-    started = sorted(
-        {r.node_id for r in repository.results(db, [session_id]) if r.command == "start" and r.ok}
-    )
-    nodes = [a for n in started if (a := fleet.address(n)) is not None]
+    nodes = _started(db, fleet, session_id)
     req = LockViewRequest(session_id=session_id)
     calls = await fleet.client.fan_out(nodes, lambda a: fleet.client.lockview(a, req))
     _note_calls(fleet, calls, rtt=False)
