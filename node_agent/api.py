@@ -10,10 +10,8 @@ from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from node_agent import __version__
-from node_agent.errors import RecordingConflict
 from node_agent.http import AUTH_RESPONSES
 from node_agent.metrics import AgentCollector
-from node_agent.recorder.lock import CameraBusy
 from node_agent.recorder.selftest import run_selftest
 from node_agent.schemas import (
     ErrorBody,
@@ -153,10 +151,7 @@ def make_router(ctx: AgentContext) -> APIRouter:
         },
     )
     async def preview() -> Response:
-        try:
-            data = await asyncio.to_thread(ctx.recorder.preview_jpeg)
-        except CameraBusy as err:
-            raise RecordingConflict(f"no preview: {err}") from err
+        data = await asyncio.to_thread(ctx.recorder.preview_jpeg)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @router.get("/metrics", summary="Prometheus exposition", responses=_err())

@@ -225,6 +225,10 @@ def test_a_rendered_day_downloads_and_previews_show_the_timelapse(
     assert preview.status_code == 200 and preview.content[:2] == b"\xff\xd8"
     assert preview.content == client.get("/api/v1/timelapse/latest.jpg").content
     assert time.monotonic() - t0 < 1.0
+    # Lock View with the camera held by the timelapse: a clear 409, not a 500
+    busy = client.post("/api/v1/lockview", json={"session_id": "S1"})
+    assert busy.status_code == 409, busy.text
+    assert "busy: timelapse" in busy.json()["detail"]
     client.post("/api/v1/timelapse/stop")
     day = dt.date.today().isoformat()  # the node names days by its local date
     video = client.post("/api/v1/timelapse/render", json={"day": day, "fps": 10})

@@ -12,9 +12,13 @@ import os
 import threading
 from pathlib import Path
 
+from node_agent.errors import RecordingConflict
 
-class CameraBusy(Exception):
-    """Someone else holds the camera; the message says who."""
+
+class CameraBusy(RecordingConflict):
+    """Someone else holds the camera; the message says who (a 409 wherever it surfaces)."""
+
+    code = "camera_busy"
 
 
 class CameraLock:

@@ -606,10 +606,7 @@ class Recorder:
         file_name: str | None = None,
     ) -> RecordingJob:
         """Take the camera, open the first profile's encoder that works, open the camera."""
-        try:
-            self.lock.acquire(f"{owner} {session_id}")
-        except CameraBusy as err:
-            raise RecordingConflict(str(err)) from err
+        self.lock.acquire(f"{owner} {session_id}")
         try:
             return self._arm_locked(
                 session_id, start_at_ns, requested_ns, manifest_wanted, file_name
