@@ -1,5 +1,5 @@
 """camfleet coordinator: fleet registry, synchronized sessions, manifests, dashboard, metrics."""
 
-from node_agent import __version__
+from common import __version__
 
 __all__ = ["__version__"]

@@ -28,7 +28,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
     """``camfleet coordinator``."""
     from app.main import create_app
     from app.settings import load_coordinator_settings
-    from node_agent.settings import SettingsError
+    from common.settings import SettingsError
 
     if args.config:
         os.environ["CAMFLEET_COORDINATOR_CONFIG"] = args.config
@@ -44,8 +44,9 @@ def run_coordinator(args: argparse.Namespace) -> int:
 
 def run_agent(args: argparse.Namespace) -> int:
     """``camfleet agent``."""
+    from common.settings import SettingsError
     from node_agent.main import create_app
-    from node_agent.settings import SettingsError, load_agent_settings
+    from node_agent.settings import load_agent_settings
 
     if args.config:
         os.environ["CAMFLEET_AGENT_CONFIG"] = args.config

@@ -11,8 +11,8 @@ from sqlmodel import Session
 from app.fleet.client import AgentClient, NodeAddress
 from app.fleet.poller import StatusPoller
 from app.fleet.state import FleetState
+from app.fleet.wire import Manifest
 from app.settings import CoordinatorSettings
-from node_agent.schemas import Manifest
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app.context import Fleet
-from node_agent.http import check_bearer
+from common.http import check_bearer
 
 # The dashboard's browser session carries the operator token in this cookie
 # (HttpOnly, SameSite=Strict, so other sites cannot make the browser use it).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node_agent.errors import CamfleetError
+from common.errors import CamfleetError
 
 __all__ = [
     "BadInput",

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from app import __version__, db
@@ -24,13 +25,12 @@ from app.sessions import routes as session_routes
 from app.settings import CoordinatorSettings
 from app.timelapse import routes as timelapse_routes
 from app.web import routes as web_routes
-from node_agent.http import AUTH_RESPONSES, install_error_handlers
-from node_agent.schemas import Wire
+from common.http import AUTH_RESPONSES, install_error_handlers
 
 log = logging.getLogger(__name__)
 
 
-class CoordinatorHealth(Wire):
+class CoordinatorHealth(BaseModel):
     """Liveness answer of ``GET /health``."""
 
     status: str = "ok"

@@ -9,7 +9,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.fleet.state import FleetState
-from node_agent.schemas import RecorderState
+from app.fleet.wire import RecorderState
 
 
 class FleetCollector(Collector):

@@ -12,7 +12,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from node_agent.settings import (
+from common.settings import (
     SettingsError,
     check_token,
     format_validation_error,

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from common.http import AUTH_RESPONSES
 from node_agent import __version__
-from node_agent.http import AUTH_RESPONSES
 from node_agent.metrics import AgentCollector
 from node_agent.recorder.selftest import run_selftest
 from node_agent.schemas import (

@@ -14,9 +14,9 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
+from common.http import check_bearer, install_error_handlers
 from node_agent import __version__
 from node_agent.errors import AgentError
-from node_agent.http import check_bearer, install_error_handlers
 from node_agent.link import CoordinatorLink, hostname
 from node_agent.recorder.backends import describe_cameras
 from node_agent.recorder.lock import CameraLock

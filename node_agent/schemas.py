@@ -8,11 +8,14 @@ epoch (``*_ns``) and durations carry their unit in the name.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from common.http import ErrorBody
 from node_agent.timelapse.schemas import TimelapseStatus
+
+__all__ = ["ErrorBody"]  # re-exported: part of the wire contract
 
 # Session ids end up in file names, so they are restricted to a safe alphabet:
 # no path separators, no dots, no underscores (the file name's field separator).
@@ -64,16 +67,6 @@ class Health(Wire):
     status: str = "ok"
     version: str
     node_id: str
-
-
-class ErrorBody(Wire):
-    """Every 4xx/5xx either program answers carries this body."""
-
-    detail: str = Field(description="What went wrong and what to do about it.")
-    code: str = Field(description="A stable machine-readable error code.")
-    errors: list[dict[str, Any]] | None = Field(
-        default=None, description="For 422: one entry per invalid field."
-    )
 
 
 class StartRequest(Wire):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.settings import load_coordinator_settings
-from node_agent.settings import SettingsError, load_agent_settings
+from common.settings import SettingsError
+from node_agent.settings import load_agent_settings
 
 GOOD = "a-good-long-random-token-1234"
 OTHER = "another-good-long-token-5678"

@@ -28,8 +28,8 @@ from PIL import Image
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.http import install_error_handlers
 from node_agent.errors import AgentError
-from node_agent.http import install_error_handlers
 from node_agent.recorder.backends import CameraBackend, CameraError
 from node_agent.recorder.backends.synthetic import SyntheticCamera
 from node_agent.recorder.lock import CameraBusy, CameraLock

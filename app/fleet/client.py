@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from app.fleet.http1 import HttpError, HttpPool, HttpResponse
-from node_agent.schemas import (
+from app.fleet.wire import (
     LockViewRequest,
     LockViewResult,
     NodeStatus,
@@ -27,8 +27,9 @@ from node_agent.schemas import (
     StartResult,
     StopRequest,
     StopResult,
+    TimelapseStartRequest,
+    TimelapseStatus,
 )
-from node_agent.timelapse.schemas import TimelapseStartRequest, TimelapseStatus
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")

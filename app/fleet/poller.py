@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from app.fleet.client import AgentClient, NodeAddress
 from app.fleet.state import FleetState
-from node_agent.schemas import Manifest
+from app.fleet.wire import Manifest
 
 log = logging.getLogger(__name__)
 

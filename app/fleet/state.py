@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from app.fleet.client import NodeAddress
-from node_agent.schemas import NodeStatus
+from app.fleet.wire import NodeStatus
 
 
 @dataclass

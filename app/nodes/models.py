@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
 
-from node_agent.schemas import NodeStatus, Position
+from app.fleet.wire import NodeStatus, Position
 
 
 class Node(SQLModel, table=True):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.deps import DbDep, FleetDep, require_fleet_token, require_operator
+from app.fleet.wire import JoinRequest, JoinResponse
 from app.nodes import service
 from app.nodes.models import NodeList, NodePublic
-from node_agent.http import AUTH_RESPONSES
-from node_agent.schemas import ErrorBody, JoinRequest, JoinResponse
+from common.http import AUTH_RESPONSES, ErrorBody
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 

@@ -9,10 +9,10 @@ from sqlmodel import Session
 from app.context import Fleet
 from app.errors import FleetEmpty, NodeBusy, NodeNotFound, NodeUnreachable
 from app.fleet.client import NodeAddress
+from app.fleet.wire import JoinRequest, JoinResponse
 from app.nodes import repository
 from app.nodes.models import Node, NodeList, NodePublic
 from app.timeutil import iso
-from node_agent.schemas import JoinRequest, JoinResponse
 
 
 def load_addresses(db: Session, fleet: Fleet) -> None:

@@ -6,7 +6,7 @@ from pydantic import BaseModel
 from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from node_agent.schemas import Manifest
+from app.fleet.wire import Manifest
 
 
 class Recording(SQLModel, table=True):

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.deps import DbDep, require_operator
+from app.fleet.wire import SESSION_ID_PATTERN
 from app.recordings import service
 from app.recordings.models import RecordingListPublic
-from node_agent.http import AUTH_RESPONSES
-from node_agent.schemas import SESSION_ID_PATTERN
+from common.http import AUTH_RESPONSES
 
 router = APIRouter(
     prefix="/api/v1/recordings",

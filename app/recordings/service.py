@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlmodel import Session
 
+from app.fleet.wire import Manifest
 from app.recordings import repository
 from app.recordings.models import Recording, RecordingListPublic, RecordingPublic
-from node_agent.schemas import Manifest
 
 
 def _columns(m: Manifest, text: str) -> dict[str, Any]:

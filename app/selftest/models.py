@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.fleet.wire import NodeId, SelfTestResult
 from app.sessions.models import NodeCallPublic
-from node_agent.schemas import NodeId, SelfTestResult
 
 
 class FleetSelfTestRequest(BaseModel):

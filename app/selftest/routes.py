@@ -7,8 +7,7 @@ from fastapi import APIRouter, Depends
 from app.deps import DbDep, FleetDep, require_operator
 from app.selftest import service
 from app.selftest.models import FleetSelfTest, FleetSelfTestRequest
-from node_agent.http import AUTH_RESPONSES
-from node_agent.schemas import ErrorBody
+from common.http import AUTH_RESPONSES, ErrorBody
 
 router = APIRouter(
     prefix="/api/v1/selftest",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from app.context import Fleet
+from app.fleet.wire import SelfTestRequest
 from app.nodes import service as node_service
 from app.selftest.models import FleetSelfTest, FleetSelfTestRequest, SelfTestNode
-from node_agent.schemas import SelfTestRequest
 
 # On top of the clip: arming, decoding, hashing and the disk write test.
 SELFTEST_MARGIN_S = 30.0

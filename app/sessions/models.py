@@ -10,7 +10,7 @@ from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column, Text
 from sqlmodel import Field, SQLModel
 
-from node_agent.schemas import NodeId
+from app.fleet.wire import NodeId
 
 
 class RecordingSession(SQLModel, table=True):

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from app.deps import DbDep, FleetDep, require_operator
 from app.sessions import service
 from app.sessions.models import LockViewFleet, SessionCreate, SessionList, SessionPublic
-from node_agent.http import AUTH_RESPONSES
-from node_agent.schemas import ErrorBody
+from common.http import AUTH_RESPONSES, ErrorBody
 
 router = APIRouter(
     prefix="/api/v1/sessions",

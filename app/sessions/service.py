@@ -12,6 +12,7 @@ from sqlmodel import Session
 from app.context import Fleet
 from app.errors import BadInput, SessionNotFound
 from app.fleet.client import NodeAddress, NodeCall
+from app.fleet.wire import LockViewRequest, StartRequest, StopRequest
 from app.nodes import repository as node_repository
 from app.nodes import service as node_service
 from app.recordings import repository as recording_repository
@@ -30,7 +31,6 @@ from app.sessions.models import (
     SessionPublic,
 )
 from app.timeutil import iso
-from node_agent.schemas import LockViewRequest, StartRequest, StopRequest
 
 # The lead must cover the slowest round trip seen, with room to spare.
 RTT_LEAD_FACTOR = 3

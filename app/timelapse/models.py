@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from node_agent.schemas import NodeId
-from node_agent.timelapse.schemas import TimelapseStatus
+from app.fleet.wire import NodeId, TimelapseStatus
 
 
 class TimelapseFleetStart(BaseModel):

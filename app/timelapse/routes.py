@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends
 from app.deps import DbDep, FleetDep, require_operator
 from app.timelapse import service
 from app.timelapse.models import TimelapseFleetResult, TimelapseFleetStart, TimelapseFleetStop
-from node_agent.http import AUTH_RESPONSES
-from node_agent.schemas import ErrorBody
+from common.http import AUTH_RESPONSES, ErrorBody
 
 router = APIRouter(
     prefix="/api/v1/timelapse",

@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from app.context import Fleet
 from app.fleet.client import NodeCall
+from app.fleet.wire import TimelapseStartRequest, TimelapseStatus
 from app.nodes import service as node_service
 from app.timelapse.models import (
     TimelapseFleetResult,
@@ -15,7 +16,6 @@ from app.timelapse.models import (
     TimelapseFleetStop,
     TimelapseNodeResult,
 )
-from node_agent.timelapse.schemas import TimelapseStartRequest, TimelapseStatus
 
 
 def _result(

@@ -7,7 +7,7 @@ import time
 
 import av
 
-from node_agent.errors import CamfleetError
+from common.errors import CamfleetError
 from node_agent.recorder.recorder import Recorder
 from node_agent.recorder.recovery import sha256_file
 from node_agent.schemas import SelfTestResult

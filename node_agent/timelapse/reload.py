@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from node_agent.settings import AgentSettings, SettingsError, format_validation_error
+from common.settings import SettingsError, format_validation_error
+from node_agent.settings import AgentSettings
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.settings import RELOADABLE_FIELDS
 

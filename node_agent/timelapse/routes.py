@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 
-from node_agent.http import AUTH_RESPONSES
+from common.http import AUTH_RESPONSES
 from node_agent.schemas import ErrorBody
 from node_agent.storage import resolve_recording
 from node_agent.timelapse.errors import NoStills

@@ -1,8 +1,4 @@
-"""HTTP plumbing shared by both programs: bearer auth and error rendering.
-
-Lives in the agent package because the coordinator may import the agent, never the
-other way round.
-"""
+"""HTTP plumbing shared by both programs: bearer auth and error rendering."""
 
 from __future__ import annotations
 
@@ -13,9 +9,20 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from node_agent.schemas import ErrorBody
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx either program answers carries this body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detail: str = Field(description="What went wrong and what to do about it.")
+    code: str = Field(description="A stable machine-readable error code.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="For 422: one entry per invalid field."
+    )
 
 
 class Unauthorized(HTTPException):

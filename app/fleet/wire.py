@@ -1,0 +1,48 @@
+"""The agent's wire contract, as the coordinator sees it: the one place ``app`` imports it.
+
+Everything the coordinator sends to or reads from a node is one of these models; they
+are defined once, in the agent package, so a change in the contract is a type error here.
+"""
+
+from node_agent.schemas import (
+    SESSION_ID_PATTERN,
+    JoinRequest,
+    JoinResponse,
+    LockViewRequest,
+    LockViewResult,
+    Manifest,
+    NodeId,
+    NodeStatus,
+    Position,
+    RecorderState,
+    RecordingList,
+    SelfTestRequest,
+    SelfTestResult,
+    StartRequest,
+    StartResult,
+    StopRequest,
+    StopResult,
+)
+from node_agent.timelapse.schemas import TimelapseStartRequest, TimelapseStatus
+
+__all__ = [
+    "SESSION_ID_PATTERN",
+    "JoinRequest",
+    "JoinResponse",
+    "LockViewRequest",
+    "LockViewResult",
+    "Manifest",
+    "NodeId",
+    "NodeStatus",
+    "Position",
+    "RecorderState",
+    "RecordingList",
+    "SelfTestRequest",
+    "SelfTestResult",
+    "StartRequest",
+    "StartResult",
+    "StopRequest",
+    "StopResult",
+    "TimelapseStartRequest",
+    "TimelapseStatus",
+]
