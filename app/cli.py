@@ -20,6 +20,7 @@ def _serve(app: Any, host: str, port: int, log_level: str) -> None:
         port=port,
         log_level=log_level,
         access_log=False,
+        proxy_headers=False,  # a node is called back at the TCP peer, never a forwarded address
         timeout_graceful_shutdown=20,
     )
 

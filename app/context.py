@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from app.fleet.client import AgentClient, NodeAddress
+from app.fleet.fanout import Fanout
 from app.fleet.poller import StatusPoller
 from app.fleet.state import FleetState
+from app.fleet.transport import Transport
 from app.fleet.wire import Manifest
+from app.nodes.identity import Challenges
 from app.settings import CoordinatorSettings
+from app.store import Store, pool_capacity
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -22,19 +25,28 @@ class Fleet:
     """The coordinator's long-lived parts, handed to services."""
 
     settings: CoordinatorSettings
-    engine: Engine
+    store: Store
     client: AgentClient
+    fanout: Fanout
     state: FleetState
     poller: StatusPoller
     registry: CollectorRegistry
     command_latency: Histogram
+    join_refused: Counter
+    challenges: Challenges
+    # Sessions a command is being carried out for right now; reconciliation leaves them be.
+    busy_sessions: set[str] = field(default_factory=set)
+    # Sessions found unfinished when this coordinator started.
+    restarted_sessions: set[str] = field(default_factory=set)
 
     def address(self, node_id: str) -> NodeAddress | None:
-        """Where to reach a node, if it ever joined."""
+        """Where to reach an approved node, if it ever joined."""
         return self.state.addresses.get(node_id)
 
 
-def build_fleet(settings: CoordinatorSettings, engine: Engine) -> Fleet:
+def build_fleet(
+    settings: CoordinatorSettings, engine: Engine, transport: Transport | None = None
+) -> Fleet:
     """Wire the parts together (nothing started yet)."""
     registry = CollectorRegistry(auto_describe=False)
     latency = Histogram(
@@ -44,19 +56,42 @@ def build_fleet(settings: CoordinatorSettings, engine: Engine) -> Fleet:
         buckets=LATENCY_BUCKETS_S,
         registry=registry,
     )
-    client = AgentClient(
-        settings.command_timeout_s,
+    refused = Counter(
+        "camfleet_join_refused",
+        "Joins and heartbeats refused, by reason (a known node that could not prove itself, ...)",
+        ["reason"],
+        registry=registry,
+    )
+    store = Store(engine, pool_capacity(engine))
+    client = AgentClient(settings.command_timeout_s, transport)
+    state = FleetState(offline_after_s=settings.offline_after_s)
+    fanout = Fanout(
+        client,
+        state,
+        per_node_limit=settings.per_node_calls,
+        queue_limit=settings.per_node_queue,
+        slow_after_s=settings.slow_call_s,
         on_latency=lambda cmd, s: latency.labels(cmd).observe(s),
     )
-    state = FleetState(offline_after_s=settings.offline_after_s)
 
-    def ingest(node_id: str, manifests: list[Manifest]) -> None:
+    async def ingest(node_id: str, manifests: list[Manifest]) -> None:
         from app.recordings import service as recording_service
 
-        with Session(engine, expire_on_commit=False) as db:
-            recording_service.ingest(db, node_id, manifests)
+        await store.run(lambda db: recording_service.ingest(db, node_id, manifests))
 
     poller = StatusPoller(
-        client, state, settings.poll_interval_s, settings.manifest_sync_interval_s, ingest
+        fanout, state, settings.poll_interval_s, settings.manifest_sync_interval_s, ingest
     )
-    return Fleet(settings, engine, client, state, poller, registry, latency)
+    fanout.on_changed = poller.refresh_soon
+    return Fleet(
+        settings,
+        store,
+        client,
+        fanout,
+        state,
+        poller,
+        registry,
+        latency,
+        refused,
+        Challenges(),
+    )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlmodel import Session
 
 from app.context import Fleet
 from common.http import check_bearer
@@ -21,12 +19,6 @@ def get_fleet(request: Request) -> Fleet:
     """The app's Fleet."""
     fleet: Fleet = request.app.state.fleet
     return fleet
-
-
-def get_db(request: Request) -> Iterator[Session]:
-    """One database session per request."""
-    with Session(request.app.state.fleet.engine, expire_on_commit=False) as session:
-        yield session
 
 
 # Declared so that Swagger shows the lock and its "Authorize" button sends the header;
@@ -50,4 +42,3 @@ def require_fleet_token(request: Request) -> None:
 
 
 FleetDep = Annotated[Fleet, Depends(get_fleet)]
-DbDep = Annotated[Session, Depends(get_db)]

@@ -8,8 +8,10 @@ __all__ = [
     "BadInput",
     "CamfleetError",
     "FleetEmpty",
+    "IdentityRefused",
     "NodeBusy",
     "NodeNotFound",
+    "NodePending",
     "NodeUnreachable",
     "SessionNotFound",
 ]
@@ -55,3 +57,21 @@ class NodeUnreachable(CamfleetError):
 
     status_code = 502
     code = "node_unreachable"
+
+
+class IdentityRefused(CamfleetError):
+    """A join or heartbeat that could not prove it comes from the node it names."""
+
+    status_code = 409
+    code = "identity_refused"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NodePending(CamfleetError):
+    """The node waits for the operator's approval."""
+
+    status_code = 409
+    code = "node_pending"

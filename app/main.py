@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlmodel import Session
 
 from app import __version__, db
 from app.context import build_fleet
-from app.deps import require_operator
+from app.deps import TOKEN_COOKIE, require_operator
 from app.errors import CamfleetError
+from app.fleet.transport import Transport
 from app.metrics import FleetCollector
 from app.nodes import routes as node_routes
 from app.nodes import service as node_service
 from app.recordings import routes as recording_routes
 from app.selftest import routes as selftest_routes
 from app.sessions import routes as session_routes
+from app.sessions.reconcile import mark_restarted, reconcile
 from app.settings import CoordinatorSettings
 from app.timelapse import routes as timelapse_routes
 from app.web import routes as web_routes
-from common.http import AUTH_RESPONSES, install_error_handlers
+from common.http import AUTH_RESPONSES, AuthGate, Guard, install_error_handlers
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +38,53 @@ class CoordinatorHealth(BaseModel):
     version: str
 
 
-def create_app(settings: CoordinatorSettings) -> FastAPI:
-    """The coordinator for ``settings``; the database is migrated in the lifespan."""
+# Pages that answer a browser without a token with their own sign-in form (GET, no body).
+_SIGN_IN_PAGES = frozenset({"/", "/docs"})
+_JOIN_PATHS = frozenset({"/api/v1/nodes/join", "/api/v1/nodes/challenge"})
+
+
+def guards(settings: CoordinatorSettings) -> Callable[[str, str], Guard]:
+    """Which token each request needs, and how large its body may be."""
+    public = Guard(tokens=None)
+    join = Guard(tokens=lambda: [settings.fleet_token.get_secret_value()], max_body_bytes=16 * 1024)
+    operator = Guard(
+        tokens=lambda: [settings.operator_token.get_secret_value()],
+        cookie=TOKEN_COOKIE,
+        max_body_bytes=64 * 1024,
+    )
+
+    def guard_for(method: str, path: str) -> Guard:
+        if path == "/health" or (method == "GET" and path in _SIGN_IN_PAGES):
+            return public
+        if path in _JOIN_PATHS:
+            return join
+        return operator
+
+    return guard_for
+
+
+def create_app(settings: CoordinatorSettings, transport: Transport | None = None) -> FastAPI:
+    """The coordinator for ``settings``; the database is migrated in the lifespan.
+
+    ``transport`` replaces the HTTP transport to the nodes (tests put a hostile one in).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = db.make_engine(settings.db_url)
-    fleet = build_fleet(settings, engine)
+    fleet = build_fleet(settings, engine, transport)
     fleet.registry.register(FleetCollector(fleet.state))
+
+    async def after_sweep() -> None:
+        await reconcile(fleet)
+
+    fleet.poller.after_sweep = after_sweep
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(db.upgrade, settings.db_url)
-        with Session(engine) as session:
-            node_service.load_addresses(session, fleet)
+        await fleet.store.run(lambda session: node_service.load_addresses(session, fleet))
+        left_open = await asyncio.to_thread(mark_restarted, fleet)
+        if left_open:
+            log.warning("%d session(s) were left open; reconciling them with the nodes", left_open)
         fleet.poller.start()
         log.info("coordinator ready with %d known nodes", len(fleet.state.addresses))
         try:
@@ -70,6 +106,9 @@ def create_app(settings: CoordinatorSettings) -> FastAPI:
     )
     app.state.fleet = fleet
     install_error_handlers(app, CamfleetError)
+    app.add_middleware(
+        AuthGate, guard_for=guards(settings), read_timeout_s=settings.body_read_timeout_s
+    )
 
     @app.get("/health", response_model=CoordinatorHealth, summary="Liveness and version")
     async def health() -> CoordinatorHealth:

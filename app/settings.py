@@ -42,6 +42,31 @@ class CoordinatorSettings(BaseSettings):
     offline_after_s: float = Field(default=15.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
     manifest_sync_interval_s: float = Field(default=30.0, gt=0)
+    approve_new_nodes: bool = Field(
+        default=False,
+        description="New nodes wait for the operator's approval (POST "
+        "/api/v1/nodes/{id}/approve) before they are called or join sessions.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Peer addresses of reverse proxies whose X-Forwarded-For is believed. "
+        "Empty (the default): a node is always called back at the TCP peer of its join.",
+    )
+    per_node_calls: int = Field(default=4, ge=1, le=64, description="Calls in flight per node.")
+    per_node_queue: int = Field(
+        default=32, ge=0, le=10_000, description="Calls that may wait for a busy node."
+    )
+    slow_call_s: float = Field(
+        default=1.0, gt=0, description="A quick call slower than this marks the node slow."
+    )
+    body_read_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="A request body must arrive within this."
+    )
+    stale_session_after_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A session whose nodes have all been unreachable this long is ended.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CoordinatorSettings:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request as StarletteRequest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class ErrorBody(BaseModel):
@@ -32,20 +37,29 @@ class Unauthorized(HTTPException):
         super().__init__(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def bearer_problem(header: str | None, cookie_token: str | None, expected: list[str]) -> str | None:
+    """Why a request's credentials are refused, or None when its token is one of ``expected``."""
+    if not header and cookie_token:
+        header = f"Bearer {cookie_token}"
+    if not header:
+        return "missing Authorization header: send 'Authorization: Bearer <token>'"
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return "the Authorization header must be 'Bearer <token>'"
+    presented = token.encode("utf-8", "surrogateescape")
+    if not any(secrets.compare_digest(presented, e.encode()) for e in expected):
+        return "the token is not valid for this server"
+    return None
+
+
 def check_bearer(
     request: Request, expected: Callable[[], list[str]], cookie: str | None = None
 ) -> None:
     """Accept the request when its bearer token (or ``cookie``) equals one of ``expected()``."""
-    header = request.headers.get("authorization", "")
-    if not header and cookie and request.cookies.get(cookie):
-        header = f"Bearer {request.cookies[cookie]}"
-    scheme, _, token = header.partition(" ")
-    if not header:
-        raise Unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-    if not any(secrets.compare_digest(token.encode(), e.encode()) for e in expected()):
-        raise Unauthorized("the token is not valid for this server")
+    cookie_token = request.cookies.get(cookie) if cookie else None
+    problem = bearer_problem(request.headers.get("authorization"), cookie_token, expected())
+    if problem is not None:
+        raise Unauthorized(problem)
 
 
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -96,3 +110,114 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
     422: {"model": ErrorBody, "description": "The request body or parameters are invalid"},
 }
+# Answered by AuthGate before the route: documented on every route that takes a body.
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not valid JSON or its length is bad"},
+    408: {"model": ErrorBody, "description": "The body did not arrive in time"},
+    413: {"model": ErrorBody, "description": "The body is larger than the route takes"},
+}
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a route asks of a request before its body is read."""
+
+    tokens: Callable[[], list[str]] | None  # None: public, no token asked
+    cookie: str | None = None  # a cookie that may carry the token instead of the header
+    max_body_bytes: int = 64 * 1024
+
+
+class AuthGate:
+    """ASGI middleware: the token is checked before a byte of the body is read, and the body
+    is read whole within a size cap (413) and a time limit (408) before the app sees it.
+
+    Because it runs before routing, an unknown path, a wrong method or a trailing-slash
+    redirect reveals nothing to a caller without a token: all of them are 401.
+    """
+
+    def __init__(
+        self, app: ASGIApp, guard_for: Callable[[str, str], Guard], read_timeout_s: float = 10.0
+    ) -> None:
+        self.app = app
+        self.guard_for = guard_for
+        self.read_timeout_s = read_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        guard = self.guard_for(scope["method"], scope["path"])
+        headers = Headers(scope=scope)
+        if guard.tokens is not None:
+            cookie = None
+            if guard.cookie:
+                cookie = StarletteRequest(scope).cookies.get(guard.cookie)
+            problem = bearer_problem(headers.get("authorization"), cookie, guard.tokens())
+            if problem is not None:
+                await _answer(send, 401, problem, "unauthorized", {"WWW-Authenticate": "Bearer"})
+                return
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _answer(send, 400, "Content-Length is not a number", "bad_request")
+                return
+            if int(length) > guard.max_body_bytes:
+                await _answer(send, 413, _too_large(guard), "body_too_large")
+                return
+        elif "transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body
+            return
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self.read_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    if len(body) > guard.max_body_bytes:
+                        await _answer(send, 413, _too_large(guard), "body_too_large")
+                        return
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await _answer(
+                send,
+                408,
+                f"the request body did not arrive within {self.read_timeout_s:g} s",
+                "request_timeout",
+            )
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+
+def _too_large(guard: Guard) -> str:
+    return f"the request body is larger than this route takes ({guard.max_body_bytes} bytes)"
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app the body already read, then whatever comes next."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _answer(
+    send: Send, status: int, detail: str, code: str, headers: dict[str, str] | None = None
+) -> None:
+    payload = ErrorBody(detail=detail, code=code).model_dump_json(exclude_none=True).encode()
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"connection", b"close"),
+    ]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})

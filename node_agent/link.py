@@ -14,8 +14,10 @@ import socket
 from collections.abc import Callable
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from node_agent.schemas import JoinRequest, JoinResponse
+from common.identity import NONCE_HEADER, SIGNATURE_HEADER, sign
+from node_agent.schemas import JoinChallenge, JoinRequest, JoinResponse
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,13 @@ class CoordinatorLink:
         make_request: Callable[[], JoinRequest],
         interval_s: float,
         backoff_cap_s: float,
+        key: Ed25519PrivateKey,
     ) -> None:
-        self.url = url.rstrip("/") + "/api/v1/nodes/join"
+        base = url.rstrip("/")
+        self.url = base + "/api/v1/nodes/join"
+        self.challenge_url = base + "/api/v1/nodes/challenge"
         self.fleet_token = fleet_token
+        self.key = key
         self.make_request = make_request
         self.interval_s = interval_s
         self.backoff_cap_s = backoff_cap_s
@@ -46,11 +52,21 @@ class CoordinatorLink:
         self._task: asyncio.Task[None] | None = None
 
     async def beat(self, client: httpx.AsyncClient) -> JoinResponse:
-        """One join/heartbeat; raises on any failure."""
-        body = self.make_request().model_dump(mode="json")
-        resp = await client.post(
-            self.url, json=body, headers={"Authorization": f"Bearer {self.fleet_token}"}
-        )
+        """One join/heartbeat: ask for a challenge, then join with the body signed; raises on
+        any failure. The node's API token travels only inside a signed join."""
+        req = self.make_request()
+        auth = {"Authorization": f"Bearer {self.fleet_token}"}
+        asked = await client.post(self.challenge_url, json={"node_id": req.node_id}, headers=auth)
+        if asked.status_code != 200:
+            raise RuntimeError(f"coordinator answered {asked.status_code}: {asked.text[:200]}")
+        nonce = JoinChallenge.model_validate_json(asked.content).nonce
+        body = req.model_dump_json().encode()
+        headers = auth | {
+            "Content-Type": "application/json",
+            NONCE_HEADER: nonce,
+            SIGNATURE_HEADER: sign(self.key, nonce, body),
+        }
+        resp = await client.post(self.url, content=body, headers=headers)
         if resp.status_code != 200:
             raise RuntimeError(f"coordinator answered {resp.status_code}: {resp.text[:200]}")
         return JoinResponse.model_validate_json(resp.content)

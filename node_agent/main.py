@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
-from common.http import check_bearer, install_error_handlers
+from common.http import AuthGate, Guard, check_bearer, install_error_handlers
+from common.identity import load_or_create_key, public_key_text
 from node_agent import __version__
 from node_agent.errors import AgentError
 from node_agent.link import CoordinatorLink, hostname
@@ -45,6 +47,7 @@ class AgentContext:
     clock: ClockMonitor
     link: CoordinatorLink | None
     started_monotonic: float
+    key: Ed25519PrivateKey
     timelapse: Timelapse | None = None
 
     def status(self) -> NodeStatus:
@@ -74,6 +77,7 @@ class AgentContext:
             position=self.settings.position,
             port=self.settings.port,
             api_token=self.api_token.get_secret_value(),
+            public_key=public_key_text(self.key),
             version=__version__,
             hostname=hostname(),
             recorder_state=rec.state,
@@ -99,7 +103,8 @@ def build_context(settings: AgentSettings) -> AgentContext:
         settings.gates,
         settings.max_schedule_ahead_s,
     )
-    ctx = AgentContext(settings, node_id, api_token, recorder, clock, None, time.monotonic())
+    key = load_or_create_key(settings.data_dir / "node_key.pem")
+    ctx = AgentContext(settings, node_id, api_token, recorder, clock, None, time.monotonic(), key)
     ctx.timelapse = timelapse = build_timelapse(settings, recorder.lock)
 
     def timelapse_still() -> bytes | None:
@@ -118,6 +123,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
             ctx.join_request,
             settings.heartbeat_interval_s,
             settings.join_backoff_max_s,
+            key,
         )
     return ctx
 
@@ -181,6 +187,11 @@ def create_app(settings: AgentSettings) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app, AgentError)
+    public = Guard(tokens=None)
+    protected = Guard(tokens=lambda: [ctx.api_token.get_secret_value()])
+    app.add_middleware(
+        AuthGate, guard_for=lambda _method, path: public if path == "/health" else protected
+    )
 
     from node_agent.api import health_router, make_router
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
 
 from common.http import ErrorBody
 from node_agent.timelapse.schemas import TimelapseStatus
@@ -28,6 +28,11 @@ SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN)]
 CamId = Annotated[str, StringConstraints(pattern=CAM_ID_PATTERN)]
 NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN)]
 CommandId = Annotated[str, StringConstraints(pattern=COMMAND_ID_PATTERN)]
+# Values that end up in an HTTP header or a page: printable ASCII, no spaces, bounded.
+HeaderToken = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{16,128}$")]
+PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
+ShortText = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,64}$")]
+Hostname = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{0,64}$")]
 
 
 class Wire(BaseModel):
@@ -74,12 +79,12 @@ class StartRequest(Wire):
 
     session_id: SessionId
     command_id: CommandId
-    start_at_ns: int | None = Field(
+    start_at_ns: StrictInt | None = Field(
         default=None,
         ge=0,
         description="Begin at this UTC instant on the node's clock; absent means now.",
     )
-    planned_duration_s: float | None = Field(
+    planned_duration_s: StrictFloat | StrictInt | None = Field(
         default=None,
         gt=0,
         le=24 * 3600,
@@ -256,7 +261,7 @@ class GateResult(Wire):
 class SelfTestRequest(Wire):
     """``POST /api/v1/selftest``."""
 
-    duration_s: float = Field(default=10.0, ge=1.0, le=120.0)
+    duration_s: StrictFloat | StrictInt = Field(default=10.0, ge=1.0, le=120.0)
 
 
 class SelfTestResult(Wire):
@@ -295,18 +300,40 @@ class LockViewResult(Wire):
     source: str = Field(description="'stream' (from the running recording) or 'camera'.")
 
 
+class JoinChallengeRequest(Wire):
+    """``POST /api/v1/nodes/challenge``: a nonce to sign for the next join of ``node_id``."""
+
+    node_id: NodeId
+
+
+class JoinChallenge(Wire):
+    """A single-use nonce; the join that follows signs it (``common.identity``)."""
+
+    node_id: str
+    nonce: str
+    expires_in_s: float
+
+
 class JoinRequest(Wire):
-    """What an agent sends to ``POST /api/v1/nodes/join`` on the coordinator."""
+    """What an agent sends to ``POST /api/v1/nodes/join`` on the coordinator.
+
+    Headers ``X-Camfleet-Nonce`` and ``X-Camfleet-Signature`` carry the proof: the node's
+    Ed25519 signature over the nonce and this exact body (``common.identity.sign``).
+    """
 
     node_id: NodeId
     cam_id: CamId
     position: Position
-    port: int = Field(ge=1, le=65535, description="Where the agent listens.")
-    api_token: str = Field(min_length=16, description="Bearer token the agent accepts.")
-    version: str
-    hostname: str = ""
+    port: StrictInt = Field(ge=1, le=65535, description="Where the agent listens.")
+    api_token: HeaderToken = Field(description="Bearer token the agent accepts.")
+    public_key: PublicKey = Field(
+        description="The node's Ed25519 public key (raw, URL-safe base64): registered at the "
+        "first join; every later join of this node_id must be signed with its private half."
+    )
+    version: ShortText
+    hostname: Hostname = ""
     recorder_state: RecorderState = RecorderState.idle
-    session_id: str | None = None
+    session_id: SessionId | None = None
 
 
 class JoinResponse(Wire):
@@ -315,3 +342,6 @@ class JoinResponse(Wire):
     node_id: str
     address: str
     heartbeat_interval_s: float
+    approved: bool = Field(
+        default=True, description="False while the node waits for the operator's approval."
+    )

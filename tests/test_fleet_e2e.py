@@ -167,4 +167,4 @@ def test_a_restarted_node_keeps_its_identity_at_a_new_address(three_cameras: Run
         assert [n["start"]["ok"] for n in session["nodes"]] == [True]
         time.sleep(0.5)
         stopped = c.post(f"/api/v1/sessions/{session['session_id']}/stop").json()
-    assert stopped["nodes"][0]["frame_count"] > 0
+    assert (stopped["nodes"][0]["frame_count"] or 0) > 0, stopped

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.recordings.models import Recording
-from app.sessions.service import compute_skew_ms, new_session_id
+from app.sessions.service import new_session_id
+from app.sessions.skew import compute_skew_ms
 from node_agent.errors import BadRequest, NotFound
 from node_agent.link import backoff_s
 from node_agent.recorder.backends.synthetic import overlay_label, render_text

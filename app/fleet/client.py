@@ -1,7 +1,9 @@
-"""The one typed client for the agent API; it returns a result per node, never raises per node.
+"""The one typed client for the agent API: every call returns a result, never raises.
 
-Bodies are the agent's own pydantic models (``node_agent.schemas``), so a change in
-the contract is a type error here, not a surprise in the field.
+Bodies are the agent's own pydantic models (``app.fleet.wire``), so a change in the
+contract is a type error here, not a surprise in the field. Every answer has a size cap
+by call type and a deadline; anything that goes wrong (refused, reset, timed out, over
+the cap, malformed, not the model) becomes that call's ``NodeCall`` with the reason.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from app.fleet.http1 import HttpError, HttpPool, HttpResponse
+from app.fleet.transport import AiohttpTransport, HttpResponse, Transport, TransportError
 from app.fleet.wire import (
     LockViewRequest,
     LockViewResult,
@@ -33,6 +35,24 @@ from app.fleet.wire import (
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+
+KIB = 1024
+MIB = 1024 * KIB
+
+# The largest answer each call may bring back. A status is a few KiB; a manifest list
+# grows with the recordings on the node (about 1.5 KiB each); a still is a JPEG.
+MAX_ANSWER_BYTES: dict[str, int] = {
+    "status": 256 * KIB,
+    "start": 64 * KIB,
+    "stop": 256 * KIB,
+    "recordings": 16 * MIB,
+    "selftest": 256 * KIB,
+    "lockview": 64 * KIB,
+    "preview": 8 * MIB,
+    "timelapse_start": 256 * KIB,
+    "timelapse_stop": 256 * KIB,
+    "timelapse_status": 256 * KIB,
+}
 
 
 @dataclass(frozen=True)
@@ -58,21 +78,16 @@ class NodeCall(Generic[T]):
 
     @property
     def unreachable(self) -> bool:
-        """True when no HTTP answer came back (refused, reset, timed out)."""
+        """True when no HTTP answer came back (refused, reset, timed out, malformed)."""
         return self.status_code is None
 
 
 class AgentClient:
-    """Calls agents over keep-alive HTTP/1.1 with a deadline per call."""
+    """Typed calls to agents over an injectable transport, a deadline on each."""
 
-    def __init__(
-        self,
-        timeout_s: float = 2.0,
-        on_latency: Callable[[str, float], None] | None = None,
-    ) -> None:
+    def __init__(self, timeout_s: float = 2.0, transport: Transport | None = None) -> None:
         self.timeout_s = timeout_s
-        self.pool = HttpPool()
-        self.on_latency = on_latency
+        self.transport: Transport = transport or AiohttpTransport()
 
     async def _exchange(
         self,
@@ -84,7 +99,7 @@ class AgentClient:
         timeout_s: float | None,
         accept: str = "application/json",
     ) -> tuple[float, HttpResponse | NodeCall[Any]]:
-        """Send one request: the response, or the failed NodeCall to return instead."""
+        """Send one request: the answer, or the failed NodeCall to return instead."""
         headers = {"Authorization": f"Bearer {node.api_token}", "Accept": accept}
         payload = None
         if body is not None:
@@ -93,19 +108,26 @@ class AgentClient:
         deadline = timeout_s or self.timeout_s
         t0 = time.perf_counter()
         try:
-            resp = await self.pool.request(
-                node.host, node.port, method, path, headers, payload, timeout_s=deadline
+            resp = await self.transport.request(
+                node.host,
+                node.port,
+                method,
+                path,
+                headers,
+                payload,
+                timeout_s=deadline,
+                max_bytes=MAX_ANSWER_BYTES[command],
             )
         except TimeoutError:
-            return t0, self._done(
-                node, command, t0, error=f"unreachable: no answer within {deadline:g} s"
-            )
-        except (HttpError, OSError) as err:
-            return t0, self._done(node, command, t0, error=f"unreachable: {err}")
+            return t0, _failed(node, t0, f"unreachable: no answer within {deadline:g} s")
+        except TransportError as err:
+            return t0, _failed(node, t0, f"unreachable: {err}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # any other failure is this node's, never the fan-out's
+            return t0, _failed(node, t0, f"unreachable: {type(err).__name__}: {err}"[:300])
         if resp.status >= 400:
-            return t0, self._done(
-                node, command, t0, status_code=resp.status, error=_error_detail(resp.body)
-            )
+            return t0, _failed(node, t0, _error_detail(resp.body), resp.status)
         return t0, resp
 
     async def _call(
@@ -124,35 +146,16 @@ class AgentClient:
         try:
             value = model.model_validate_json(resp.body)
         except ValidationError as err:
-            return self._done(
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(body)"
+            return _failed(
                 node,
-                command,
                 t0,
-                status_code=resp.status,
-                error=f"the agent answered something unexpected: {err.error_count()} problems",
+                f"the agent answered something unexpected: {err.error_count()} problems, "
+                f"first at {where}: {first['msg']}"[:300],
+                resp.status,
             )
-        return self._done(node, command, t0, status_code=resp.status, value=value)
-
-    def _done(
-        self,
-        node: NodeAddress,
-        command: str,
-        t0: float,
-        status_code: int | None = None,
-        error: str | None = None,
-        value: T | None = None,
-    ) -> NodeCall[T]:
-        latency_ms = (time.perf_counter() - t0) * 1000
-        if self.on_latency is not None and status_code is not None:
-            self.on_latency(command, latency_ms / 1000)
-        return NodeCall(
-            node_id=node.node_id,
-            ok=error is None,
-            latency_ms=round(latency_ms, 3),
-            status_code=status_code,
-            error=error,
-            value=value,
-        )
+        return _done(node, t0, resp.status, value)
 
     async def start(self, node: NodeAddress, req: StartRequest) -> NodeCall[StartResult]:
         """Arm a recording on one node."""
@@ -195,18 +198,9 @@ class AgentClient:
         )
         if isinstance(resp, NodeCall):
             return resp
-        return self._done(node, "preview", t0, status_code=resp.status, value=resp.body)
-
-    @staticmethod
-    async def fan_out(
-        nodes: Iterable[NodeAddress], call: Callable[[NodeAddress], Awaitable[NodeCall[T]]]
-    ) -> list[NodeCall[T]]:
-        """Run ``call`` on every node at once; one result per node, in the given order."""
-        return list(await asyncio.gather(*(call(n) for n in nodes)))
-
-    async def aclose(self) -> None:
-        """Close idle connections."""
-        await self.pool.aclose()
+        if not resp.body.startswith(b"\xff\xd8"):
+            return _failed(node, t0, "the agent's preview is not a JPEG", resp.status)
+        return _done(node, t0, resp.status, resp.body)
 
     async def timelapse_start(
         self, node: NodeAddress, req: TimelapseStartRequest
@@ -235,6 +229,30 @@ class AgentClient:
             node, "timelapse_status", "GET", "/api/v1/timelapse", TimelapseStatus
         )
 
+    @staticmethod
+    async def fan_out(
+        nodes: Iterable[NodeAddress], call: Callable[[NodeAddress], Awaitable[NodeCall[T]]]
+    ) -> list[NodeCall[T]]:
+        """Run ``call`` on every node at once, with no per-node bookkeeping: for tools and
+        benchmarks. The coordinator's services go through ``app.fleet.fanout.Fanout``."""
+        return list(await asyncio.gather(*(call(n) for n in nodes)))
+
+    async def aclose(self) -> None:
+        """Close the transport's connections."""
+        await self.transport.aclose()
+
+
+def _done(node: NodeAddress, t0: float, status_code: int, value: T) -> NodeCall[T]:
+    latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+    return NodeCall(node.node_id, True, latency_ms, status_code, None, value)
+
+
+def _failed(
+    node: NodeAddress, t0: float, error: str, status_code: int | None = None
+) -> NodeCall[Any]:
+    latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+    return NodeCall(node.node_id, False, latency_ms, status_code, error)
+
 
 def _error_detail(body: bytes) -> str:
     try:
@@ -242,5 +260,5 @@ def _error_detail(body: bytes) -> str:
     except ValueError:
         return body[:200].decode(errors="replace") or "empty error body"
     if isinstance(data, dict) and isinstance(data.get("detail"), str):
-        return str(data["detail"])
+        return str(data["detail"])[:500]
     return json.dumps(data)[:200]

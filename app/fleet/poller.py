@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from app.fleet.client import AgentClient, NodeAddress
+from app.fleet.client import NodeAddress
+from app.fleet.fanout import Fanout
 from app.fleet.state import FleetState
 from app.fleet.wire import Manifest
 
@@ -16,46 +17,66 @@ log = logging.getLogger(__name__)
 
 
 class StatusPoller:
-    """Polls ``/api/v1/status`` on every node, and ``/api/v1/recordings`` now and then."""
+    """Polls ``/api/v1/status`` on every node, and ``/api/v1/recordings`` now and then.
+
+    A node whose previous poll is still under way is skipped, so a slow node costs one
+    call at a time, never a pile of them. After each sweep ``after_sweep`` runs (the
+    sessions' reconciliation).
+    """
 
     def __init__(
         self,
-        client: AgentClient,
+        fanout: Fanout,
         state: FleetState,
         interval_s: float,
         manifest_sync_interval_s: float,
-        ingest: Callable[[str, list[Manifest]], None],
+        ingest: Callable[[str, list[Manifest]], Awaitable[None]],
+        after_sweep: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self.client = client
+        self.fanout = fanout
         self.state = state
         self.interval_s = interval_s
         self.manifest_sync_interval_s = manifest_sync_interval_s
         self.ingest = ingest
+        self.after_sweep = after_sweep
         self._task: asyncio.Task[None] | None = None
         self._refreshes: set[asyncio.Task[None]] = set()
+        self._polling: set[str] = set()
 
-    async def poll_node(self, addr: NodeAddress) -> None:
-        """Refresh one node's status; collect its manifests when due."""
-        call = await self.client.status(addr)
-        if not call.ok or call.value is None:
-            self.state.failure(addr.node_id, call.error or "no status")
+    async def poll_node(self, addr: NodeAddress, manifests: bool = False) -> None:
+        """Refresh one node's status; collect its manifests when due (or asked)."""
+        if addr.node_id in self._polling:
             return
-        self.state.contact(addr.node_id, call.latency_ms)
-        entry = self.state.cache[addr.node_id]
-        entry.status = call.value
+        self._polling.add(addr.node_id)
+        try:
+            await self._poll(addr, manifests)
+        finally:
+            self._polling.discard(addr.node_id)
+
+    async def _poll(self, addr: NodeAddress, manifests: bool) -> None:
+        client = self.fanout.client
+        call = await self.fanout.call(addr, "status", client.status)
+        if not call.ok or call.value is None:
+            return
+        self.state.set_status(addr.node_id, call.value)
+        entry = self.state.cache.get(addr.node_id)
+        if entry is None:
+            return
         now = time.time_ns()
-        if now - entry.last_manifest_sync_ns >= self.manifest_sync_interval_s * 1e9:
-            listing = await self.client.recordings(addr)
+        if manifests or now - entry.last_manifest_sync_ns >= self.manifest_sync_interval_s * 1e9:
+            listing = await self.fanout.call(addr, "recordings", client.recordings)
             if listing.ok and listing.value is not None:
                 entry.last_manifest_sync_ns = now
-                manifests = [r.manifest for r in listing.value.recordings if r.manifest]
-                if manifests:
-                    self.ingest(addr.node_id, manifests)
+                found = [r.manifest for r in listing.value.recordings if r.manifest]
+                if found:
+                    await self.ingest(addr.node_id, found)
 
     def refresh_soon(self, node_ids: list[str]) -> None:
         """Re-read these nodes' status now, in the background (after a command changed it),
         so pages do not show the old state until the next sweep."""
         addrs = [a for n in node_ids if (a := self.state.addresses.get(n)) is not None]
+        if not addrs:
+            return
         task = asyncio.create_task(self._refresh(addrs), name="status-refresh")
         self._refreshes.add(task)
         task.add_done_callback(self._refreshes.discard)
@@ -64,8 +85,13 @@ class StatusPoller:
         await asyncio.gather(*(self.poll_node(a) for a in addrs), return_exceptions=True)
 
     async def poll_all(self) -> None:
-        """One sweep over the fleet, all nodes at once."""
-        await asyncio.gather(*(self.poll_node(a) for a in list(self.state.addresses.values())))
+        """One sweep over the fleet, all nodes at once, then the after-sweep step."""
+        await asyncio.gather(
+            *(self.poll_node(a) for a in list(self.state.addresses.values())),
+            return_exceptions=True,
+        )
+        if self.after_sweep is not None:
+            await self.after_sweep()
 
     async def _run(self) -> None:
         while True:

@@ -1,7 +1,8 @@
 """The fleet in memory: addresses to call, cached status, liveness, round trips.
 
-Pollers and heartbeats feed it; pages, ``/metrics`` and the lead-time choice read it.
-Nothing here calls a node.
+The fan-out and the heartbeats feed it; pages, ``/metrics`` and the lead-time choice read
+it. Nothing here calls a node. A node is *online* when it answered a call recently; a
+join or heartbeat alone says only that something with its key is out there.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ class NodeCache:
     """What the coordinator last learned about one node."""
 
     status: NodeStatus | None = None
+    status_at_ns: int | None = None
     last_contact_ns: int | None = None
+    last_heartbeat_ns: int | None = None
     last_error: str | None = None
     rtt_ms: float | None = None
     last_manifest_sync_ns: int = 0
@@ -27,7 +30,7 @@ class NodeCache:
 
 @dataclass
 class FleetState:
-    """Addresses and caches for every joined node."""
+    """Addresses and caches for every approved node."""
 
     offline_after_s: float
     addresses: dict[str, NodeAddress] = field(default_factory=dict)
@@ -41,26 +44,58 @@ class FleetState:
         self.cam_ids[addr.node_id] = cam_id
         self.cache.setdefault(addr.node_id, NodeCache())
 
+    def remove(self, node_id: str) -> None:
+        """Forget a node entirely (it was removed from the registry)."""
+        self.addresses.pop(node_id, None)
+        self.cam_ids.pop(node_id, None)
+        self.cache.pop(node_id, None)
+
     def contact(self, node_id: str, rtt_ms: float | None = None) -> None:
-        """A node answered (or heartbeated) just now."""
-        entry = self.cache.setdefault(node_id, NodeCache())
+        """A node answered a call just now."""
+        entry = self.cache.get(node_id)
+        if entry is None:
+            return  # removed while the call was under way
         entry.last_contact_ns = time.time_ns()
         entry.last_error = None
         if rtt_ms is not None:
             entry.rtt_ms = rtt_ms
             self._rtts_ms.append(rtt_ms)
 
+    def heartbeat(self, node_id: str) -> None:
+        """A node proved itself in a join or heartbeat just now."""
+        entry = self.cache.get(node_id)
+        if entry is not None:
+            entry.last_heartbeat_ns = time.time_ns()
+
     def failure(self, node_id: str, error: str) -> None:
         """A call to a node failed."""
-        self.cache.setdefault(node_id, NodeCache()).last_error = error
+        entry = self.cache.get(node_id)
+        if entry is not None:
+            entry.last_error = error[:500]
+
+    def set_status(self, node_id: str, status: NodeStatus) -> None:
+        """A fresh status from the node."""
+        entry = self.cache.get(node_id)
+        if entry is not None:
+            entry.status = status
+            entry.status_at_ns = time.time_ns()
 
     def online(self, node_id: str, now_ns: int | None = None) -> bool:
-        """True when the node's last successful contact is recent enough."""
+        """True when the node answered a call recently enough."""
         entry = self.cache.get(node_id)
         if entry is None or entry.last_contact_ns is None:
             return False
         now = now_ns if now_ns is not None else time.time_ns()
         return now - entry.last_contact_ns <= self.offline_after_s * 1e9
+
+    def fresh_status(self, node_id: str, max_age_s: float) -> NodeStatus | None:
+        """The cached status when it is at most ``max_age_s`` old."""
+        entry = self.cache.get(node_id)
+        if entry is None or entry.status is None or entry.status_at_ns is None:
+            return None
+        if time.time_ns() - entry.status_at_ns > max_age_s * 1e9:
+            return None
+        return entry.status
 
     def worst_rtt_ms(self) -> float:
         """The worst round trip seen recently (0 when none yet)."""

@@ -6,6 +6,8 @@ are defined once, in the agent package, so a change in the contract is a type er
 
 from node_agent.schemas import (
     SESSION_ID_PATTERN,
+    JoinChallenge,
+    JoinChallengeRequest,
     JoinRequest,
     JoinResponse,
     LockViewRequest,
@@ -27,6 +29,8 @@ from node_agent.timelapse.schemas import TimelapseStartRequest, TimelapseStatus
 
 __all__ = [
     "SESSION_ID_PATTERN",
+    "JoinChallenge",
+    "JoinChallengeRequest",
     "JoinRequest",
     "JoinResponse",
     "LockViewRequest",

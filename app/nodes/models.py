@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from pydantic import BaseModel
+from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
 
@@ -20,6 +22,14 @@ class Node(SQLModel, table=True):
     host: str = Field(max_length=255, description="The address the join came from.")
     port: int
     api_token: str = Field(max_length=255, description="Secret: never shown.")
+    public_key: str | None = Field(
+        default=None, max_length=64, description="The node's Ed25519 key; it signs every join."
+    )
+    approved: bool = Field(
+        default=True,
+        sa_column_kwargs={"server_default": sa.true()},
+        description="False while the node waits for the operator (approve_new_nodes).",
+    )
     version: str = Field(default="", max_length=64)
     hostname: str = Field(default="", max_length=255)
     joined_at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -35,7 +45,9 @@ class NodePublic(BaseModel):
     address: str
     version: str
     hostname: str
-    online: bool
+    approved: bool
+    online: bool = PField(description="The node answered a call recently (not just a heartbeat).")
+    last_heartbeat: datetime | None
     joined_at: datetime | None
     last_contact: datetime | None
     last_error: str | None
@@ -49,3 +61,4 @@ class NodeList(BaseModel):
     nodes: list[NodePublic]
     online: int
     total: int
+    pending: int = PField(description="Nodes waiting for the operator's approval.")

@@ -1,69 +1,211 @@
-"""Fleet registry: join, heartbeats, listing with cached status."""
+"""Fleet registry: join with proof of identity, approval, removal, listing with cached status."""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import time
+from dataclasses import dataclass
 
 from sqlmodel import Session
 
 from app.context import Fleet
-from app.errors import FleetEmpty, NodeBusy, NodeNotFound, NodeUnreachable
+from app.errors import (
+    BadInput,
+    FleetEmpty,
+    IdentityRefused,
+    NodeBusy,
+    NodeNotFound,
+    NodePending,
+    NodeUnreachable,
+)
 from app.fleet.client import NodeAddress
-from app.fleet.wire import JoinRequest, JoinResponse
+from app.fleet.wire import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
 from app.nodes import repository
 from app.nodes.models import Node, NodeList, NodePublic
 from app.timeutil import iso
+from common import identity
+
+log = logging.getLogger(__name__)
+
+
+def address_of(node: Node) -> NodeAddress:
+    """Where to call a registered node."""
+    return NodeAddress(node.node_id, node.host, node.port, node.api_token)
 
 
 def load_addresses(db: Session, fleet: Fleet) -> None:
-    """Fill the in-memory address book from the database (at start)."""
+    """Fill the in-memory address book from the database (at start): approved nodes only."""
     for node in repository.list_all(db):
-        fleet.state.set_address(
-            NodeAddress(node.node_id, node.host, node.port, node.api_token), node.cam_id
-        )
+        if node.approved:
+            fleet.state.set_address(address_of(node), node.cam_id)
 
 
-def join(db: Session, fleet: Fleet, req: JoinRequest, address: str) -> JoinResponse:
-    """Register or refresh a node; it is called back only at ``address``:``req.port``."""
-    now = time.time_ns()
-    node = repository.get(db, req.node_id)
-    if node is None:
-        node = Node(
-            node_id=req.node_id,
-            cam_id=req.cam_id,
-            host=address,
-            port=req.port,
-            api_token=req.api_token,
-            joined_at_ns=now,
-            last_seen_ns=now,
+def peer_address(peer: str | None, forwarded_for: str | None, trusted: list[str]) -> str:
+    """The address to call a node back at: the TCP peer of its join, or, only when that
+    peer is a configured trusted proxy, the last X-Forwarded-For hop it vouches for."""
+    if peer is None:
+        raise BadInput("the join's peer address is unknown; join over TCP")
+    if peer not in trusted or not forwarded_for:
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",")][-8:]
+    for hop in reversed(hops):
+        if hop in trusted:
+            continue
+        try:
+            return str(ipaddress.ip_address(hop))
+        except ValueError as err:
+            raise BadInput(
+                f"X-Forwarded-For from the trusted proxy is not an IP: {hop!r:.60}"
+            ) from err
+    return peer
+
+
+def challenge(fleet: Fleet, req: JoinChallengeRequest) -> JoinChallenge:
+    """A nonce for the next join of ``req.node_id``."""
+    nonce = fleet.challenges.issue(req.node_id)
+    return JoinChallenge(node_id=req.node_id, nonce=nonce, expires_in_s=fleet.challenges.ttl_s)
+
+
+@dataclass(frozen=True)
+class _Joined:
+    node: Node
+    old_host_port: tuple[str, int] | None
+    registered: bool
+
+
+def _refuse(fleet: Fleet, node_id: str, reason: str, message: str) -> IdentityRefused:
+    fleet.join_refused.labels(reason).inc()
+    log.warning("join refused for node %r: %s (%s)", node_id, message, reason)
+    return IdentityRefused(message, reason)
+
+
+async def join(
+    fleet: Fleet,
+    req: JoinRequest,
+    body: bytes,
+    nonce: str | None,
+    signature: str | None,
+    peer: str,
+) -> JoinResponse:
+    """Register a new node, or refresh a known one that proves it holds its key.
+
+    Nothing changes when the proof fails: the refusal is logged, counted and answered 409.
+    """
+    if not nonce or not signature:
+        raise _refuse(
+            fleet,
+            req.node_id,
+            "no_proof",
+            f"a join must carry {identity.NONCE_HEADER} and {identity.SIGNATURE_HEADER}: get a "
+            "nonce from POST /api/v1/nodes/challenge and sign it with the node's key",
         )
-    moved = (node.host, node.port) != (address, req.port)
-    node.cam_id = req.cam_id
-    node.position = req.position.value
-    node.host = address
-    node.port = req.port
-    node.api_token = req.api_token
-    node.version = req.version
-    node.hostname = req.hostname
-    node.last_seen_ns = now
-    repository.save(db, node)
-    old = fleet.state.addresses.get(node.node_id)
-    if moved and old is not None:
-        fleet.client.pool.forget(old.host, old.port)
-    fleet.state.set_address(
-        NodeAddress(node.node_id, address, req.port, req.api_token), node.cam_id
-    )
-    fleet.state.contact(node.node_id)
+    if len(nonce) > 64 or len(signature) > 128 or not fleet.challenges.redeem(req.node_id, nonce):
+        raise _refuse(
+            fleet,
+            req.node_id,
+            "stale_challenge",
+            "the challenge is unknown, already used, expired, or for another node; ask for a "
+            "new one",
+        )
+    settings = fleet.settings
+
+    def tx(db: Session) -> _Joined:
+        now = time.time_ns()
+        node = repository.get(db, req.node_id)
+        registered = node is None
+        key = req.public_key
+        if node is not None and node.public_key is not None:
+            if node.public_key != req.public_key:
+                raise _refuse(
+                    fleet,
+                    req.node_id,
+                    "key_mismatch",
+                    f"node {req.node_id!r} is registered with another key; if this is a "
+                    "reinstalled node, remove it (DELETE /api/v1/nodes/{id}) and let it join again",
+                )
+            key = node.public_key
+        if not identity.verify(key, nonce, body, signature):
+            raise _refuse(
+                fleet, req.node_id, "bad_signature", "the join's signature does not verify"
+            )
+        if node is None:
+            node = Node(
+                node_id=req.node_id,
+                cam_id=req.cam_id,
+                host=peer,
+                port=req.port,
+                api_token=req.api_token,
+                public_key=req.public_key,
+                approved=not settings.approve_new_nodes,
+                joined_at_ns=now,
+                last_seen_ns=now,
+            )
+        elif node.public_key is None:
+            log.warning("node %s registered its key (it joined before keys existed)", node.node_id)
+            node.public_key = req.public_key
+        old = None if registered else (node.host, node.port)
+        node.cam_id = req.cam_id
+        node.position = req.position.value
+        node.host = peer
+        node.port = req.port
+        node.api_token = req.api_token
+        node.version = req.version
+        node.hostname = req.hostname
+        node.last_seen_ns = now
+        repository.save(db, node)
+        return _Joined(node, old, registered)
+
+    joined = await fleet.store.run(tx)
+    node = joined.node
+    if joined.registered:
+        log.info("node %s registered from %s (approved: %s)", node.node_id, peer, node.approved)
+    if node.approved:
+        if joined.old_host_port not in (None, (node.host, node.port)):
+            old_host, old_port = joined.old_host_port or (node.host, node.port)
+            fleet.client.transport.forget(old_host, old_port)
+        fleet.state.set_address(address_of(node), node.cam_id)
+        fleet.state.heartbeat(node.node_id)
+        if fleet.state.cache[node.node_id].last_contact_ns is None:
+            fleet.poller.refresh_soon([node.node_id])  # online once it answers a call
     return JoinResponse(
         node_id=node.node_id,
-        address=address,
-        heartbeat_interval_s=fleet.settings.heartbeat_interval_s,
+        address=peer,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        approved=node.approved,
     )
+
+
+async def approve(fleet: Fleet, node_id: str) -> NodePublic:
+    """Let a waiting node be called and join sessions."""
+
+    def tx(db: Session) -> Node:
+        node = _get(db, node_id)
+        if not node.approved:
+            node.approved = True
+            repository.save(db, node)
+        return node
+
+    node = await fleet.store.run(tx)
+    fleet.state.set_address(address_of(node), node.cam_id)
+    fleet.poller.refresh_soon([node.node_id])
+    return to_public(fleet, node)
+
+
+async def remove(fleet: Fleet, node_id: str) -> None:
+    """Remove a node and everything cached about it; its next join starts afresh."""
+    removed = await fleet.store.run(lambda db: repository.delete(db, node_id))
+    if not removed:
+        raise NodeNotFound(f"no node {node_id!r}; GET /api/v1/nodes lists the fleet")
+    fleet.state.remove(node_id)
+    fleet.fanout.forget(node_id)
+    fleet.challenges.forget(node_id)
+    log.info("node %s removed by the operator", node_id)
 
 
 def to_public(fleet: Fleet, node: Node) -> NodePublic:
     """A node with its liveness and cached status."""
-    cache = fleet.state.cache.get(node.node_id)
+    cache = fleet.state.cache.get(node.node_id) if node.approved else None
     return NodePublic(
         node_id=node.node_id,
         cam_id=node.cam_id,
@@ -71,7 +213,9 @@ def to_public(fleet: Fleet, node: Node) -> NodePublic:
         address=f"{node.host}:{node.port}",
         version=node.version,
         hostname=node.hostname,
-        online=fleet.state.online(node.node_id),
+        approved=node.approved,
+        online=fleet.state.online(node.node_id) if node.approved else False,
+        last_heartbeat=iso(cache.last_heartbeat_ns if cache else None),
         joined_at=iso(node.joined_at_ns),
         last_contact=iso(cache.last_contact_ns if cache else None),
         last_error=cache.last_error if cache else None,
@@ -80,27 +224,42 @@ def to_public(fleet: Fleet, node: Node) -> NodePublic:
     )
 
 
-def list_nodes(db: Session, fleet: Fleet) -> NodeList:
+async def list_nodes(fleet: Fleet) -> NodeList:
     """The fleet, from the registry and the caches."""
-    nodes = [to_public(fleet, n) for n in repository.list_all(db)]
-    return NodeList(nodes=nodes, online=sum(n.online for n in nodes), total=len(nodes))
+    rows = await fleet.store.run(repository.list_all)
+    nodes = [to_public(fleet, n) for n in rows]
+    return NodeList(
+        nodes=nodes,
+        online=sum(n.online for n in nodes),
+        total=len(nodes),
+        pending=sum(not n.approved for n in nodes),
+    )
 
 
-def get_node(db: Session, fleet: Fleet, node_id: str) -> NodePublic:
-    """One node, or NodeNotFound."""
+def _get(db: Session, node_id: str) -> Node:
     node = repository.get(db, node_id)
     if node is None:
         raise NodeNotFound(f"no node {node_id!r} has joined; GET /api/v1/nodes lists the fleet")
+    return node
+
+
+async def get_node(fleet: Fleet, node_id: str) -> NodePublic:
+    """One node, or NodeNotFound."""
+    node = await fleet.store.run(lambda db: _get(db, node_id))
     return to_public(fleet, node)
 
 
-async def preview(db: Session, fleet: Fleet, node_id: str) -> bytes:
+async def preview(fleet: Fleet, node_id: str) -> bytes:
     """A JPEG from the node, or the node's own refusal passed on."""
-    get_node(db, fleet, node_id)
+    node = await fleet.store.run(lambda db: _get(db, node_id))
+    if not node.approved:
+        raise NodePending(
+            f"node {node_id} waits for approval: POST /api/v1/nodes/{node_id}/approve"
+        )
     addr = fleet.address(node_id)
     if addr is None:
         raise NodeUnreachable(f"node {node_id} has no known address yet")
-    call = await fleet.client.preview(addr)
+    call = await fleet.fanout.call(addr, "preview", fleet.client.preview, deadline_s=10.0)
     if call.ok and call.value is not None:
         return call.value
     if call.status_code == 409:
@@ -109,18 +268,30 @@ async def preview(db: Session, fleet: Fleet, node_id: str) -> bytes:
 
 
 def addresses(db: Session, fleet: Fleet, node_ids: list[str] | None) -> list[NodeAddress]:
-    """The addresses of ``node_ids`` (every joined node when None); NodeNotFound/FleetEmpty."""
+    """The addresses of ``node_ids`` (every approved node when None).
+
+    NodeNotFound for an unknown id, NodePending for one waiting for approval, FleetEmpty
+    when no node can take the command. Runs inside a store unit (``fleet.store.run``).
+    """
     if node_ids is None:
-        nodes = repository.list_all(db)
+        nodes = [n for n in repository.list_all(db) if n.approved]
         if not nodes:
-            raise FleetEmpty("no node has joined yet; start agents with coordinator_url set")
+            raise FleetEmpty(
+                "no approved node has joined yet; start agents with coordinator_url set"
+            )
         ids = [n.node_id for n in nodes]
     else:
         ids = list(dict.fromkeys(node_ids))
-        unknown = [i for i in ids if repository.get(db, i) is None]
+        found = repository.get_many(db, ids)
+        unknown = [i for i in ids if i not in found]
         if unknown:
             raise NodeNotFound(
                 f"unknown node ids: {', '.join(unknown)}; GET /api/v1/nodes lists them"
+            )
+        pending = [i for i in ids if not found[i].approved]
+        if pending:
+            raise NodePending(
+                f"waiting for approval: {', '.join(pending)}; POST /api/v1/nodes/{{id}}/approve"
             )
     addrs = [fleet.address(i) for i in ids]
     return [a for a in addrs if a is not None]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from app.deps import DbDep, require_operator
+from app.deps import FleetDep, require_operator
 from app.fleet.wire import SESSION_ID_PATTERN
 from app.recordings import service
 from app.recordings.models import RecordingListPublic
@@ -26,7 +26,7 @@ router = APIRouter(
     summary="Every recording the fleet knows, with SHA-256, size and offload state",
 )
 async def list_recordings(
-    db: DbDep,
+    fleet: FleetDep,
     session_id: Annotated[str | None, Query(pattern=SESSION_ID_PATTERN)] = None,
 ) -> RecordingListPublic:
-    return service.list_recordings(db, session_id)
+    return await fleet.store.run(lambda db: service.list_recordings(db, session_id))

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.fleet.wire import Manifest
@@ -34,7 +35,22 @@ def _columns(m: Manifest, text: str) -> dict[str, Any]:
 
 def ingest(db: Session, node_id: str, manifests: Sequence[Manifest]) -> None:
     """Store manifests a node reported; the ones already stored as they are cost nothing
-    (the poller reports every manifest of a node on each sweep)."""
+    (the poller reports every manifest of a node on each sweep).
+
+    A stop's answer and a status sweep can bring the same new manifest at once, from two
+    threads: the one that loses the insert race reads the winner's row and goes again.
+    """
+    for attempt in range(3):
+        try:
+            _ingest_once(db, node_id, manifests)
+            return
+        except IntegrityError:
+            db.rollback()
+            if attempt == 2:
+                raise
+
+
+def _ingest_once(db: Session, node_id: str, manifests: Sequence[Manifest]) -> None:
     known = {r.file_name: r for r in repository.by_node(db, node_id)}
     now = time.time_ns()
     rows = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from app.deps import DbDep, FleetDep, require_operator
+from app.deps import FleetDep, require_operator
 from app.selftest import service
 from app.selftest.models import FleetSelfTest, FleetSelfTestRequest
 from common.http import AUTH_RESPONSES, ErrorBody
@@ -26,7 +26,5 @@ router = APIRouter(
         409: {"model": ErrorBody, "description": "No node has joined"},
     },
 )
-async def selftest(
-    db: DbDep, fleet: FleetDep, body: FleetSelfTestRequest | None = None
-) -> FleetSelfTest:
-    return await service.run(db, fleet, body or FleetSelfTestRequest())
+async def selftest(fleet: FleetDep, body: FleetSelfTestRequest | None = None) -> FleetSelfTest:
+    return await service.run(fleet, body or FleetSelfTestRequest())

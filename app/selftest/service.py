@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
-
 from app.context import Fleet
 from app.fleet.wire import SelfTestRequest
 from app.nodes import service as node_service
@@ -13,13 +11,14 @@ from app.selftest.models import FleetSelfTest, FleetSelfTestRequest, SelfTestNod
 SELFTEST_MARGIN_S = 30.0
 
 
-async def run(db: Session, fleet: Fleet, body: FleetSelfTestRequest) -> FleetSelfTest:
+async def run(fleet: Fleet, body: FleetSelfTestRequest) -> FleetSelfTest:
     """A clip on every node (or ``node_ids``); one result per node."""
-    nodes = node_service.addresses(db, fleet, body.node_ids)
+    nodes = await fleet.store.run(lambda db: node_service.addresses(db, fleet, body.node_ids))
     req = SelfTestRequest(duration_s=body.duration_s)
     timeout = body.duration_s + SELFTEST_MARGIN_S
-    calls = await fleet.client.fan_out(nodes, lambda a: fleet.client.selftest(a, req, timeout))
-    fleet.poller.refresh_soon([c.node_id for c in calls if c.ok])
+    calls = await fleet.fanout.each(
+        nodes, "selftest", lambda a: fleet.client.selftest(a, req, timeout), deadline_s=timeout
+    )
     results = [
         SelfTestNode(
             node_id=c.node_id,

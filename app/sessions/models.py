@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column, Text
 from sqlmodel import Field, SQLModel
 
 from app.fleet.wire import NodeId
+
+
+class SessionState(StrEnum):
+    """A session's life cycle; the last three are final."""
+
+    starting = "starting"
+    recording = "recording"
+    stopping = "stopping"
+    stopped = "stopped"
+    failed = "failed"  # no node took the start
+    aborted = "aborted"  # all_or_nothing and a node failed
+
+
+FINAL_STATES = frozenset({SessionState.stopped, SessionState.failed, SessionState.aborted})
+
+
+class Command(StrEnum):
+    """What the coordinator asked of a node in a session."""
+
+    start = "start"
+    stop = "stop"
+    abort = "abort"
 
 
 class RecordingSession(SQLModel, table=True):
@@ -27,6 +50,7 @@ class RecordingSession(SQLModel, table=True):
     created_at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     stopped_at_ns: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     skew_ms: float | None = None
+    end_reason: str | None = Field(default=None, max_length=200)
 
 
 class CommandResult(SQLModel, table=True):
@@ -52,8 +76,10 @@ class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = PField(default=None, max_length=200)
-    lead_ms: int | None = PField(
+    lead_ms: StrictInt | None = PField(
         default=None,
+        ge=0,
+        le=3_600_000,
         description="How far ahead to schedule the start; bounded by the coordinator's "
         "min_lead_ms and max_lead_ms (defaults 100 and 60000).",
     )
@@ -67,7 +93,7 @@ class SessionCreate(BaseModel):
         description="best_effort: nodes that fail are reported and the others record. "
         "all_or_nothing: if any node refuses or fails, the start is cancelled everywhere.",
     )
-    planned_duration_s: float | None = PField(
+    planned_duration_s: StrictFloat | StrictInt | None = PField(
         default=None,
         gt=0,
         le=24 * 3600,
@@ -136,9 +162,14 @@ class SessionPublic(BaseModel):
 
     session_id: str
     name: str
-    state: str = PField(
+    state: SessionState = PField(
         description="starting, recording, stopping, stopped, failed (no node started) or "
         "aborted (all_or_nothing and a node failed)."
+    )
+    end_reason: str | None = PField(
+        default=None,
+        description="Why the session ended when no stop command ended it: 'coordinator "
+        "restarted', 'agents stopped', 'nodes unreachable'.",
     )
     mode: str
     lead_ms: int

@@ -39,3 +39,14 @@ def save(db: Session, *rows: RecordingSession | CommandResult) -> None:
     for row in rows:
         db.add(row)
     db.commit()
+
+
+def unfinished(db: Session) -> Sequence[RecordingSession]:
+    """Sessions not in a final state (starting, recording, stopping), oldest first."""
+    open_states = ("starting", "recording", "stopping")
+    stmt = (
+        select(RecordingSession)
+        .where(col(RecordingSession.state).in_(open_states))
+        .order_by(col(RecordingSession.created_at_ns))
+    )
+    return db.exec(stmt).all()

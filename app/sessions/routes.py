@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from app.deps import DbDep, FleetDep, require_operator
+from app.deps import FleetDep, require_operator
 from app.sessions import service
 from app.sessions.models import LockViewFleet, SessionCreate, SessionList, SessionPublic
 from common.http import AUTH_RESPONSES, ErrorBody
@@ -31,8 +31,8 @@ _404: dict[int | str, dict[str, Any]] = {
     "its own timeout. Nodes that fail are reported per node; the others record.",
     responses={**_404, 409: {"model": ErrorBody, "description": "No node has joined"}},
 )
-async def start_session(body: SessionCreate, db: DbDep, fleet: FleetDep) -> SessionPublic:
-    return await service.start(db, fleet, body)
+async def start_session(body: SessionCreate, fleet: FleetDep) -> SessionPublic:
+    return await service.start(fleet, body)
 
 
 @router.post(
@@ -41,8 +41,8 @@ async def start_session(body: SessionCreate, db: DbDep, fleet: FleetDep) -> Sess
     summary="Stop the session everywhere and collect its manifests",
     responses=_404,
 )
-async def stop_session(session_id: str, db: DbDep, fleet: FleetDep) -> SessionPublic:
-    return await service.stop(db, fleet, session_id)
+async def stop_session(session_id: str, fleet: FleetDep) -> SessionPublic:
+    return await service.stop(fleet, session_id)
 
 
 @router.post(
@@ -51,13 +51,15 @@ async def stop_session(session_id: str, db: DbDep, fleet: FleetDep) -> SessionPu
     summary="Lock View: save a framing still on every node of the session",
     responses=_404,
 )
-async def lockview(session_id: str, db: DbDep, fleet: FleetDep) -> LockViewFleet:
-    return await service.lockview(db, fleet, session_id)
+async def lockview(session_id: str, fleet: FleetDep) -> LockViewFleet:
+    return await service.lockview(fleet, session_id)
 
 
 @router.get("", response_model=SessionList, summary="Recent sessions, newest first")
-async def list_sessions(db: DbDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> SessionList:
-    return service.list_recent(db, limit)
+async def list_sessions(
+    fleet: FleetDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> SessionList:
+    return await service.list_recent(fleet, limit)
 
 
 @router.get(
@@ -66,5 +68,5 @@ async def list_sessions(db: DbDep, limit: Annotated[int, Query(ge=1, le=500)] = 
     summary="One session: start_at, per-node results, manifests, start skew",
     responses=_404,
 )
-async def get_session(session_id: str, db: DbDep) -> SessionPublic:
-    return service.get(db, session_id)
+async def get_session(session_id: str, fleet: FleetDep) -> SessionPublic:
+    return await service.get(fleet, session_id)

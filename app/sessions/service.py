@@ -1,4 +1,9 @@
-"""Synchronized sessions: schedule a start across the fleet, stop, collect manifests, skew."""
+"""Synchronized sessions: schedule a start across the fleet, stop, collect manifests, skew.
+
+Each command loads what it needs in one short database unit, talks to the nodes with no
+database session open, and saves every node's result in another; a session it was
+carrying out when something failed is left to ``reconcile`` to finish.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,14 @@ from sqlmodel import Session
 from app.context import Fleet
 from app.errors import BadInput, SessionNotFound
 from app.fleet.client import NodeAddress, NodeCall
-from app.fleet.wire import LockViewRequest, StartRequest, StopRequest
+from app.fleet.wire import LockViewRequest, Manifest, StartRequest, StopRequest
 from app.nodes import repository as node_repository
 from app.nodes import service as node_service
 from app.recordings import repository as recording_repository
 from app.recordings import service as recording_service
-from app.recordings.models import Recording
 from app.sessions import repository
 from app.sessions.models import (
+    Command,
     CommandPublic,
     CommandResult,
     LockViewFleet,
@@ -29,7 +34,9 @@ from app.sessions.models import (
     SessionCreate,
     SessionList,
     SessionPublic,
+    SessionState,
 )
+from app.sessions.skew import compute_skew_ms
 from app.timeutil import iso
 
 # The lead must cover the slowest round trip seen, with room to spare.
@@ -55,124 +62,141 @@ def choose_lead_ms(fleet: Fleet, requested: int | None) -> int:
     return min(max(lead, floor), s.max_lead_ms)
 
 
-def _record(session_id: str, command: str, command_id: str, call: NodeCall[Any]) -> CommandResult:
+def _record(
+    session_id: str, command: Command, command_id: str, call: NodeCall[Any]
+) -> CommandResult:
     return CommandResult(
         session_id=session_id,
         node_id=call.node_id,
-        command=command,
+        command=command.value,
         command_id=command_id,
         ok=call.ok,
         status_code=call.status_code,
-        error=call.error,
+        error=call.error[:2000] if call.error else None,
         latency_ms=call.latency_ms,
         created_at_ns=time.time_ns(),
     )
 
 
-def _note_calls(fleet: Fleet, calls: Sequence[NodeCall[Any]], rtt: bool) -> None:
-    # Start round trips (which include arming) feed the lead choice; stops do not.
-    for call in calls:
-        if call.status_code is not None:
-            fleet.state.contact(call.node_id, call.latency_ms if rtt else None)
-        else:
-            fleet.state.failure(call.node_id, call.error or "unreachable")
-
-
-async def start(db: Session, fleet: Fleet, body: SessionCreate) -> SessionPublic:
+async def start(fleet: Fleet, body: SessionCreate) -> SessionPublic:
     """Schedule a start on every target node at once; healthy nodes go on when one fails."""
-    nodes = node_service.addresses(db, fleet, body.node_ids)
     lead_ms = choose_lead_ms(fleet, body.lead_ms)
-    now = time.time_ns()
-    session = RecordingSession(
-        session_id=new_session_id(now),
-        name=body.name or "",
-        state="starting",
-        mode=body.mode,
-        lead_ms=lead_ms,
-        start_at_ns=now + lead_ms * 1_000_000,
-        created_at_ns=now,
-    )
-    repository.save(db, session)
-    command_id = f"start-{session.session_id}"
-    req = StartRequest(
-        session_id=session.session_id,
-        command_id=command_id,
-        start_at_ns=session.start_at_ns,
-        planned_duration_s=body.planned_duration_s,
-    )
-    calls = await fleet.client.fan_out(nodes, lambda a: fleet.client.start(a, req))
-    _note_calls(fleet, calls, rtt=True)
-    rows = [_record(session.session_id, "start", command_id, c) for c in calls]
-    session.state = "recording" if any(c.ok for c in calls) else "failed"
-    if body.mode == "all_or_nothing" and not all(c.ok for c in calls):
-        rows += await _abort(
-            db, fleet, session, [a for a, c in zip(nodes, calls, strict=True) if c.ok]
+
+    def load(db: Session) -> tuple[list[NodeAddress], RecordingSession]:
+        nodes = node_service.addresses(db, fleet, body.node_ids)
+        now = time.time_ns()
+        session = RecordingSession(
+            session_id=new_session_id(now),
+            name=body.name or "",
+            state=SessionState.starting.value,
+            mode=body.mode,
+            lead_ms=lead_ms,
+            start_at_ns=now + lead_ms * 1_000_000,
+            created_at_ns=now,
         )
-    fleet.poller.refresh_soon([c.node_id for c in calls if c.ok])
+        repository.save(db, session)
+        return nodes, session
+
+    nodes, session = await fleet.store.run(load)
+    sid = session.session_id
+    fleet.busy_sessions.add(sid)
+    try:
+        command_id = f"start-{sid}"
+        req = StartRequest(
+            session_id=sid,
+            command_id=command_id,
+            start_at_ns=session.start_at_ns,
+            planned_duration_s=body.planned_duration_s,
+        )
+        calls = await fleet.fanout.each(nodes, "start", lambda a: fleet.client.start(a, req))
+        rows = [_record(sid, Command.start, command_id, c) for c in calls]
+        session.state = (
+            SessionState.recording.value if any(c.ok for c in calls) else SessionState.failed.value
+        )
+        stopped: list[tuple[str, Manifest]] = []
+        if body.mode == "all_or_nothing" and not all(c.ok for c in calls):
+            session.state = SessionState.aborted.value
+            session.end_reason = "a node refused or failed the start (all_or_nothing)"
+            armed = [a for a, c in zip(nodes, calls, strict=True) if c.ok]
+            # A node whose start instant had already come has a short file: it is collected.
+            more, stopped = await _stop_on(fleet, sid, armed, Command.abort)
+            rows += more
+        if session.state != SessionState.recording.value:
+            session.stopped_at_ns = time.time_ns()
+        return await fleet.store.run(lambda db: _finish(db, session, rows, stopped))
+    finally:
+        fleet.busy_sessions.discard(sid)
+
+
+def _finish(
+    db: Session,
+    session: RecordingSession,
+    rows: Sequence[CommandResult],
+    manifests: Sequence[tuple[str, Manifest]],
+) -> SessionPublic:
+    """Store command results and manifests, recompute the skew, and answer the session."""
+    for node_id, manifest in manifests:
+        recording_service.ingest(db, node_id, [manifest])
+    if session.state not in (SessionState.starting.value, SessionState.recording.value):
+        session.skew_ms = compute_skew_ms(recording_repository.by_session(db, session.session_id))
     repository.save(db, session, *rows)
     return to_public(db, session)
 
 
-async def _abort(
-    db: Session, fleet: Fleet, session: RecordingSession, armed: list[NodeAddress]
-) -> list[CommandResult]:
-    """Cancel the start on the nodes that took it (all_or_nothing and another failed)."""
-    session.state = "aborted"
-    session.stopped_at_ns = time.time_ns()
-    if not armed:
-        return []
-    # A node whose start instant had already come has a short file: it is collected too.
-    return await _stop_on(db, fleet, session.session_id, armed, "abort")
-
-
 async def _stop_on(
-    db: Session, fleet: Fleet, session_id: str, nodes: list[NodeAddress], command: str
-) -> list[CommandResult]:
-    """Stop (or abort) the session on ``nodes`` at once and collect their manifests."""
-    command_id = f"{command}-{session_id}-{secrets.token_hex(3)}"
+    fleet: Fleet, session_id: str, nodes: list[NodeAddress], command: Command
+) -> tuple[list[CommandResult], list[tuple[str, Manifest]]]:
+    """Stop (or abort) the session on ``nodes`` at once; results and finished manifests."""
+    if not nodes:
+        return [], []
+    command_id = f"{command.value}-{session_id}-{secrets.token_hex(3)}"
     req = StopRequest(session_id=session_id, command_id=command_id)
     timeout = fleet.settings.stop_timeout_s
-    calls = await fleet.client.fan_out(nodes, lambda a: fleet.client.stop(a, req, timeout))
-    _note_calls(fleet, calls, rtt=False)
-    for call in calls:
-        if call.ok and call.value is not None and call.value.manifest is not None:
-            recording_service.ingest(db, call.node_id, [call.value.manifest])
-    return [_record(session_id, command, command_id, c) for c in calls]
+    calls = await fleet.fanout.each(
+        nodes, command.value, lambda a: fleet.client.stop(a, req, timeout), deadline_s=timeout
+    )
+    rows = [_record(session_id, command, command_id, c) for c in calls]
+    # A manifest is stored for the node that answered with it, and only if it says so.
+    manifests = [
+        (c.node_id, c.value.manifest)
+        for c in calls
+        if c.value is not None
+        and c.value.manifest is not None
+        and c.value.manifest.node_id == c.node_id
+    ]
+    return rows, manifests
 
 
-def _started(db: Session, fleet: Fleet, session_id: str) -> list[NodeAddress]:
+def _started_ids(results: Sequence[CommandResult]) -> list[str]:
     """The nodes that took the session's start."""
-    results = repository.results(db, [session_id])
-    ids = sorted({r.node_id for r in results if r.command == "start" and r.ok})
-    return [a for n in ids if (a := fleet.address(n)) is not None]
+    return sorted({r.node_id for r in results if r.command == Command.start and r.ok})
 
 
-async def stop(db: Session, fleet: Fleet, session_id: str) -> SessionPublic:
+def _stopped_ids(results: Sequence[CommandResult]) -> set[str]:
+    return {r.node_id for r in results if r.command in (Command.stop, Command.abort) and r.ok}
+
+
+async def stop(fleet: Fleet, session_id: str) -> SessionPublic:
     """Stop the session on every node that started it and collect the manifests."""
-    session = _get(db, session_id)
-    started = _started(db, fleet, session_id)
-    results = repository.results(db, [session_id])
-    stopped = {r.node_id for r in results if r.command in ("stop", "abort") and r.ok}
-    pending = [a for a in started if a.node_id not in stopped]
-    if pending:
-        rows = await _stop_on(db, fleet, session_id, pending, "stop")
-        fleet.poller.refresh_soon([r.node_id for r in rows if r.ok])
+
+    def load(db: Session) -> tuple[RecordingSession, list[str], set[str]]:
+        session = _get(db, session_id)
+        results = repository.results(db, [session_id])
+        return session, _started_ids(results), _stopped_ids(results)
+
+    fleet.busy_sessions.add(session_id)
+    try:
+        session, started, stopped = await fleet.store.run(load)
+        pending = [a for n in started if n not in stopped and (a := fleet.address(n)) is not None]
+        rows, finished = await _stop_on(fleet, session_id, pending, Command.stop)
         stopped |= {r.node_id for r in rows if r.ok}
-        repository.save(db, *rows)
-    if session.state not in ("failed", "aborted"):
-        session.state = "stopped" if {a.node_id for a in started} <= stopped else "stopping"
-    session.stopped_at_ns = session.stopped_at_ns or time.time_ns()
-    session.skew_ms = compute_skew_ms(recording_repository.by_session(db, session_id))
-    repository.save(db, session)
-    return to_public(db, session)
-
-
-def compute_skew_ms(recordings: Sequence[Recording]) -> float | None:
-    """Spread of first-frame times, each corrected by its node's clock offset."""
-    corrected = [r.first_frame_ns - (r.clock_offset_ns or 0) for r in recordings]
-    if len(corrected) < 2:
-        return 0.0 if corrected else None
-    return round((max(corrected) - min(corrected)) / 1e6, 4)
+        if session.state not in (SessionState.failed.value, SessionState.aborted.value):
+            done = set(started) <= stopped
+            session.state = (SessionState.stopped if done else SessionState.stopping).value
+        session.stopped_at_ns = session.stopped_at_ns or time.time_ns()
+        return await fleet.store.run(lambda db: _finish(db, session, rows, finished))
+    finally:
+        fleet.busy_sessions.discard(session_id)
 
 
 def _get(db: Session, session_id: str) -> RecordingSession:
@@ -184,14 +208,18 @@ def _get(db: Session, session_id: str) -> RecordingSession:
     return session
 
 
-def get(db: Session, session_id: str) -> SessionPublic:
+async def get(fleet: Fleet, session_id: str) -> SessionPublic:
     """One session with its per-node results."""
-    return to_public(db, _get(db, session_id))
+    return await fleet.store.run(lambda db: to_public(db, _get(db, session_id)))
 
 
-def list_recent(db: Session, limit: int) -> SessionList:
+async def list_recent(fleet: Fleet, limit: int) -> SessionList:
     """The newest sessions first."""
-    return SessionList(sessions=[to_public(db, s) for s in repository.list_recent(db, limit)])
+
+    def tx(db: Session) -> SessionList:
+        return SessionList(sessions=[to_public(db, s) for s in repository.list_recent(db, limit)])
+
+    return await fleet.store.run(tx)
 
 
 def _command(row: CommandResult | None) -> CommandPublic | None:
@@ -209,15 +237,19 @@ def _command(row: CommandResult | None) -> CommandPublic | None:
 
 def to_public(db: Session, session: RecordingSession) -> SessionPublic:
     """The session with one entry per node: its commands and its manifest."""
-    by_command: dict[str, dict[str, CommandResult]] = {"start": {}, "stop": {}, "abort": {}}
+    by_command: dict[str, dict[str, CommandResult]] = {c.value: {} for c in Command}
     for row in repository.results(db, [session.session_id]):
         by_command.setdefault(row.command, {})[row.node_id] = row
-    starts, stops, aborts = by_command["start"], by_command["stop"], by_command["abort"]
+    starts, stops, aborts = (
+        by_command[c.value] for c in (Command.start, Command.stop, Command.abort)
+    )
     recs = {r.node_id: r for r in recording_repository.by_session(db, session.session_id)}
+    ids = sorted(set(starts) | set(recs))
+    registry = node_repository.get_many(db, ids)
     nodes = []
-    for node_id in sorted(set(starts) | set(recs)):
+    for node_id in ids:
         rec = recs.get(node_id)
-        node = node_repository.get(db, node_id)
+        node = registry.get(node_id)
         nodes.append(
             NodeResult(
                 node_id=node_id,
@@ -243,7 +275,8 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
     return SessionPublic(
         session_id=session.session_id,
         name=session.name,
-        state=session.state,
+        state=SessionState(session.state),
+        end_reason=session.end_reason,
         mode=session.mode,
         lead_ms=session.lead_ms,
         start_at=start_at,
@@ -255,13 +288,17 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
     )
 
 
-async def lockview(db: Session, fleet: Fleet, session_id: str) -> LockViewFleet:
+async def lockview(fleet: Fleet, session_id: str) -> LockViewFleet:
     """Save the session's framing still on every node that started it."""
-    _get(db, session_id)
-    nodes = _started(db, fleet, session_id)
+
+    def load(db: Session) -> list[str]:
+        _get(db, session_id)
+        return _started_ids(repository.results(db, [session_id]))
+
+    started = await fleet.store.run(load)
+    nodes = [a for n in started if (a := fleet.address(n)) is not None]
     req = LockViewRequest(session_id=session_id)
-    calls = await fleet.client.fan_out(nodes, lambda a: fleet.client.lockview(a, req))
-    _note_calls(fleet, calls, rtt=False)
+    calls = await fleet.fanout.each(nodes, "lockview", lambda a: fleet.client.lockview(a, req))
     return LockViewFleet(
         session_id=session_id,
         nodes=[

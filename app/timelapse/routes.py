@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from app.deps import DbDep, FleetDep, require_operator
+from app.deps import FleetDep, require_operator
 from app.timelapse import service
 from app.timelapse.models import TimelapseFleetResult, TimelapseFleetStart, TimelapseFleetStop
 from common.http import AUTH_RESPONSES, ErrorBody
@@ -33,9 +33,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses=_ERRORS,
 )
 async def start_timelapse(
-    db: DbDep, fleet: FleetDep, body: TimelapseFleetStart | None = None
+    fleet: FleetDep, body: TimelapseFleetStart | None = None
 ) -> TimelapseFleetResult:
-    return await service.start(db, fleet, body or TimelapseFleetStart())
+    return await service.start(fleet, body or TimelapseFleetStart())
 
 
 @router.post(
@@ -45,6 +45,6 @@ async def start_timelapse(
     responses=_ERRORS,
 )
 async def stop_timelapse(
-    db: DbDep, fleet: FleetDep, body: TimelapseFleetStop | None = None
+    fleet: FleetDep, body: TimelapseFleetStop | None = None
 ) -> TimelapseFleetResult:
-    return await service.stop(db, fleet, body or TimelapseFleetStop())
+    return await service.stop(fleet, body or TimelapseFleetStop())

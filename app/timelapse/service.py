@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session
-
 from app.context import Fleet
 from app.fleet.client import NodeCall
 from app.fleet.wire import TimelapseStartRequest, TimelapseStatus
@@ -18,15 +16,7 @@ from app.timelapse.models import (
 )
 
 
-def _result(
-    fleet: Fleet, command: str, calls: Sequence[NodeCall[TimelapseStatus]]
-) -> TimelapseFleetResult:
-    for call in calls:
-        if call.status_code is not None:
-            fleet.state.contact(call.node_id)
-        else:
-            fleet.state.failure(call.node_id, call.error or "unreachable")
-    fleet.poller.refresh_soon([c.node_id for c in calls if c.ok])
+def _result(command: str, calls: Sequence[NodeCall[TimelapseStatus]]) -> TimelapseFleetResult:
     nodes = [
         TimelapseNodeResult(
             node_id=c.node_id,
@@ -42,19 +32,24 @@ def _result(
     return TimelapseFleetResult(command=command, ok=ok, failed=len(nodes) - ok, nodes=nodes)
 
 
-async def start(db: Session, fleet: Fleet, body: TimelapseFleetStart) -> TimelapseFleetResult:
+async def start(fleet: Fleet, body: TimelapseFleetStart) -> TimelapseFleetResult:
     """Start the timelapse on every target node; a node that refuses does not stop the others."""
-    targets = node_service.addresses(db, fleet, body.node_ids)
+    targets = await fleet.store.run(lambda db: node_service.addresses(db, fleet, body.node_ids))
     req = TimelapseStartRequest(interval_s=body.interval_s)
-    calls = await fleet.client.fan_out(targets, lambda a: fleet.client.timelapse_start(a, req))
-    return _result(fleet, "start", calls)
-
-
-async def stop(db: Session, fleet: Fleet, body: TimelapseFleetStop) -> TimelapseFleetResult:
-    """Stop the timelapse on every target node (a node that was not running answers ok)."""
-    targets = node_service.addresses(db, fleet, body.node_ids)
-    timeout = fleet.settings.stop_timeout_s
-    calls = await fleet.client.fan_out(
-        targets, lambda a: fleet.client.timelapse_stop(a, timeout_s=timeout)
+    calls = await fleet.fanout.each(
+        targets, "timelapse_start", lambda a: fleet.client.timelapse_start(a, req)
     )
-    return _result(fleet, "stop", calls)
+    return _result("start", calls)
+
+
+async def stop(fleet: Fleet, body: TimelapseFleetStop) -> TimelapseFleetResult:
+    """Stop the timelapse on every target node (a node that was not running answers ok)."""
+    targets = await fleet.store.run(lambda db: node_service.addresses(db, fleet, body.node_ids))
+    timeout = fleet.settings.stop_timeout_s
+    calls = await fleet.fanout.each(
+        targets,
+        "timelapse_stop",
+        lambda a: fleet.client.timelapse_stop(a, timeout_s=timeout),
+        deadline_s=timeout,
+    )
+    return _result("stop", calls)

@@ -7,9 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from app.fleet.http1 import HttpError, HttpPool
 
 from app.fleet.client import AgentClient, NodeAddress, NodeCall
-from app.fleet.http1 import HttpError, HttpPool
 from node_agent.schemas import NodeStatus
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
