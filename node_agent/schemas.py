@@ -36,9 +36,16 @@ Hostname = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{0,64}$")]
 
 
 class Wire(BaseModel):
-    """Base of every wire model: unknown fields are refused, not silently dropped."""
+    """Base of every request body: unknown fields are refused, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Answer(BaseModel):
+    """Base of every answer and status: fields this version does not know are ignored, so a
+    newer peer (a rolling upgrade) still works with an older reader."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class Position(StrEnum):
@@ -66,7 +73,7 @@ class RecorderState(StrEnum):
     stopping = "stopping"
 
 
-class Health(Wire):
+class Health(Answer):
     """Liveness answer of ``GET /health``."""
 
     status: str = "ok"
@@ -99,7 +106,7 @@ class StopRequest(Wire):
     command_id: CommandId
 
 
-class StartResult(Wire):
+class StartResult(Answer):
     """What a start command did on this node."""
 
     session_id: str
@@ -115,7 +122,7 @@ class StartResult(Wire):
     )
 
 
-class ClockStatus(Wire):
+class ClockStatus(Answer):
     """The node's clock as chrony reports it."""
 
     source: str = Field(description="'chrony' when chronyc answered, else 'none'.")
@@ -129,7 +136,7 @@ class ClockStatus(Wire):
     read_at_ns: int | None = None
 
 
-class Manifest(Wire):
+class Manifest(Answer):
     """The JSON written beside each recording (``{SESSION_ID}_{CAM_ID}.json``)."""
 
     session_id: str
@@ -171,7 +178,7 @@ class Manifest(Wire):
     offloaded: bool = False
 
 
-class StopResult(Wire):
+class StopResult(Answer):
     """What a stop command did: the manifest when a file was finished."""
 
     session_id: str
@@ -180,7 +187,7 @@ class StopResult(Wire):
     manifest: Manifest | None = None
 
 
-class RecorderStatus(Wire):
+class RecorderStatus(Answer):
     """The recorder part of a node's status."""
 
     state: RecorderState
@@ -204,7 +211,7 @@ class RecorderStatus(Wire):
     last_stop_reason: str | None = None
 
 
-class DiskStatus(Wire):
+class DiskStatus(Answer):
     """The recordings disk."""
 
     path: str
@@ -213,7 +220,7 @@ class DiskStatus(Wire):
     minutes_left: float = Field(description="At the configured bitrate.")
 
 
-class NodeStatus(Wire):
+class NodeStatus(Answer):
     """``GET /api/v1/status``: everything the dashboard shows for this node."""
 
     node_id: str
@@ -232,7 +239,7 @@ class NodeStatus(Wire):
     )
 
 
-class RecordingEntry(Wire):
+class RecordingEntry(Answer):
     """One file in ``GET /api/v1/recordings``."""
 
     name: str
@@ -242,14 +249,14 @@ class RecordingEntry(Wire):
     manifest: Manifest | None = None
 
 
-class RecordingList(Wire):
+class RecordingList(Answer):
     """``GET /api/v1/recordings``."""
 
     node_id: str
     recordings: list[RecordingEntry]
 
 
-class GateResult(Wire):
+class GateResult(Answer):
     """One pre-start check."""
 
     gate: str = Field(description="camera, storage, temperature, battery or clock.")
@@ -264,7 +271,7 @@ class SelfTestRequest(Wire):
     duration_s: StrictFloat | StrictInt = Field(default=10.0, ge=1.0, le=120.0)
 
 
-class SelfTestResult(Wire):
+class SelfTestResult(Answer):
     """What a self-test clip showed."""
 
     node_id: str
@@ -290,7 +297,7 @@ class LockViewRequest(Wire):
     session_id: SessionId
 
 
-class LockViewResult(Wire):
+class LockViewResult(Answer):
     """The framing still saved for a session."""
 
     session_id: str
@@ -306,7 +313,7 @@ class JoinChallengeRequest(Wire):
     node_id: NodeId
 
 
-class JoinChallenge(Wire):
+class JoinChallenge(Answer):
     """A single-use nonce; the join that follows signs it (``common.identity``)."""
 
     node_id: str
@@ -336,7 +343,7 @@ class JoinRequest(Wire):
     session_id: SessionId | None = None
 
 
-class JoinResponse(Wire):
+class JoinResponse(Answer):
     """The coordinator's answer to a join or heartbeat."""
 
     node_id: str
