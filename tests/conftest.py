@@ -15,6 +15,9 @@ import pytest
 
 from app.demo import Child, spawn, stop_all, wait_healthy
 from bench.common import free_port
+from tests.pg import coordinator_db_url, db_url, pg_cluster, postgres_url
+
+__all__ = ["coordinator_db_url", "db_url", "pg_cluster", "postgres_url"]  # fixtures from tests.pg
 
 CAMERAS = (("CAM_L", "left"), ("CAM_C", "centre"), ("CAM_R", "right"))
 TEST_CAMERA = {
@@ -123,9 +126,11 @@ class RunningFleet:
 
 
 @pytest.fixture
-def fleet_factory(tmp_path: Path) -> Iterator[RunningFleet]:
-    """A RunningFleet whose processes are all stopped after the test."""
-    fleet = RunningFleet(root=tmp_path)
+def fleet_factory(tmp_path: Path, coordinator_db_url: str) -> Iterator[RunningFleet]:
+    """A RunningFleet on ``coordinator_db_url`` whose processes are all stopped after the test."""
+    fleet = RunningFleet(
+        root=tmp_path, coordinator_env={"CAMFLEET_DATABASE_URL": coordinator_db_url}
+    )
     try:
         yield fleet
     finally:

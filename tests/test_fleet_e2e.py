@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import CAMERAS, RunningFleet
+from tests.pg import BOTH_DATABASES
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +49,7 @@ def check_recording(fleet: RunningFleet, node: dict[str, object], min_duration_s
     assert manifest["offloaded"] is False
 
 
+@BOTH_DATABASES
 def test_synchronized_session_records_three_checksummed_files(three_cameras: RunningFleet) -> None:
     fleet = three_cameras
     with fleet.client() as c:
@@ -108,6 +110,7 @@ def test_dead_and_hung_nodes_do_not_hold_up_the_others(three_cameras: RunningFle
     check_recording(fleet, with_files[0], min_duration_s=1.0)
 
 
+@BOTH_DATABASES
 def test_recordings_survive_a_coordinator_restart(three_cameras: RunningFleet) -> None:
     fleet = three_cameras
     with fleet.client() as c:

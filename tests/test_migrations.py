@@ -1,4 +1,4 @@
-"""The database is built by the real migrations, and they go down and up again."""
+"""The real migrations build the database, on SQLite and PostgreSQL, and go down and up again."""
 
 from __future__ import annotations
 
@@ -19,17 +19,16 @@ def tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_upgrade_downgrade_upgrade_on_an_empty_database(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'camfleet.db'}"
-    db.upgrade(url)
-    assert tables(url) == TABLES
-    db.downgrade(url, "base")
-    assert tables(url) == set()
-    db.upgrade(url)
-    assert tables(url) == TABLES
+def test_upgrade_downgrade_upgrade_on_an_empty_database(db_url: str) -> None:
+    db.upgrade(db_url)
+    assert tables(db_url) == TABLES
+    db.downgrade(db_url, "base")
+    assert tables(db_url) == set()
+    db.upgrade(db_url)
+    assert tables(db_url) == TABLES
 
 
-def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
+def test_migrated_schema_matches_the_models(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from sqlmodel import SQLModel
@@ -38,11 +37,12 @@ def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
     import app.recordings.models
     import app.sessions.models  # noqa: F401
 
-    url = f"sqlite:///{tmp_path / 'camfleet.db'}"
-    db.upgrade(url)
-    engine = create_engine(url)
+    db.upgrade(db_url)
+    engine = create_engine(db_url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata
+        )
     engine.dispose()
     assert diff == []
 

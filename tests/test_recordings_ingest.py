@@ -3,8 +3,6 @@ they change."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlmodel import Session, select
 
 from app import db
@@ -21,9 +19,10 @@ def manifest(name: str, **changes: object) -> Manifest:
         position=Position.left,
         file_name=name,
         scheduled_start_ns=None,
-        first_frame_ns=1_000,
-        last_frame_ns=2_000,
-        clock_offset_ns=None,
+        # real nanosecond timestamps: far past 2**31, so an INTEGER column on PostgreSQL would overflow
+        first_frame_ns=1_780_000_000_000_000_000,
+        last_frame_ns=1_780_000_001_000_000_000,
+        clock_offset_ns=-12_345,
         clock_synchronized=False,
         duration_s=1.0,
         frame_count=30,
@@ -41,10 +40,9 @@ def manifest(name: str, **changes: object) -> Manifest:
     return base.model_copy(update=changes)
 
 
-def test_ingest_stores_once_and_follows_changes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'c.db'}"
-    db.upgrade(url)
-    engine = db.make_engine(url)
+def test_ingest_stores_once_and_follows_changes(db_url: str) -> None:
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
     with Session(engine) as s:
         ingest(s, "cam-l", [manifest("a.mp4"), manifest("b.mp4")])
         first = {r.file_name: r.collected_at_ns for r in s.exec(select(Recording)).all()}
@@ -55,4 +53,6 @@ def test_ingest_stores_once_and_follows_changes(tmp_path: Path) -> None:
     assert sorted(rows) == ["a.mp4", "b.mp4"]
     assert rows["a.mp4"].offloaded is True and rows["b.mp4"].offloaded is False
     assert rows["a.mp4"].manifest().offloaded is True
+    assert rows["b.mp4"].first_frame_ns == 1_780_000_000_000_000_000
+    assert rows["b.mp4"].clock_offset_ns == -12_345
     assert {k: r.collected_at_ns for k, r in rows.items()} == first
