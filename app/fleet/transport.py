@@ -110,7 +110,11 @@ class AiohttpTransport:
         try:
             async with asyncio.timeout(timeout_s):
                 async with session.request(
-                    method, url, headers=headers, data=body, allow_redirects=False
+                    method,
+                    url,
+                    headers={"Accept-Encoding": "identity", **headers},
+                    data=body,
+                    allow_redirects=False,
                 ) as resp:
                     declared = resp.content_length
                     if declared is not None and declared > max_bytes:
