@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
 
+import httpx
 import pytest
 
 from app import cli
+from bench.common import free_port
 
 COMMANDS = ("coordinator", "agent", "demo", "nodes", "start", "stop", "sessions", "session")
 
@@ -32,3 +37,38 @@ def test_every_command_has_a_description(command: str, capsys: pytest.CaptureFix
     text = help_text([command, "--help"], capsys)
     assert "``" not in text
     assert text.split("\n\n")[1].strip().endswith(".")
+
+
+ECHO_PEER = """
+import sys
+from app.cli import _serve
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = scope["client"][0].encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+_serve(app, "127.0.0.1", int(sys.argv[1]), "warning")
+"""
+
+
+def test_served_apps_see_the_tcp_peer_not_x_forwarded_for() -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", ECHO_PEER, str(port)])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resp = httpx.get(
+                    f"http://127.0.0.1:{port}/", headers={"X-Forwarded-For": "10.9.8.7"}
+                )
+                break
+            except httpx.ConnectError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert resp.text == "127.0.0.1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
