@@ -59,7 +59,7 @@ def test_start_and_stop_from_the_dashboard(
     expect(page.locator("#summary")).to_have_text("3/3 online")
     # configured beside measured (the agents record at 2 Mb/s; nothing is measured while idle)
     expect(page.locator("article.card dd.bitrate")).to_have_text(
-        ["2.0 Mb/s configured, – measured"] * 3
+        ["2.0 Mb/s configured, \u2013 measured"] * 3
     )
 
     page.fill("#name", "dashboard kick-off")
