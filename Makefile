@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/camfleet demo --port $(PORT) --data-dir $(DATA_DIR)
 
 test: $(STAMP)
+	@tests/preflight.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: $(STAMP)

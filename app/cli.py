@@ -1,4 +1,4 @@
-"""The ``camfleet`` command: run the coordinator, an agent, the demo, or operate the fleet."""
+"""The camfleet command: run the coordinator, an agent, the demo, or operate the fleet."""
 
 from __future__ import annotations
 
@@ -9,6 +9,23 @@ import sys
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+
+DESCRIPTION = """\
+Run a fleet of Raspberry Pi cameras as one instrument: the coordinator, a node agent,
+a demo fleet on loopback, or operator commands against a running coordinator."""
+
+EPILOG = """\
+environment:
+  CAMFLEET_URL              the coordinator's URL for the operator commands
+                            (default http://127.0.0.1:8080; --url wins)
+  CAMFLEET_OPERATOR_TOKEN   the operator token (camfleet demo prints it; --token wins)
+  CAMFLEET_*                settings of coordinator and agent (see the README)
+
+examples:
+  camfleet demo
+  camfleet --url http://rig.local:8080 nodes
+  camfleet start --name kick-off
+  camfleet stop SESSION_ID"""
 
 
 def _serve(app: Any, host: str, port: int, log_level: str) -> None:
@@ -22,6 +39,9 @@ def _serve(app: Any, host: str, port: int, log_level: str) -> None:
         access_log=False,
         proxy_headers=False,  # a node is called back at the TCP peer, never a forwarded address
         timeout_graceful_shutdown=20,
+        # The coordinator calls back the TCP peer of a join; an X-Forwarded-For header
+        # (which uvicorn trusts from 127.0.0.1 by default) must not choose that address.
+        proxy_headers=False,
     )
 
 
@@ -65,7 +85,15 @@ def run_demo(args: argparse.Namespace) -> int:
     """``camfleet demo``."""
     from app.demo import run
 
-    return run(args.port, args.data_dir, args.width, args.height, args.fps)
+    return run(
+        args.port,
+        args.data_dir,
+        args.width,
+        args.height,
+        args.fps,
+        agent_config=args.agent_config,
+        coordinator_config=args.coordinator_config,
+    )
 
 
 def _operator(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
@@ -96,22 +124,53 @@ def _operator(args: argparse.Namespace, method: str, path: str, body: Any = None
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = argparse.ArgumentParser(prog="camfleet", description=__doc__)
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser = argparse.ArgumentParser(
+        prog="camfleet",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # --url and --token go before the command or after it; after wins. The subcommands'
+    # copies default to SUPPRESS so they do not overwrite a value given before.
+    url_default = os.environ.get("CAMFLEET_URL", DEFAULT_URL)
+    url_help = f"coordinator URL (default: $CAMFLEET_URL or {DEFAULT_URL})"
+    token_help = "operator token (default: $CAMFLEET_OPERATOR_TOKEN)"
+    parser.add_argument("--url", default=url_default, help=url_help)
+    parser.add_argument("--token", help=token_help)
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def command(name: str, helptext: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=helptext, description=helptext[0].upper() + helptext[1:] + "."
+        )
 
     for name, helptext in (("coordinator", "run the coordinator"), ("agent", "run a node agent")):
-        p = sub.add_parser(name, help=helptext)
+        p = command(name, helptext)
         p.add_argument("--config", help="YAML settings file (environment CAMFLEET_* wins)")
         p.add_argument("--host")
         p.add_argument("--port", type=int)
         p.add_argument("--log-level", default="info")
 
-    p = sub.add_parser("demo", help="a coordinator and three synthetic cameras on loopback")
+    p = command("demo", "run a coordinator and three synthetic cameras on loopback")
     p.add_argument("--port", type=int, default=8080, help="coordinator port; agents use the next 3")
-    p.add_argument("--data-dir", default="./demo-data")
-    p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=720)
-    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument(
+        "--data-dir", default="./demo-data", help="data, logs and configs of the children"
+    )
+    p.add_argument("--width", type=int, help="camera width (default 1280; wins over the file)")
+    p.add_argument("--height", type=int, help="camera height (default 720)")
+    p.add_argument("--fps", type=float, help="camera frame rate (default 30)")
+    p.add_argument(
+        "--agent-config",
+        metavar="FILE",
+        help="YAML settings merged into every agent's (identity, port, data_dir, "
+        "coordinator_url and tokens stay the demo's)",
+    )
+    p.add_argument(
+        "--coordinator-config",
+        metavar="FILE",
+        help="YAML settings merged into the coordinator's (port, data_dir and tokens stay "
+        "the demo's)",
+    )
 
     ops = {
         "nodes": "list the fleet",
@@ -122,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         "recordings": "list every recording with its checksum",
     }
     for name, helptext in ops.items():
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--url", default=os.environ.get("CAMFLEET_URL", DEFAULT_URL))
-        p.add_argument("--token", help="operator token (default: $CAMFLEET_OPERATOR_TOKEN)")
+        p = command(name, helptext)
+        p.add_argument("--url", default=argparse.SUPPRESS, help=url_help)
+        p.add_argument("--token", default=argparse.SUPPRESS, help=token_help)
         if name == "start":
             p.add_argument("--name")
             p.add_argument("--lead-ms", type=int)

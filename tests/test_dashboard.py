@@ -57,6 +57,10 @@ def test_start_and_stop_from_the_dashboard(
     for cam in ("CAM_L", "CAM_C", "CAM_R"):
         expect(page.locator("article.card h2", has_text=cam)).to_have_count(1)
     expect(page.locator("#summary")).to_have_text("3/3 online")
+    # configured beside measured (the agents record at 2 Mb/s; nothing is measured while idle)
+    expect(page.locator("article.card dd.bitrate")).to_have_text(
+        ["2.0 Mb/s configured, \u2013 measured"] * 3
+    )
 
     page.fill("#name", "dashboard kick-off")
     page.click("#start")

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Before `make test`: the system programs the tests run for real. Says in one line what
+# is missing and how to install it, instead of a FileNotFoundError minutes into pytest.
+set -u
+missing=()
+command -v chronyd >/dev/null || missing+=("chronyd (chrony)")
+command -v promtool >/dev/null || missing+=("promtool (prometheus)")
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=("chromium")
+# Debian's postgresql keeps its server programs out of PATH, one folder per major version.
+for tool in pg_ctl initdb; do
+  command -v "$tool" >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/$tool" >/dev/null ||
+    missing+=("$tool (postgresql)")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  list=$(printf '%s, ' "${missing[@]}")
+  echo "make test: missing ${list%, }; install them with: sudo apt-get install chrony prometheus chromium postgresql" >&2
+  exit 1
+fi
