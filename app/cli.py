@@ -37,7 +37,6 @@ def _serve(app: Any, host: str, port: int, log_level: str) -> None:
         port=port,
         log_level=log_level,
         access_log=False,
-        proxy_headers=False,  # a node is called back at the TCP peer, never a forwarded address
         timeout_graceful_shutdown=20,
         # The coordinator calls back the TCP peer of a join; an X-Forwarded-For header
         # (which uvicorn trusts from 127.0.0.1 by default) must not choose that address.
