@@ -267,6 +267,31 @@ class Supervisor:
         self.children.clear()
 
 
+OPEN_STATES = ("starting", "recording", "stopping")
+
+
+def stop_open_sessions(url: str, token: str, timeout_s: float = 20.0) -> list[str]:
+    """Stop every session still open, through the coordinator, so that Ctrl-C leaves none
+    recording and every manifest is collected. When the coordinator cannot be reached the
+    agents still finish their files, and the coordinator settles the sessions when it is
+    started again (``app.sessions.reconcile``)."""
+    said = []
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=timeout_s) as client:
+            listing = client.get("/api/v1/sessions", params={"limit": 500})
+            listing.raise_for_status()
+            for session in listing.json()["sessions"]:
+                if session["state"] not in OPEN_STATES:
+                    continue
+                answer = client.post(f"/api/v1/sessions/{session['session_id']}/stop")
+                state = answer.json().get("state") if answer.is_success else answer.status_code
+                said.append(f"stopped session {session['session_id']}: {state}")
+    except (httpx.HTTPError, ValueError, KeyError) as err:
+        said.append(f"could not stop open sessions ({err}); the coordinator settles them later")
+    return said
+
+
 def log_tail(log: Path, lines: int = 15) -> str:
     """The last lines of a child's log, indented, for an error message."""
     try:
@@ -421,6 +446,8 @@ Ctrl-C stops everything (recordings in progress are finished first).
         sup.tick()
         time.sleep(0.2)
     print("camfleet demo: stopping (finishing recordings)...", flush=True)
+    for line in stop_open_sessions(coordinator_url, operator):
+        print(f"camfleet demo: {line}", flush=True)
     sup.stop()
     print("camfleet demo: stopped.", flush=True)
     return 1 if sup.failed else 0

@@ -86,7 +86,8 @@ def test_demo_runs_the_fleet_and_finishes_recordings_on_ctrl_c(tmp_path: Path) -
             ]
             session = c.post("/api/v1/sessions", json={"lead_ms": 300}).json()
             assert all(n["start"]["ok"] for n in session["nodes"])
-        time.sleep(1.5)
+        # The lead may have been raised on a loaded machine: record 1.5 s past the start.
+        time.sleep(max(0.0, (session["start_at_ns"] - time.time_ns()) / 1e9) + 1.5)
         demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
         rest, _ = demo.communicate(timeout=40)
     finally:
@@ -95,11 +96,14 @@ def test_demo_runs_the_fleet_and_finishes_recordings_on_ctrl_c(tmp_path: Path) -
             demo.wait()
     assert demo.returncode == 0, printed + rest
     assert "camfleet demo: stopped." in rest
+    # Ctrl-C stops the open session through the coordinator first: no session is left
+    # recording, and each camera's file ends as a stop, not as a shutdown.
+    assert f"stopped session {session['session_id']}: stopped" in rest
     for cam_id in ("CAM_L", "CAM_C", "CAM_R"):
         manifest = tmp_path / cam_id / "recordings" / f"{session['session_id']}_{cam_id}.json"
         data = json.loads(manifest.read_text())
-        assert data["stop_reason"] == "agent shutdown"
-        assert data["frame_count"] >= 30
+        assert data["stop_reason"] == "stopped"
+        assert data["frame_count"] >= 15
     assert not any(listening(p) for p in range(port, port + 4))
 
 
