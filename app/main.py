@@ -6,8 +6,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Response
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
@@ -63,6 +65,28 @@ def guards(settings: CoordinatorSettings) -> Callable[[str, str], Guard]:
     return guard_for
 
 
+def install_openapi(app: FastAPI, settings: CoordinatorSettings) -> None:
+    """The schema, with the bounds that depend on this coordinator's settings filled in."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            lead = schema["components"]["schemas"]["SessionCreate"]["properties"]["lead_ms"]
+            for branch in lead.get("anyOf", [lead]):
+                if branch.get("type") == "integer":
+                    branch["minimum"] = settings.min_lead_ms
+                    branch["maximum"] = settings.max_lead_ms
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: CoordinatorSettings, transport: Transport | None = None) -> FastAPI:
     """The coordinator for ``settings``; the database is migrated in the lifespan.
 
@@ -105,6 +129,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         openapi_url=None,
     )
     app.state.fleet = fleet
+    install_openapi(app, settings)
     install_error_handlers(app, CamfleetError)
     app.add_middleware(
         AuthGate, guard_for=guards(settings), read_timeout_s=settings.body_read_timeout_s

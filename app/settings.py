@@ -35,7 +35,7 @@ class CoordinatorSettings(BaseSettings):
     database_url: str | None = None
     default_lead_ms: int = Field(default=1000, ge=0)
     min_lead_ms: int = Field(default=100, ge=0)
-    max_lead_ms: int = Field(default=60_000, ge=1)
+    max_lead_ms: int = Field(default=60_000, ge=1, le=3_600_000)
     command_timeout_s: float = Field(default=2.0, gt=0, le=120)
     stop_timeout_s: float = Field(default=15.0, gt=0, le=600)
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)

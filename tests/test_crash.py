@@ -46,7 +46,10 @@ def test_kill_9_mid_recording_loses_at_most_one_fragment(
     manifest_path = rec_dir / f"{session['session_id']}_CAM_C.json"
     assert not manifest_path.exists()  # nothing finished it
     with av.open(str(video)) as container:
-        frames = sum(1 for _ in container.decode(video=0))
+        times = [f.time for f in container.decode(video=0) if f.time is not None]
+    frames = len(times)
+    # The playable duration follows the timestamps: frames dropped under load leave gaps.
+    playable_s = times[-1] - times[0] + 1 / FPS
     # everything written except at most one fragment plus 0.5 s
     assert frames >= (recorded_s - GOP_S - 0.5) * FPS, (frames, recorded_s)
 
@@ -55,7 +58,7 @@ def test_kill_9_mid_recording_loses_at_most_one_fragment(
     assert manifest["interrupted"] is True
     assert manifest["sha256"] == hashlib.sha256(video.read_bytes()).hexdigest()
     assert manifest["frame_count"] == frames
-    assert manifest["duration_s"] == pytest.approx(frames / FPS, abs=2 / FPS)
+    assert manifest["duration_s"] == pytest.approx(playable_s, abs=2 / FPS)
     assert manifest["first_frame_ns"] == first_ns
     # the agent says what it recovered, and the coordinator collects it
     status = httpx.get(f"http://127.0.0.1:{restarted.port}/api/v1/status", headers=auth).json()

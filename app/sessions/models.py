@@ -78,8 +78,8 @@ class SessionCreate(BaseModel):
     name: str | None = PField(default=None, max_length=200)
     lead_ms: StrictInt | None = PField(
         default=None,
-        ge=0,
-        le=3_600_000,
+        # The bounds are the coordinator's settings: app.main puts them in the schema, and
+        # sessions.service.choose_lead_ms refuses values outside them with a 422.
         description="How far ahead to schedule the start; bounded by the coordinator's "
         "min_lead_ms and max_lead_ms (defaults 100 and 60000).",
     )
