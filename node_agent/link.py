@@ -9,20 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 from collections.abc import Callable
 
 import httpx
 
+from node_agent.backoff import backoff_s
 from node_agent.schemas import JoinRequest, JoinResponse
 
 log = logging.getLogger(__name__)
-
-
-def backoff_s(attempt: int, cap_s: float, base_s: float = 1.0) -> float:
-    """Exponential backoff with full jitter: up to base * 2^attempt, capped."""
-    return float(random.uniform(0.5, 1.0) * min(cap_s, base_s * 2.0**attempt))
 
 
 class CoordinatorLink:
@@ -66,7 +61,7 @@ class CoordinatorLink:
                         log.warning("coordinator unreachable at %s: %s", self.url, err)
                     self.state = "retrying"
                     self.last_error = str(err) or type(err).__name__
-                    await asyncio.sleep(backoff_s(attempt, self.backoff_cap_s))
+                    await asyncio.sleep(backoff_s(attempt + 1, 1.0, self.backoff_cap_s))
                     attempt += 1
                     continue
                 if self.state != "joined":

@@ -29,10 +29,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.http import install_error_handlers
+from node_agent.camera.lock import CameraBusy, CameraLock
+from node_agent.camera.protocol import CameraBackend, CameraError
+from node_agent.camera.synthetic import SyntheticCamera
 from node_agent.errors import AgentError
-from node_agent.recorder.backends import CameraBackend, CameraError
-from node_agent.recorder.backends.synthetic import SyntheticCamera
-from node_agent.recorder.lock import CameraBusy, CameraLock
 from node_agent.timelapse.errors import NoStills, TimelapseConflict
 from node_agent.timelapse.metrics import TimelapseCollector
 from node_agent.timelapse.routes import make_router

@@ -22,19 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from node_agent.recorder.backends import CameraBackend, CameraError, make_backend
-from node_agent.recorder.lock import CameraBusy, CameraLock
-from node_agent.recorder.stills import save_jpeg
+from node_agent.backoff import backoff_s
+from node_agent.camera.factory import make_backend
+from node_agent.camera.lock import CameraBusy, CameraLock
+from node_agent.camera.protocol import BackendFactory, CameraBackend, CameraError
+from node_agent.camera.stills import save_jpeg
+from node_agent.camera.worker import call_with_deadline
+from node_agent.naming import still_path
 from node_agent.timelapse import storage
 from node_agent.timelapse.errors import TimelapseConflict, TimelapseFailure
 from node_agent.timelapse.render import render_day
-from node_agent.timelapse.schedule import (
-    NS_PER_S,
-    Slot,
-    backoff_s,
-    next_capture_time,
-    seconds_to_ns,
-)
+from node_agent.timelapse.schedule import NS_PER_S, Slot, next_capture_time, seconds_to_ns
 from node_agent.timelapse.schemas import (
     DiskState,
     TimelapseGap,
@@ -52,22 +50,6 @@ LOCK_OWNER = "timelapse"
 CLOSE_TIMEOUT_S = 5.0
 CLEANUP_EVERY_S = 60.0
 MAX_GAPS = 50
-
-
-class BackendFactory(Protocol):
-    """How a camera is made: ``make_backend``'s signature (tests pass their own)."""
-
-    def __call__(
-        self,
-        source: str,
-        width: int,
-        height: int,
-        fps: float,
-        camera_id: str = "",
-        *,
-        device: str | None = None,
-    ) -> CameraBackend:
-        """A backend, constructed but not opened."""
 
 
 class Clock(Protocol):
@@ -124,36 +106,6 @@ class _Planned:
     slot: Slot
     t0_ns: int
     interval_ns: int
-
-
-class CaptureTimeout(CameraError):
-    """The camera did not answer within the capture time-out."""
-
-
-def call_with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
-    """``fn()`` in a helper thread; CaptureTimeout when it has not returned in ``timeout_s``.
-
-    A call that times out is left running in its (daemon) thread: a camera library
-    stuck in the kernel cannot be interrupted, only abandoned.
-    """
-    result: list[T] = []
-    error: list[BaseException] = []
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            result.append(fn())
-        except BaseException as err:  # handed to the caller, who decides
-            error.append(err)
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name=f"timelapse-{what}", daemon=True).start()
-    if not done.wait(timeout_s):
-        raise CaptureTimeout(f"the camera did not answer ({what}) within {timeout_s:g} s")
-    if error:
-        raise error[0]
-    return result[0]
 
 
 def _describe(err: BaseException) -> str:
@@ -387,7 +339,7 @@ class Timelapse:
             backend = self._factory(
                 self.source, self.width, self.height, self.fps, self.cam_id, device=self.device
             )
-            call_with_timeout(backend.open, settings.capture_timeout_s, "open")
+            call_with_deadline(backend.open, settings.capture_timeout_s, "open")
         except Exception as err:  # any camera library error: count it, back off, retry
             if backend is not None:
                 self._abandon(backend)
@@ -415,7 +367,13 @@ class Timelapse:
             self._last_error = reason
             self._miss_reason = f"camera: {reason}"
             failures = self._consecutive
-            delay = backoff_s(failures, self._rng, settings.backoff_base_s, settings.backoff_max_s)
+            delay = backoff_s(
+                failures,
+                settings.backoff_base_s,
+                settings.backoff_max_s,
+                jitter="add",
+                rng=self._rng,
+            )
             self._retry_at_ns = self._clock.monotonic_ns() + seconds_to_ns(delay)
             self._next_ns = self._retry_at_ns
             self._state = TimelapseState.reconnecting
@@ -430,7 +388,7 @@ class Timelapse:
             backend, self._backend = self._backend, None
         if backend is not None:
             try:
-                call_with_timeout(backend.close, CLOSE_TIMEOUT_S, "close")
+                call_with_deadline(backend.close, CLOSE_TIMEOUT_S, "close")
             except Exception as err:  # closing a failed camera may fail too; nothing to keep
                 log.warning("timelapse: closing the camera failed: %s", _describe(err))
 
@@ -500,7 +458,7 @@ class Timelapse:
             self._gap("missed", first_missed, slot.missed, reason)
         when = dt.datetime.fromtimestamp(wall_ns / NS_PER_S).astimezone()
         self._roll_day(when.date())
-        rel = storage.still_path(when)
+        rel = still_path(when)
         path = self.folder / rel
 
         if not self._disk_allows(settings, when.date()):
@@ -519,7 +477,7 @@ class Timelapse:
         backend = self._backend
         assert backend is not None
         try:
-            frame = call_with_timeout(backend.still, settings.capture_timeout_s, "still")
+            frame = call_with_deadline(backend.still, settings.capture_timeout_s, "still")
         except Exception as err:  # CameraError, CaptureTimeout, or a library's own error
             self._gap("missed", slot.at_ns, 1, f"camera: {_describe(err)}")
             self._camera_failed(f"capture failed: {_describe(err)}")
