@@ -26,7 +26,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -35,6 +34,14 @@ import av.container
 from node_agent.camera.discovery import describe_path, inspect_device, resolve_device
 from node_agent.camera.frameclock import FrameClock
 from node_agent.camera.protocol import CameraError, CapturedFrame, wait_settled
+from node_agent.camera.v4l2_frames import (
+    OpenFailed,
+    copy_frame,
+    error_number,
+    error_text,
+    open_error,
+    to_yuv420p,
+)
 from node_agent.camera.worker import CameraWorker
 
 # Auto-exposure after the device opens: stills taken sooner come out dark.
@@ -45,23 +52,6 @@ log = logging.getLogger(__name__)
 # Raw 4:2:2 needs 2 bytes a pixel; a USB 2.0 camera carries about 20-24 MB/s of it, so
 # above that budget MJPEG is asked for first (see docs/hardware.md, USB bandwidth).
 _RAW_BUDGET_BYTES_S = 20_000_000
-
-
-def to_yuv420p(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
-    """``frame`` as a new yuv420p frame at ``width`` x ``height``, in memory of its own
-    and without the decoder's pts and time base, like every backend's frames.
-
-    Always a copy: a raw frame straight from the decoder can point into the driver's
-    mmap'd buffer, which FFmpeg unmaps when the device is closed.
-    """
-    if frame.format.name == "yuv420p" and frame.width == width and frame.height == height:
-        return av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
-    out = frame.reformat(width=width, height=height, format="yuv420p")
-    out.pts = None
-    # A time base of 0 is PyAV's "unset": the encoder then takes the recorder's pts as
-    # they are. Left at the decoder's 1/1000000, it would rescale them (to 0 at 30 fps).
-    out.time_base = Fraction(0, 1)
-    return out
 
 
 @dataclass(frozen=True)
@@ -185,7 +175,7 @@ class V4l2Camera:
         for fmt in self._input_formats():
             try:
                 container = self._open_container(fmt)
-            except _OpenFailed as err:
+            except OpenFailed as err:
                 errors.append(str(err))
                 if err.fatal:
                     break
@@ -239,7 +229,7 @@ class V4l2Camera:
                 timeout=(self.open_timeout_s, None),
             )
         except (av.FFmpegError, OSError) as err:
-            raise _open_error(self.where, fmt, err) from err
+            raise open_error(self.where, fmt, err) from err
 
     @staticmethod
     def _rate(container: av.container.InputContainer) -> float | None:
@@ -292,8 +282,8 @@ class V4l2Camera:
                     self._ring.append(_Packet(packet, ts_ns, arrival_ns))
                     self._cond.notify_all()
         except (av.FFmpegError, OSError) as err:
-            gone = " (unplugged?)" if _errno(err) in (errno.ENODEV, errno.EIO) else ""
-            failure = f"the V4L2 camera {self.where} failed: {_strerror(err)}{gone}"
+            gone = " (unplugged?)" if error_number(err) in (errno.ENODEV, errno.EIO) else ""
+            failure = f"the V4L2 camera {self.where} failed: {error_text(err)}{gone}"
         finally:
             close = getattr(packets, "close", None)  # a generator: frees its read packet
             if close is not None:
@@ -377,7 +367,7 @@ class V4l2Camera:
                 frames = item.packet.decode()
         except av.FFmpegError as err:
             # A USB hiccup corrupts an MJPEG frame now and then; the next one is fine.
-            self._problem = f"undecodable frame: {_strerror(err)}"
+            self._problem = f"undecodable frame: {error_text(err)}"
             return None
         # MJPEG and raw video: one frame a packet.
         return to_yuv420p(frames[0], self.width, self.height) if frames else None
@@ -388,7 +378,7 @@ class V4l2Camera:
         latest = self._latest
         fresh_ns = int(max(0.5, 3 / self.fps) * 1e9)
         if latest is not None and time.monotonic_ns() - latest[0] <= fresh_ns:
-            return _copy(latest[1])
+            return copy_frame(latest[1])
         wait_settled(self._opened_ns, SETTLE_S)
         deadline = time.monotonic() + self.still_timeout_s
         while True:
@@ -438,47 +428,3 @@ class V4l2Camera:
         container, self._container, self._stream = self._container, None, None
         if container is not None:
             container.close()
-
-
-def _copy(frame: av.VideoFrame) -> av.VideoFrame:
-    """A frame of its own: the recorder may be encoding (and re-stamping) the original."""
-    return av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
-
-
-def _errno(err: BaseException) -> int | None:
-    value = getattr(err, "errno", None)
-    return value if isinstance(value, int) else None
-
-
-def _strerror(err: BaseException) -> str:
-    return str(getattr(err, "strerror", None) or err)
-
-
-class _OpenFailed(CameraError):
-    """av.open failed; ``fatal`` when trying another input format cannot help."""
-
-    def __init__(self, message: str, fatal: bool) -> None:
-        super().__init__(message)
-        self.fatal = fatal
-
-
-def _open_error(where: str, fmt: str | None, err: BaseException) -> _OpenFailed:
-    """A readable error for a failed av.open."""
-    code = _errno(err)
-    as_fmt = f" as {fmt}" if fmt else ""
-    fatal = True
-    if code == errno.ENOENT:
-        text = f"{where} does not exist (is the camera plugged in?)"
-    elif code == errno.EACCES:
-        text = f"{where}: permission denied (add the agent's user to the video group)"
-    elif code == errno.EBUSY:
-        text = f"{where} is busy: another program is using it (`fuser {where.split()[0]}`)"
-    elif code in (errno.ENODEV, errno.EIO):
-        text = f"{where} went away ({_strerror(err)}; unplugged?)"
-    elif isinstance(err, av.error.ExitError):
-        text = f"{where} delivered no frame{as_fmt} while opening (time-out)"
-        fatal = False
-    else:
-        text = f"{where} refused{as_fmt}: {_strerror(err)}"
-        fatal = False
-    return _OpenFailed(text, fatal)

@@ -18,18 +18,19 @@ from typing import TypeVar
 
 from node_agent.camera.factory import make_backend
 from node_agent.camera.lock import CameraLock
-from node_agent.camera.protocol import BackendFactory, CameraError
+from node_agent.camera.protocol import BackendFactory
 from node_agent.camera.survey import describe_cameras
 from node_agent.clock import Clock, SystemClock
-from node_agent.errors import GateRefused, NotFound, RecorderFailure, RecordingConflict
+from node_agent.errors import GateRefused, NotFound, RecordingConflict
 from node_agent.naming import manifest_name, recording_name
+from node_agent.recorder.arming import ArmingFailed, open_camera, open_writer
 from node_agent.recorder.gates import check_gates
 from node_agent.recorder.job import RecordingJob
 from node_agent.recorder.manifest import read_manifest
 from node_agent.recorder.profiles import Profiles
 from node_agent.recorder.spec import Identity, RecordingSpec
 from node_agent.recorder.stills import RecorderStills
-from node_agent.recorder.writer import EncoderUnavailable, Mp4Writer, warm_up_encoder
+from node_agent.recorder.writer import EncoderUnavailable, warm_up_encoder
 from node_agent.schemas import (
     GateResult,
     LockViewResult,
@@ -330,31 +331,6 @@ class Recorder:
             self.lock.release()
             raise
 
-    def _open_writer(self, path: Path) -> tuple[Profile, int, Mp4Writer]:
-        """The first profile whose encoder opens, its bitrate and the open writer."""
-        cam = self.camera
-        while True:
-            profile = self.profiles.current
-            bitrate = self.profiles.bitrate(profile)
-            try:
-                writer = Mp4Writer(
-                    path,
-                    profile,
-                    bitrate,
-                    gop_frames=max(1, round(profile.fps * cam.gop_s)),
-                    extra_options=cam.encoder_options,
-                )
-                return profile, bitrate, writer
-            except FileExistsError as err:
-                raise RecordingConflict(f"{path.name} already exists on this node") from err
-            except OSError as err:
-                reason = f"cannot create {path.name}: {err}"
-                raise GateRefused([GateResult(gate="storage", ok=False, reason=reason)]) from err
-            except EncoderUnavailable as err:
-                if not self.profiles.fall_back(str(err)):
-                    self.last_error = str(err)
-                    raise RecorderFailure(f"no configured profile can be encoded: {err}") from err
-
     def _arm_locked(
         self,
         session_id: str,
@@ -366,22 +342,17 @@ class Recorder:
         cam = self.camera
         name = file_name or recording_name(session_id, self.identity.cam_id, start_at_ns)
         path = self.directory / name
-        profile, bitrate, writer = self._open_writer(path)
         try:
-            backend = self._factory(
-                cam.source,
-                profile.width,
-                profile.height,
-                profile.fps,
-                self.identity.cam_id,
-                device=cam.device,
-            )
-            backend.open()
-        except CameraError as err:
-            writer.close()
-            path.unlink(missing_ok=True)
-            self.last_error = f"camera: {err}"
-            raise GateRefused([GateResult(gate="camera", ok=False, reason=str(err))]) from err
+            profile, bitrate, writer = open_writer(self.profiles, cam, path)
+            try:
+                backend = open_camera(self._factory, cam, profile, self.identity.cam_id)
+            except BaseException:
+                writer.close()
+                path.unlink(missing_ok=True)
+                raise
+        except ArmingFailed as err:
+            self.last_error = err.note
+            raise
         spec = RecordingSpec(
             session_id=session_id,
             start_at_ns=start_at_ns,
