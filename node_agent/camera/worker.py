@@ -23,19 +23,20 @@ class CaptureTimeout(CameraError):
 
 
 def stuck_message(what: str, timeout_s: float) -> str:
-    """The one wording of a camera call that overran its deadline."""
+    """A named camera call (``starting the Pi camera``) that overran its deadline."""
     return (
         f"{what} did not finish within {timeout_s:g} s; the camera or its driver "
         "is stuck (`dmesg` may say why)"
     )
 
 
-def result_within(future: Future[T], timeout_s: float, what: str) -> T:
-    """``future``'s result; CaptureTimeout when it has not come within ``timeout_s``."""
+def result_within(future: Future[T], timeout_s: float, what: str, message: str | None = None) -> T:
+    """``future``'s result; CaptureTimeout (``message``, else ``stuck_message``) when it has
+    not come within ``timeout_s``."""
     try:
         return future.result(timeout=timeout_s)
     except FutureTimeout:
-        raise CaptureTimeout(stuck_message(what, timeout_s)) from None
+        raise CaptureTimeout(message or stuck_message(what, timeout_s)) from None
 
 
 def call_with_deadline(fn: Callable[[], T], timeout_s: float, what: str) -> T:
@@ -55,7 +56,9 @@ def call_with_deadline(fn: Callable[[], T], timeout_s: float, what: str) -> T:
             future.set_exception(err)
 
     threading.Thread(target=target, name=f"camera-{what}", daemon=True).start()
-    return result_within(future, timeout_s, what)
+    # Named by the call alone (``still``, ``open``): the camera did not answer it.
+    message = f"the camera did not answer ({what}) within {timeout_s:g} s"
+    return result_within(future, timeout_s, what, message)
 
 
 class CameraWorker:
