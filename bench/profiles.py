@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import av
 
-from node_agent.recorder.backends.synthetic import SyntheticCamera
+from node_agent.camera.synthetic import SyntheticCamera
 from node_agent.recorder.writer import EncoderUnavailable, NullSink, open_video_stream
 from node_agent.settings import DEFAULT_PROFILES, CameraSettings, Profile
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import BenchError, median, percentile
-from node_agent.recorder.lock import CameraLock
-from node_agent.timelapse.runner import Timelapse, TimelapseEvent
+from node_agent.camera.lock import CameraLock
+from node_agent.timelapse.events import TimelapseEvent
+from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.settings import TimelapseSettings
 
 

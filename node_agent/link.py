@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 from collections.abc import Callable
 
@@ -17,14 +16,10 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.identity import NONCE_HEADER, SIGNATURE_HEADER, sign
+from node_agent.backoff import backoff_s
 from node_agent.schemas import JoinChallenge, JoinRequest, JoinResponse
 
 log = logging.getLogger(__name__)
-
-
-def backoff_s(attempt: int, cap_s: float, base_s: float = 1.0) -> float:
-    """Exponential backoff with full jitter: up to base * 2^attempt, capped."""
-    return float(random.uniform(0.5, 1.0) * min(cap_s, base_s * 2.0**attempt))
 
 
 class CoordinatorLink:
@@ -82,7 +77,7 @@ class CoordinatorLink:
                         log.warning("coordinator unreachable at %s: %s", self.url, err)
                     self.state = "retrying"
                     self.last_error = str(err) or type(err).__name__
-                    await asyncio.sleep(backoff_s(attempt, self.backoff_cap_s))
+                    await asyncio.sleep(backoff_s(attempt + 1, 1.0, self.backoff_cap_s))
                     attempt += 1
                     continue
                 if self.state != "joined":

@@ -203,6 +203,11 @@ class RecorderStatus(Answer):
     height: int
     fps: float
     bitrate_bps: int
+    measured_bitrate_bps: int | None = Field(
+        default=None,
+        description="The bitrate the running recording actually writes: bytes written x 8 "
+        "/ seconds since its first frame. None when idle or before the first frame.",
+    )
     profile: str = Field(description="The profile the next (or current) recording uses.")
     profile_notes: list[str] = Field(default_factory=list)
     camera: str = Field(description="The camera backend, or why there is none.")

@@ -27,20 +27,7 @@ import av
 import numpy as np
 import pytest
 
-from node_agent.recorder.backends import (
-    CameraError,
-    CameraSurvey,
-    CapturedFrame,
-    FrameClock,
-    classify_timestamp,
-    describe_cameras,
-    make_backend,
-    survey_cameras,
-)
-from node_agent.recorder.backends.picamera2 import Picamera2Camera, yuv420_array_to_frame
-from node_agent.recorder.backends.synthetic import SyntheticCamera
-from node_agent.recorder.backends.v4l2 import (
-    V4l2Camera,
+from node_agent.camera.discovery import (
     V4l2Device,
     describe_path,
     find_capture_devices,
@@ -49,6 +36,13 @@ from node_agent.recorder.backends.v4l2 import (
     query_caps,
     resolve_device,
 )
+from node_agent.camera.factory import make_backend
+from node_agent.camera.frameclock import FrameClock, classify_timestamp
+from node_agent.camera.picamera2 import Picamera2Camera, yuv420_array_to_frame
+from node_agent.camera.protocol import CameraError, CapturedFrame
+from node_agent.camera.survey import CameraSurvey, describe_cameras, survey_cameras
+from node_agent.camera.synthetic import SyntheticCamera
+from node_agent.camera.v4l2 import V4l2Camera
 
 FAKE_DIR = Path(__file__).parent / "fake_picamera2"
 S = 1_000_000_000
@@ -325,7 +319,7 @@ def test_picamera2_still_is_a_copy_of_a_recent_frame_or_a_fresh_one(
 
 
 def test_picamera2_first_still_waits_for_auto_exposure(rig: Any, opened: list[Any]) -> None:
-    from node_agent.recorder.backends.picamera2 import SETTLE_S
+    from node_agent.camera.picamera2 import SETTLE_S
 
     cam = Picamera2Camera(320, 240, 30.0)
     opened.append(cam)

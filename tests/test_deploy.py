@@ -17,9 +17,9 @@ from app.db import make_engine
 from app.fleet.client import NodeAddress
 from app.metrics import FleetCollector
 from app.settings import load_coordinator_settings
-from node_agent.main import build_context
 from node_agent.metrics import AgentCollector
 from node_agent.settings import load_agent_settings
+from node_agent.wiring import build_context
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from app.recordings.models import Recording
 from app.sessions.service import new_session_id
 from app.sessions.skew import compute_skew_ms
+from node_agent.backoff import backoff_s
+from node_agent.camera.synthetic import overlay_label, render_text
 from node_agent.errors import BadRequest, NotFound
-from node_agent.link import backoff_s
-from node_agent.recorder.backends.synthetic import overlay_label, render_text
-from node_agent.recorder.manifest import manifest_name, recording_name
+from node_agent.naming import manifest_name, recording_name
 from node_agent.schemas import SESSION_ID_PATTERN
-from node_agent.storage import resolve_recording
+from node_agent.storage.recordings import resolve_recording
 from node_agent.telemetry.disk import minutes_left
 
 
@@ -108,7 +108,7 @@ def test_minutes_left_at_a_bitrate() -> None:
 @given(attempt=st.integers(0, 40), cap=st.floats(0.1, 600))
 def test_backoff_grows_then_caps(attempt: int, cap: float) -> None:
     ceiling = min(cap, 2.0**attempt)
-    assert 0.5 * ceiling <= backoff_s(attempt, cap) <= ceiling
+    assert 0.5 * ceiling <= backoff_s(attempt + 1, 1.0, cap) <= ceiling
 
 
 def test_overlay_text_renders_every_character() -> None:
@@ -122,7 +122,7 @@ def test_overlay_text_renders_every_character() -> None:
 
 
 def test_cameras_started_together_still_differ() -> None:
-    from node_agent.recorder.backends.synthetic import SyntheticCamera
+    from node_agent.camera.synthetic import SyntheticCamera
 
     t = 1_700_000_000_000_000_000
     left = SyntheticCamera(64, 48, 30, "CAM_L").render(0, t).to_ndarray()

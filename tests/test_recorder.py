@@ -13,10 +13,11 @@ import av
 import numpy as np
 import pytest
 
+from node_agent.camera.lock import CameraLock
+from node_agent.camera.synthetic import overlay_label, render_text
 from node_agent.errors import NotFound, RecordingConflict
-from node_agent.recorder.backends.synthetic import overlay_label, render_text
-from node_agent.recorder.lock import CameraLock
-from node_agent.recorder.recorder import Identity, Recorder
+from node_agent.recorder.service import Recorder
+from node_agent.recorder.spec import Identity
 from node_agent.schemas import Codec, Position, RecorderState, StartRequest, StopRequest
 from node_agent.settings import CameraSettings
 from node_agent.telemetry.clock import ClockMonitor

@@ -11,18 +11,20 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import av
 import pytest
 
+from node_agent.camera.lock import CameraBusy, CameraLock
 from node_agent.errors import GateRefused, RecordingConflict
-from node_agent.recorder.lock import CameraBusy, CameraLock
-from node_agent.recorder.recorder import Identity, Recorder
-from node_agent.recorder.recovery import analyse, journal_path, recover
+from node_agent.naming import journal_path
+from node_agent.recorder.recovery import analyse, recover
 from node_agent.recorder.selftest import run_selftest
+from node_agent.recorder.service import Recorder
+from node_agent.recorder.spec import Identity
 from node_agent.schemas import Codec, Position, RecorderState, StartRequest, StopRequest
 from node_agent.settings import CameraSettings, GateSettings, StorageSettings
 from node_agent.telemetry.clock import ClockMonitor
@@ -41,6 +43,7 @@ def make(
     gates: GateSettings | None = None,
     clock: ClockMonitor | None = None,
     lock: CameraLock | None = None,
+    preview_fallback: Callable[[], bytes | None] | None = None,
 ) -> Recorder:
     cam = CameraSettings(**(SMALL | {"profiles": [profile(320, 240)]} | (camera or {})))
     rec_dir = tmp_path / "rec"
@@ -53,6 +56,7 @@ def make(
         lock or CameraLock(tmp_path / "camera.lock"),
         storage or StorageSettings(min_free_minutes=1),
         gates or GateSettings(thermal_path=tmp_path / "no-thermal"),
+        preview_fallback=preview_fallback,
     )
 
 
@@ -222,7 +226,7 @@ def test_the_lock_holds_across_processes(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; "
-            "from node_agent.recorder.lock import CameraLock; "
+            "from node_agent.camera.lock import CameraLock; "
             "CameraLock(Path(sys.argv[1])).acquire('timelapse'); print('held', flush=True); "
             "time.sleep(30)",
             str(lock_path),
@@ -368,13 +372,15 @@ def test_preview_never_waits_for_a_busy_camera(tmp_path: Path) -> None:
     rec.shutdown()
     rec.lock.acquire("timelapse")
     try:
-        rec._preview_cache = None
+        rec.stills.forget_preview()
         t0 = time.monotonic()
         with pytest.raises(CameraBusy, match="timelapse"):
             rec.preview_jpeg()
         assert time.monotonic() - t0 < 0.5
-        rec.preview_fallback = lambda: b"\xff\xd8 last timelapse still"
-        assert rec.preview_jpeg() == b"\xff\xd8 last timelapse still"
+        shown = make(
+            tmp_path, lock=rec.lock, preview_fallback=lambda: b"\xff\xd8 last timelapse still"
+        )
+        assert shown.preview_jpeg() == b"\xff\xd8 last timelapse still"
     finally:
         rec.lock.release()
 

@@ -29,14 +29,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.http import install_error_handlers
+from node_agent.camera.lock import CameraBusy, CameraLock
+from node_agent.camera.protocol import CameraBackend, CameraError
+from node_agent.camera.synthetic import SyntheticCamera
 from node_agent.errors import AgentError
-from node_agent.recorder.backends import CameraBackend, CameraError
-from node_agent.recorder.backends.synthetic import SyntheticCamera
-from node_agent.recorder.lock import CameraBusy, CameraLock
 from node_agent.timelapse.errors import NoStills, TimelapseConflict
+from node_agent.timelapse.events import TimelapseEvent
 from node_agent.timelapse.metrics import TimelapseCollector
 from node_agent.timelapse.routes import make_router
-from node_agent.timelapse.runner import Timelapse, TimelapseEvent
+from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.schedule import seconds_to_ns
 from node_agent.timelapse.schemas import DiskState, TimelapseState
 from node_agent.timelapse.settings import TimelapseSettings
@@ -65,6 +66,9 @@ class FakeClock:
 
     def time_ns(self) -> int:
         return self.wall0_ns + (self.now_ns - self.start_ns)
+
+    def sleep(self, seconds: float) -> None:
+        self.now_ns += round(seconds * S)
 
     def wait(self, event: threading.Event, timeout_s: float) -> bool:
         if event.is_set():

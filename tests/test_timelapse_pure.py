@@ -10,12 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
+from node_agent.backoff import backoff_s
+from node_agent.naming import still_path
 from node_agent.settings import AgentSettings
 from node_agent.timelapse.reload import flatten, plan_reload
-from node_agent.timelapse.schedule import backoff_s, next_capture_time
+from node_agent.timelapse.schedule import next_capture_time
 from node_agent.timelapse.schemas import DiskState, TimelapseRenderRequest
 from node_agent.timelapse.settings import TimelapseSettings, fit_within
-from node_agent.timelapse.storage import DayUsage, disk_state, plan_day_deletions, still_path
+from node_agent.timelapse.storage import DayUsage, disk_state, plan_day_deletions
 
 S = 1_000_000_000
 
@@ -97,7 +99,7 @@ def test_next_capture_time_refuses_nonsense() -> None:
 
 def test_backoff_doubles_from_five_seconds_up_to_five_minutes() -> None:
     rng = random.Random(7)
-    delays = [backoff_s(n, rng) for n in range(1, 11)]
+    delays = [backoff_s(n, 5.0, 300.0, jitter="add", rng=rng) for n in range(1, 11)]
     for delay, base in zip(delays, [5, 10, 20, 40, 80, 160], strict=False):
         assert base <= delay < base + 1
     assert delays[6:] == [300.0] * 4
@@ -111,7 +113,7 @@ def test_backoff_doubles_from_five_seconds_up_to_five_minutes() -> None:
     cap=st.floats(60, 3600),
 )
 def test_backoff_is_within_its_bounds(failures: int, seed: int, base: float, cap: float) -> None:
-    delay = backoff_s(failures, random.Random(seed), base, cap)
+    delay = backoff_s(failures, base, cap, jitter="add", rng=random.Random(seed))
     exact = base * 2.0 ** min(failures - 1, 30)
     assert 0 < delay <= cap
     assert delay == cap or exact <= delay < exact + 1
@@ -119,7 +121,7 @@ def test_backoff_is_within_its_bounds(failures: int, seed: int, base: float, cap
 
 def test_backoff_counts_failures_from_one() -> None:
     with pytest.raises(ValueError):
-        backoff_s(0, random.Random())
+        backoff_s(0, 5.0, 300.0, rng=random.Random())
 
 
 # -- names -----------------------------------------------------------------------------------------

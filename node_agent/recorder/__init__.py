@@ -1,1 +1,1 @@
-"""The recorder: camera backends, the MP4 writer, the scheduled start, manifests."""
+"""The recorder: video sessions gated, armed, written, hashed and given manifests."""

@@ -1,23 +1,12 @@
-"""Recording and manifest names, and the manifest file itself."""
+"""The manifest file: written atomically beside its recording, read back."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from node_agent.fsutil import atomic_write_bytes
+from node_agent.naming import manifest_name
 from node_agent.schemas import Manifest
-
-
-def recording_name(session_id: str, cam_id: str, start_ns: int) -> str:
-    """``{SESSION_ID}_{CAM_ID}_{YYYYMMDD}_{HHMMSS}.mp4`` with the UTC start time."""
-    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(start_ns // 1_000_000_000))
-    return f"{session_id}_{cam_id}_{stamp}.mp4"
-
-
-def manifest_name(session_id: str, cam_id: str) -> str:
-    """``{SESSION_ID}_{CAM_ID}.json``."""
-    return f"{session_id}_{cam_id}.json"
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> Path:

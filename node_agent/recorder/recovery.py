@@ -12,7 +12,6 @@ from __future__ import annotations
 import calendar
 import hashlib
 import logging
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,11 @@ import av
 from pydantic import ValidationError
 
 from node_agent.fsutil import atomic_write_bytes
-from node_agent.recorder.manifest import manifest_name, write_manifest
+from node_agent.naming import RECORDING_NAME, journal_path, manifest_name
+from node_agent.recorder.manifest import write_manifest
 from node_agent.schemas import Codec, Manifest, Position, Wire
 
 log = logging.getLogger(__name__)
-
-_NAME = re.compile(r"^(?P<session>[A-Za-z0-9-]+)_(?P<cam>.+)_(?P<date>\d{8})_(?P<time>\d{6})\.mp4$")
 
 
 class Journal(Wire):
@@ -101,11 +99,6 @@ class Journal(Wire):
         )
 
 
-def journal_path(recording: Path) -> Path:
-    """Where a recording's journal lives."""
-    return recording.with_name(f".{recording.name}.journal.json")
-
-
 def write_journal(recording: Path, journal: Journal) -> None:
     """Write (or rewrite) the journal atomically."""
     atomic_write_bytes(journal_path(recording), journal.model_dump_json().encode())
@@ -147,18 +140,14 @@ def analyse(path: Path, fps: float) -> Playable:
 
 
 def sha256_file(path: Path) -> tuple[int, str]:
-    """Size and SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    size = 0
+    """Size and SHA-256 of a file."""
     with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        digest = hashlib.file_digest(fh, "sha256")
+        return fh.tell(), digest.hexdigest()
 
 
 def _journal_from_name(path: Path, node_id: str, version: str) -> Journal | None:
-    m = _NAME.match(path.name)
+    m = RECORDING_NAME.match(path.name)
     if m is None:
         return None
     stamp = time.strptime(m["date"] + m["time"], "%Y%m%d%H%M%S")

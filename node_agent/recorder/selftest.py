@@ -8,8 +8,9 @@ import time
 import av
 
 from common.errors import CamfleetError
-from node_agent.recorder.recorder import Recorder
+from node_agent.naming import selftest_clip_name
 from node_agent.recorder.recovery import sha256_file
+from node_agent.recorder.service import Recorder
 from node_agent.schemas import SelfTestResult
 
 DISK_TEST_BYTES = 32 * 1024 * 1024
@@ -67,7 +68,7 @@ def run_selftest(recorder: Recorder, duration_s: float) -> SelfTestResult:
         return failed_early()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     try:
-        job = recorder.arm_clip(f"selftest-{stamp}", f".selftest-{stamp}.mp4")
+        job = recorder.arm_clip(f"selftest-{stamp}", selftest_clip_name(stamp))
     except CamfleetError as err:
         errors.append(err.message)
         return failed_early()
@@ -75,19 +76,19 @@ def run_selftest(recorder: Recorder, duration_s: float) -> SelfTestResult:
     job.done_event.wait(duration_s)
     job.stop_event.set()
     job.done_event.wait()
-    path = job.path
+    path, c, profile = job.path, job.counters, job.spec.profile
     decoded, span, write_speed = 0, 0.0, 0.0
     try:
-        if job.error:
-            errors.append(f"recording: {job.error}")
-        if job.first_frame_ns is not None and job.last_frame_ns is not None and job.frames:
-            span = (job.last_frame_ns - job.first_frame_ns) / 1e9 + 1 / job.profile.fps
+        if c.error:
+            errors.append(f"recording: {c.error}")
+        if c.first_frame_ns is not None and c.last_frame_ns is not None and c.frames:
+            span = (c.last_frame_ns - c.first_frame_ns) / 1e9 + 1 / profile.fps
         if path.exists():
             try:
                 decoded = decoded_frames(path)
             except (av.FFmpegError, IndexError) as err:
                 errors.append(f"the clip does not decode: {err}")
-            if sha256_file(path)[1] != job.sha256:
+            if sha256_file(path)[1] != c.sha256:
                 errors.append(
                     "the clip read back does not match the SHA-256 computed while writing"
                 )
@@ -99,30 +100,30 @@ def run_selftest(recorder: Recorder, duration_s: float) -> SelfTestResult:
             errors.append(f"disk write test failed: {err}")
     finally:
         path.unlink(missing_ok=True)
-    expected = job.frames + job.dropped_frames
-    if job.frames == 0:
+    expected = c.frames + c.dropped_frames
+    if c.frames == 0:
         errors.append("no frames were recorded")
-    elif decoded != job.frames:
-        errors.append(f"{decoded} of {job.frames} frames decode")
-    if expected and job.dropped_frames / expected > recorder.camera.max_drop_ratio:
+    elif decoded != c.frames:
+        errors.append(f"{decoded} of {c.frames} frames decode")
+    if expected and c.dropped_frames / expected > recorder.camera.max_drop_ratio:
         errors.append(
-            f"dropped {job.dropped_frames} of {expected} frames: this node cannot sustain "
-            f"{job.profile.name}"
+            f"dropped {c.dropped_frames} of {expected} frames: this node cannot sustain "
+            f"{profile.name}"
         )
     return SelfTestResult(
         node_id=ident.node_id,
         cam_id=ident.cam_id,
         passed=not errors,
-        profile=job.profile.name,
-        encoder=job.writer.encoder,
+        profile=profile.name,
+        encoder=job.spec.encoder,
         duration_s=round(span, 3),
-        frames=job.frames,
+        frames=c.frames,
         decoded_frames=decoded,
-        dropped_frames=job.dropped_frames,
-        encode_fps=round(job.frames / span, 2) if span else 0.0,
+        dropped_frames=c.dropped_frames,
+        encode_fps=round(c.frames / span, 2) if span else 0.0,
         disk_write_bytes_per_s=round(write_speed),
-        size_bytes=job.size_bytes,
-        sha256=job.sha256,
+        size_bytes=c.size_bytes,
+        sha256=c.sha256,
         gates=gates,
         errors=errors,
     )

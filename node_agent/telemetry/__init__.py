@@ -1,1 +1,10 @@
-"""Telemetry collectors, one per source (clock, disk)."""
+"""Telemetry: one collector per file, each reporting whether it succeeded (``Reading``).
+
+| collector | module | source |
+|---|---|---|
+| clock | ``clock.ClockMonitor`` | ``chronyc -c tracking`` |
+| disk | ``disk.collect_disk`` | ``statvfs`` of the recordings disk |
+| thermal | ``thermal.read_thermal`` | a sysfs thermal zone |
+
+Power and network collectors go beside these, one file each.
+"""

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from node_agent.schemas import ClockStatus
+from node_agent.telemetry.reading import Reading
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,10 @@ class ClockMonitor:
         self.latest = ClockStatus(source="none", synchronized=False, error="not read yet")
         self.ok = False
         self._task: asyncio.Task[None] | None = None
+
+    def reading(self) -> Reading[ClockStatus]:
+        """The latest status as a collector result: ok when the last chronyc run succeeded."""
+        return Reading("clock", self.latest, None if self.ok else self.latest.error or "failed")
 
     async def read_once(self) -> ClockStatus:
         """Run chronyc once and update ``latest``; failures become data, not exceptions."""

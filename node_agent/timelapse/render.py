@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from node_agent.fsutil import fsync_dir
+from node_agent.naming import video_name
 from node_agent.recorder.writer import fps_fraction
 from node_agent.timelapse.errors import NoStills, TimelapseFailure
 from node_agent.timelapse.schemas import TimelapseVideo
@@ -28,12 +29,6 @@ ENCODER_OPTIONS: dict[str, dict[str, str]] = {
     "h264_v4l2m2m": {},
     "mpeg4": {"qscale": "3"},
 }
-VIDEOS_DIR = "videos"
-
-
-def video_name(cam_id: str, day: dt.date) -> str:
-    """``videos/timelapse_<CAM_ID>_<YYYYMMDD>.mp4`` (relative to the timelapse folder)."""
-    return f"{VIDEOS_DIR}/timelapse_{cam_id}_{day:%Y%m%d}.mp4"
 
 
 def _load(path: Path) -> Image.Image | None:

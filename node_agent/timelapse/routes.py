@@ -12,10 +12,10 @@ from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 
 from common.http import AUTH_RESPONSES
+from node_agent.naming import VIDEOS_DIR
 from node_agent.schemas import ErrorBody
-from node_agent.storage import resolve_recording
+from node_agent.storage.recordings import resolve_recording
 from node_agent.timelapse.errors import NoStills
-from node_agent.timelapse.render import VIDEOS_DIR
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.schemas import (
     TimelapseRenderRequest,

@@ -3,8 +3,10 @@
 The camera lock is taken when the run starts and given back when it ends, so a
 recording (or a preview) asked for meanwhile gets a clear "busy: timelapse" at once.
 The camera stays open between stills (the research: reopening costs seconds and
-makes the exposure flicker). Each camera call runs under a time-out in a helper
-thread, so a hung camera costs one failure and a reconnect, never the daemon.
+makes the exposure flicker). The parts each do one job: ``ScheduleLoop`` (the run's
+thread, its schedule and counters), ``StillCamera`` (calls under a deadline),
+``DiskWatch``, ``Retention`` and ``GapLog``; this class is the control (start, stop,
+reload) and the status.
 The clock, the random source, the camera factory and an observer are injected, so
 tests drive the schedule and the backoff without patching anything.
 """
@@ -15,30 +17,23 @@ import datetime as dt
 import logging
 import random
 import threading
-import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
 
-from node_agent.recorder.backends import CameraBackend, CameraError, make_backend
-from node_agent.recorder.lock import CameraBusy, CameraLock
-from node_agent.recorder.stills import save_jpeg
+from node_agent.camera.factory import make_backend
+from node_agent.camera.lock import CameraBusy, CameraLock
+from node_agent.camera.protocol import BackendFactory
+from node_agent.clock import Clock, SystemClock
 from node_agent.timelapse import storage
+from node_agent.timelapse.capture import CLOSE_TIMEOUT_S, StillCamera
+from node_agent.timelapse.diskwatch import DiskWatch
 from node_agent.timelapse.errors import TimelapseConflict, TimelapseFailure
+from node_agent.timelapse.events import Observer
+from node_agent.timelapse.gaps import GapLog
+from node_agent.timelapse.loop import ScheduleLoop
 from node_agent.timelapse.render import render_day
-from node_agent.timelapse.schedule import (
-    NS_PER_S,
-    Slot,
-    backoff_s,
-    next_capture_time,
-    seconds_to_ns,
-)
+from node_agent.timelapse.retention import Retention
+from node_agent.timelapse.schedule import NS_PER_S
 from node_agent.timelapse.schemas import (
-    DiskState,
-    TimelapseGap,
-    TimelapseState,
     TimelapseStatus,
     TimelapseVideo,
 )
@@ -46,119 +41,7 @@ from node_agent.timelapse.settings import RELOADABLE_FIELDS, TimelapseSettings
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 LOCK_OWNER = "timelapse"
-CLOSE_TIMEOUT_S = 5.0
-CLEANUP_EVERY_S = 60.0
-MAX_GAPS = 50
-
-
-class BackendFactory(Protocol):
-    """How a camera is made: ``make_backend``'s signature (tests pass their own)."""
-
-    def __call__(
-        self,
-        source: str,
-        width: int,
-        height: int,
-        fps: float,
-        camera_id: str = "",
-        *,
-        device: str | None = None,
-    ) -> CameraBackend:
-        """A backend, constructed but not opened."""
-
-
-class Clock(Protocol):
-    """Time as the runner sees it: two clocks and an interruptible wait."""
-
-    def monotonic_ns(self) -> int:
-        """Schedules run on this clock."""
-
-    def time_ns(self) -> int:
-        """Wall-clock UTC nanoseconds (file names, status)."""
-
-    def wait(self, event: threading.Event, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s``; True when ``event`` was set."""
-
-
-class SystemClock:
-    """The real clocks."""
-
-    def monotonic_ns(self) -> int:
-        return time.monotonic_ns()
-
-    def time_ns(self) -> int:
-        return time.time_ns()
-
-    def wait(self, event: threading.Event, timeout_s: float) -> bool:
-        return event.wait(timeout_s)
-
-
-@dataclass(frozen=True)
-class TimelapseEvent:
-    """What the runner did, for an observer (tests, the benchmark).
-
-    kind: 'open', 'capture', 'skip', 'failure' or 'backoff'. ``scheduled_ns`` and
-    ``fired_ns`` are monotonic; ``delay_s`` is a backoff's wait.
-    """
-
-    kind: str
-    index: int | None = None
-    scheduled_ns: int | None = None
-    fired_ns: int | None = None
-    duration_s: float | None = None
-    failures: int = 0
-    delay_s: float | None = None
-    detail: str = ""
-
-
-Observer = Callable[[TimelapseEvent], None]
-
-
-@dataclass(frozen=True)
-class _Planned:
-    """A slot and the schedule (anchor, interval) it was planned on."""
-
-    slot: Slot
-    t0_ns: int
-    interval_ns: int
-
-
-class CaptureTimeout(CameraError):
-    """The camera did not answer within the capture time-out."""
-
-
-def call_with_timeout(fn: Callable[[], T], timeout_s: float, what: str) -> T:
-    """``fn()`` in a helper thread; CaptureTimeout when it has not returned in ``timeout_s``.
-
-    A call that times out is left running in its (daemon) thread: a camera library
-    stuck in the kernel cannot be interrupted, only abandoned.
-    """
-    result: list[T] = []
-    error: list[BaseException] = []
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            result.append(fn())
-        except BaseException as err:  # handed to the caller, who decides
-            error.append(err)
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name=f"timelapse-{what}", daemon=True).start()
-    if not done.wait(timeout_s):
-        raise CaptureTimeout(f"the camera did not answer ({what}) within {timeout_s:g} s")
-    if error:
-        raise error[0]
-    return result[0]
-
-
-def _describe(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    return text if isinstance(err, CameraError) else f"{type(err).__name__}: {text}"
 
 
 class Timelapse:
@@ -183,49 +66,40 @@ class Timelapse:
     ) -> None:
         self._settings = settings  # in force: the configured ones, or a start's interval
         self._configured = settings
-        self.source = source
-        self.device = device
         self.width, self.height = settings.still_size(camera_width, camera_height)
-        self.fps = camera_fps
         self.cam_id = cam_id
         self.folder = settings.directory or data_dir / "timelapse"
         self._lock = lock
-        self._factory = backend_factory
         self._clock: Clock = clock or SystemClock()
-        self._rng = rng or random.Random()
-        self._observer = observer
-
-        self._mutex = threading.Lock()  # guards everything below
+        camera = StillCamera(
+            backend_factory,
+            source=source,
+            device=device,
+            width=self.width,
+            height=self.height,
+            fps=camera_fps,
+            cam_id=cam_id,
+        )
+        self._disk = DiskWatch(self.folder)
+        self._retention = Retention(self.folder, self._clock)
+        self._gaps = GapLog()
+        self._mutex = threading.Lock()  # guards the settings
+        self._loop = ScheduleLoop(
+            folder=self.folder,
+            settings=lambda: self.settings,
+            camera=camera,
+            lock=lock,
+            clock=self._clock,
+            rng=rng or random.Random(),
+            observer=observer,
+            disk=self._disk,
+            retention=self._retention,
+            gaps=self._gaps,
+        )
         self._control = threading.Lock()  # one start or stop at a time
         self._render_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._wake = threading.Event()  # a reload or a stop interrupts a wait
-        self._backend: CameraBackend | None = None
-        self._state = TimelapseState.stopped
-        self._t0_ns = 0
-        self._interval_ns = seconds_to_ns(settings.interval_s)
-        self._last_index = -1
-        self._next_ns: int | None = None
-        self._retry_at_ns: int | None = None
         self._started_ns: int | None = None
-        self._today: dt.date | None = None
-        self._captures_today = 0
-        self._captures_total = 0
-        self._skipped = 0
-        self._skipped_disk_full = 0
-        self._missed = 0
-        self._failures = 0
-        self._consecutive = 0
-        self._miss_reason = ""
-        self._last_error: str | None = None
-        self._last_capture_ns: int | None = None
-        self._last_file: str | None = None
-        self._last_capture_ms: float | None = None
-        self._disk_state: DiskState | None = None
-        self._last_cleanup_ns: int | None = None
-        self._deleted_days = 0
-        self._gaps: deque[TimelapseGap] = deque(maxlen=MAX_GAPS)
         self._last_video: TimelapseVideo | None = None
 
     # -- control ------------------------------------------------------------------------------
@@ -268,20 +142,10 @@ class Timelapse:
                 self._settings = self._configured
                 if interval_s is not None:
                     self._settings = self._configured.model_copy(update={"interval_s": interval_s})
-                self._interval_ns = seconds_to_ns(self._settings.interval_s)
-                self._t0_ns = self._clock.monotonic_ns()
-                self._next_ns = self._t0_ns
-                self._last_index = -1
-                self._retry_at_ns = None
-                self._consecutive = 0
-                self._miss_reason = ""
-                self._last_error = None
                 self._started_ns = self._clock.time_ns()
-                self._state = TimelapseState.starting
                 interval = self._settings.interval_s
-            self._stopping.clear()
-            self._wake.clear()
-            self._thread = threading.Thread(target=self._run, name="timelapse", daemon=True)
+            self._loop.reset(interval)
+            self._thread = threading.Thread(target=self._loop.run, name="timelapse", daemon=True)
             self._thread.start()
         log.info(
             "timelapse started: a still every %g s, %dx%d, into %s",
@@ -299,8 +163,7 @@ class Timelapse:
         with self._control:
             thread = self._thread
             if thread is not None:
-                self._stopping.set()
-                self._wake.set()
+                self._loop.request_stop()
                 thread.join(self.settings.capture_timeout_s + CLOSE_TIMEOUT_S)
                 if thread.is_alive():
                     log.error("the timelapse thread did not end in time; it ends after its capture")
@@ -327,360 +190,64 @@ class Timelapse:
             if not updates:
                 return []
             merged = TimelapseSettings.model_validate(old.model_dump() | updates)
-            if "interval_s" in updates:
-                if self._last_index >= 0:
-                    self._t0_ns += self._last_index * self._interval_ns
-                    self._last_index = 0
-                else:
-                    self._t0_ns = self._clock.monotonic_ns()
-                self._interval_ns = seconds_to_ns(merged.interval_s)
             self._settings = self._configured = merged
-        self._wake.set()
-        return list(updates)
-
-    # -- the run ------------------------------------------------------------------------------
-
-    def _emit(self, event: TimelapseEvent) -> None:
-        if self._observer is not None:
-            self._observer(event)
-
-    def _run(self) -> None:
-        try:
-            while not self._stopping.is_set():
-                if self._backend is None:
-                    self._reconnect()
-                    continue
-                planned = self._plan()
-                if self._sleep_until(planned.slot.at_ns):
-                    self._take(planned)
-        except Exception as err:
-            # Not expected; the run ends, and says why, rather than dying silently.
-            log.exception("the timelapse stopped on an unexpected error")
-            with self._mutex:
-                self._last_error = f"stopped on an unexpected error: {_describe(err)}"
-        finally:
-            self._close_backend()
-            self._lock.release()
-            with self._mutex:
-                self._state = TimelapseState.stopped
-                self._next_ns = None
-            log.info("timelapse stopped")
-
-    def _sleep_until(self, at_ns: int) -> bool:
-        """Wait for ``at_ns`` (monotonic); False when a stop or a reload came first."""
-        while not self._stopping.is_set():
-            remaining = at_ns - self._clock.monotonic_ns()
-            if remaining <= 0:
-                return True
-            if self._clock.wait(self._wake, remaining / NS_PER_S):
-                self._wake.clear()
-                return False
-        return False
-
-    def _reconnect(self) -> None:
-        retry_at = self._retry_at_ns
-        if retry_at is not None and not self._sleep_until(retry_at):
-            return
-        settings = self.settings
-        backend: CameraBackend | None = None
-        try:
-            backend = self._factory(
-                self.source, self.width, self.height, self.fps, self.cam_id, device=self.device
-            )
-            call_with_timeout(backend.open, settings.capture_timeout_s, "open")
-        except Exception as err:  # any camera library error: count it, back off, retry
-            if backend is not None:
-                self._abandon(backend)
-            self._camera_failed(f"cannot open the camera: {_describe(err)}")
-            return
-        with self._mutex:
-            self._backend = backend
-            self._retry_at_ns = None
-            if self._last_index < 0:
-                # The schedule starts when the camera first delivers, not when it was asked.
-                self._t0_ns = self._clock.monotonic_ns()
-            self._state = TimelapseState.capturing
-            failures = self._consecutive
-        if failures:
-            log.info("timelapse camera open again after %d failed attempts", failures)
-        self._emit(TimelapseEvent("open", failures=failures))
-
-    def _camera_failed(self, reason: str) -> None:
-        """Count a camera failure, drop the camera and schedule a reopen after a backoff."""
-        self._close_backend()
-        settings = self.settings
-        with self._mutex:
-            self._failures += 1
-            self._consecutive += 1
-            self._last_error = reason
-            self._miss_reason = f"camera: {reason}"
-            failures = self._consecutive
-            delay = backoff_s(failures, self._rng, settings.backoff_base_s, settings.backoff_max_s)
-            self._retry_at_ns = self._clock.monotonic_ns() + seconds_to_ns(delay)
-            self._next_ns = self._retry_at_ns
-            self._state = TimelapseState.reconnecting
-        log.warning(
-            "timelapse: %s; reopening the camera in %.1f s (try %d)", reason, delay, failures
-        )
-        self._emit(TimelapseEvent("failure", failures=failures, detail=reason))
-        self._emit(TimelapseEvent("backoff", failures=failures, delay_s=delay, detail=reason))
-
-    def _close_backend(self) -> None:
-        with self._mutex:
-            backend, self._backend = self._backend, None
-        if backend is not None:
-            try:
-                call_with_timeout(backend.close, CLOSE_TIMEOUT_S, "close")
-            except Exception as err:  # closing a failed camera may fail too; nothing to keep
-                log.warning("timelapse: closing the camera failed: %s", _describe(err))
-
-    def _abandon(self, backend: CameraBackend) -> None:
-        """Close a camera that failed to open, without waiting for it."""
-
-        def close_quietly() -> None:
-            try:
-                backend.close()
-            except Exception as err:  # it already failed; only worth a debug line
-                log.debug("closing a camera that failed to open: %s", _describe(err))
-
-        threading.Thread(target=close_quietly, name="timelapse-abandon", daemon=True).start()
-
-    def _plan(self) -> _Planned:
-        with self._mutex:
-            slot = next_capture_time(
-                self._t0_ns,
-                self._interval_ns,
-                self._clock.monotonic_ns(),
-                self._last_index,
-                grace_ns=self._interval_ns // 2,
-            )
-            self._next_ns = slot.at_ns
-            return _Planned(slot, self._t0_ns, self._interval_ns)
-
-    def _wall_at(self, monotonic_ns: int) -> int:
-        return self._clock.time_ns() - (self._clock.monotonic_ns() - monotonic_ns)
-
-    def _gap(
-        self, kind: str, scheduled_ns: int, slots: int, reason: str, late_ms: float | None = None
-    ) -> None:
-        """Record a gap (when gap tracking is on)."""
-        if not self.settings.gap_tracking:
-            return
-        gap = TimelapseGap(
-            kind=kind,
-            scheduled_ns=self._wall_at(scheduled_ns),
-            slots=slots,
-            late_ms=late_ms,
-            reason=reason,
-        )
-        with self._mutex:
-            self._gaps.append(gap)
-        if kind == "late":
-            log.warning("timelapse gap: a still started %.0f ms late (%s)", late_ms or 0, reason)
+        if "interval_s" in updates:
+            self._loop.reschedule(merged.interval_s)
         else:
-            log.warning("timelapse gap: %d slot(s) without a still (%s)", slots, reason)
-
-    def _take(self, planned: _Planned) -> None:
-        slot = planned.slot
-        fired = self._clock.monotonic_ns()
-        wall_ns = self._clock.time_ns()
-        with self._mutex:
-            settings = self._settings
-            if (self._t0_ns, self._interval_ns) == (planned.t0_ns, planned.interval_ns):
-                self._last_index = slot.index
-            else:
-                # A reload changed the interval after this slot was planned: this slot
-                # becomes the start of the new schedule.
-                self._t0_ns, self._last_index = slot.at_ns, 0
-        if slot.missed:
-            with self._mutex:
-                self._missed += slot.missed
-                reason = self._miss_reason or "the capture before took longer than the interval"
-            first_missed = slot.at_ns - slot.missed * planned.interval_ns
-            self._gap("missed", first_missed, slot.missed, reason)
-        when = dt.datetime.fromtimestamp(wall_ns / NS_PER_S).astimezone()
-        self._roll_day(when.date())
-        rel = storage.still_path(when)
-        path = self.folder / rel
-
-        if not self._disk_allows(settings, when.date()):
-            with self._mutex:
-                self._skipped_disk_full += 1
-            self._gap("missed", slot.at_ns, 1, "disk full")
-            self._emit(TimelapseEvent("skip", slot.index, slot.at_ns, fired, detail="disk_full"))
-            return
-        if path.exists():
-            with self._mutex:
-                self._skipped += 1
-            self._emit(TimelapseEvent("skip", slot.index, slot.at_ns, fired, detail="exists"))
-            return
-
-        t0 = time.perf_counter()
-        backend = self._backend
-        assert backend is not None
-        try:
-            frame = call_with_timeout(backend.still, settings.capture_timeout_s, "still")
-        except Exception as err:  # CameraError, CaptureTimeout, or a library's own error
-            self._gap("missed", slot.at_ns, 1, f"camera: {_describe(err)}")
-            self._camera_failed(f"capture failed: {_describe(err)}")
-            return
-        try:
-            if (frame.width, frame.height) != (self.width, self.height):
-                frame = frame.reformat(width=self.width, height=self.height)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_jpeg(path, frame, settings.jpeg_quality)
-        except Exception as err:  # a full or read-only disk, or a frame PIL cannot encode
-            reason = f"cannot write {rel}: {_describe(err)}"
-            with self._mutex:
-                self._failures += 1
-                self._last_error = reason
-            log.error("timelapse: %s", reason)
-            self._gap("missed", slot.at_ns, 1, reason)
-            self._emit(TimelapseEvent("failure", slot.index, slot.at_ns, fired, detail=reason))
-            return
-        duration = time.perf_counter() - t0
-        with self._mutex:
-            self._captures_total += 1
-            self._captures_today += 1
-            self._consecutive = 0
-            self._miss_reason = ""
-            self._last_capture_ns = wall_ns
-            self._last_file = rel.as_posix()
-            self._last_capture_ms = round(duration * 1000, 3)
-            self._state = TimelapseState.capturing
-        late_ns = fired - slot.at_ns
-        if late_ns > seconds_to_ns(settings.late_after_s):
-            self._gap("late", slot.at_ns, 1, "woke late", late_ms=round(late_ns / 1e6, 3))
-        if settings.gap_tracking:
-            log.info("timelapse still %s (%.0f ms)", rel, duration * 1000)
-        self._emit(
-            TimelapseEvent("capture", slot.index, slot.at_ns, fired, duration, detail=str(rel))
-        )
-        self._maybe_clean(settings, when.date(), force=False)
-
-    def _roll_day(self, today: dt.date) -> None:
-        with self._mutex:
-            if self._today == today:
-                return
-        count = len(storage.day_stills(self.folder, today))
-        with self._mutex:
-            if self._today != today:  # whoever counted first (and then counted on) wins
-                self._today, self._captures_today = today, count
-
-    def _disk_allows(self, settings: TimelapseSettings, today: dt.date) -> bool:
-        """False at or above stop_percent; logs each change of disk state once."""
-        disk = storage.read_disk(self.folder, settings.warn_percent, settings.stop_percent)
-        if disk is None:
-            return True  # unknown: try, and let a failed write say what is wrong
-        if disk.state == DiskState.full:
-            self._maybe_clean(settings, today, force=False)
-            disk = storage.read_disk(self.folder, settings.warn_percent, settings.stop_percent)
-        state = disk.state if disk else DiskState.ok
-        with self._mutex:
-            previous, self._disk_state = self._disk_state, state
-            if state == DiskState.full:
-                self._state = TimelapseState.disk_full
-            elif self._state == TimelapseState.disk_full:
-                self._state = TimelapseState.capturing
-        if state != previous:
-            used = disk.used_percent if disk else 0.0
-            if state == DiskState.full:
-                log.error(
-                    "timelapse: disk %.1f %% used (stop at %g %%): no stills are written",
-                    used,
-                    settings.stop_percent,
-                )
-            elif state == DiskState.warning:
-                log.warning(
-                    "timelapse: disk %.1f %% used, approaching the %g %% limit",
-                    used,
-                    settings.stop_percent,
-                )
-            elif previous is not None:
-                log.info("timelapse: disk use back to %.1f %%", used)
-        return state != DiskState.full
-
-    def _maybe_clean(self, settings: TimelapseSettings, today: dt.date, force: bool) -> None:
-        if not settings.cleanup_enabled:
-            return
-        now = self._clock.monotonic_ns()
-        with self._mutex:
-            last = self._last_cleanup_ns
-            if not force and last is not None and now - last < seconds_to_ns(CLEANUP_EVERY_S):
-                return
-            self._last_cleanup_ns = now
-        try:
-            deleted = storage.apply_retention(
-                self.folder, today, settings.retention_days, settings.cleanup_disk_percent
-            )
-        except OSError as err:
-            log.error("timelapse clean-up failed: %s", err)
-            return
-        for day in deleted:
-            log.info("timelapse clean-up deleted the stills of %s", day.isoformat())
-        with self._mutex:
-            self._deleted_days += len(deleted)
+            self._loop.wake.set()
+        return list(updates)
 
     # -- what the API reads -------------------------------------------------------------------
 
     def clean_now(self) -> list[dt.date]:
         """Apply retention once, now (when clean-up is enabled); returns the days deleted."""
-        settings = self.settings
-        if not settings.cleanup_enabled:
-            return []
         today = dt.datetime.fromtimestamp(self._clock.time_ns() / NS_PER_S).astimezone().date()
-        deleted = storage.apply_retention(
-            self.folder, today, settings.retention_days, settings.cleanup_disk_percent
-        )
-        with self._mutex:
-            self._deleted_days += len(deleted)
-        return deleted
+        return self._retention.clean(self.settings, today)
 
     def status(self) -> TimelapseStatus:
         """The run's counters and state, from memory plus one statvfs."""
         settings = self.settings
         now_wall = self._clock.time_ns()
         today = dt.datetime.fromtimestamp(now_wall / NS_PER_S).astimezone().date()
-        self._roll_day(today)
+        self._loop.roll_day(today)
         running = self.running
-        with self._mutex:
-            next_ns = self._wall_at(self._next_ns) if running and self._next_ns else None
-            status = TimelapseStatus(
-                running=running,
-                state=self._state if running else TimelapseState.stopped,
-                interval_s=settings.interval_s,
-                jpeg_quality=settings.jpeg_quality,
-                width=self.width,
-                height=self.height,
-                directory=str(self.folder),
-                started_ns=self._started_ns if running else None,
-                captures_today=self._captures_today,
-                captures_total=self._captures_total,
-                skipped=self._skipped,
-                skipped_disk_full=self._skipped_disk_full,
-                missed=self._missed,
-                failures=self._failures,
-                consecutive_failures=self._consecutive,
-                last_error=self._last_error,
-                last_capture_ns=self._last_capture_ns,
-                last_capture_file=self._last_file,
-                last_capture_ms=self._last_capture_ms,
-                next_capture_ns=next_ns,
-                disk=None,
-                cleanup_enabled=settings.cleanup_enabled,
-                retention_days=settings.retention_days,
-                deleted_days=self._deleted_days,
-                gap_tracking=settings.gap_tracking,
-                gaps=list(self._gaps),
-                last_video=self._last_video,
-            )
-        status.disk = storage.read_disk(self.folder, settings.warn_percent, settings.stop_percent)
+        snap = self._loop.snapshot(running)
+        n = snap.counters
+        status = TimelapseStatus(
+            running=running,
+            state=snap.state,
+            interval_s=settings.interval_s,
+            jpeg_quality=settings.jpeg_quality,
+            width=self.width,
+            height=self.height,
+            directory=str(self.folder),
+            started_ns=self._started_ns if running else None,
+            captures_today=n.captures_today,
+            captures_total=n.captures_total,
+            skipped=n.skipped,
+            skipped_disk_full=n.skipped_disk_full,
+            missed=n.missed,
+            failures=n.failures,
+            consecutive_failures=n.consecutive,
+            last_error=n.last_error,
+            last_capture_ns=n.last_capture_ns,
+            last_capture_file=n.last_file,
+            last_capture_ms=n.last_capture_ms,
+            next_capture_ns=snap.next_wall_ns,
+            disk=None,
+            cleanup_enabled=settings.cleanup_enabled,
+            retention_days=settings.retention_days,
+            deleted_days=self._retention.deleted_days,
+            gap_tracking=settings.gap_tracking,
+            gaps=self._gaps.recent(),
+            last_video=self._last_video,
+        )
+        status.disk = self._disk.read(settings)
         return status
 
     def latest_still(self) -> Path | None:
         """The last still this run wrote, or else the newest on disk."""
-        with self._mutex:
-            last = self._last_file
+        last = self._loop.last_file()
         if last is not None and (self.folder / last).is_file():
             return self.folder / last
         return storage.latest_still(self.folder)

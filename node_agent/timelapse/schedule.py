@@ -1,4 +1,4 @@
-"""When to capture and how long to back off: pure functions on integer nanoseconds.
+"""When to capture: pure functions on integer nanoseconds.
 
 Slot ``n`` of a run is due at ``t0 + n * interval`` on the monotonic clock, so the
 time a capture takes never pushes the next one later (the research's drift-corrected
@@ -8,7 +8,6 @@ ago (the camera was failing, or a capture overran) is missed, not caught up.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 NS_PER_S = 1_000_000_000
@@ -43,21 +42,6 @@ def next_capture_time(
     # The earliest k with t0 + k*interval >= now - grace.
     index = max(first, _ceil_div(now_ns - grace_ns - t0_ns, interval_ns))
     return Slot(index=index, at_ns=t0_ns + index * interval_ns, missed=index - first)
-
-
-def backoff_s(
-    failures: int, rng: random.Random, base_s: float = 5.0, max_s: float = 300.0
-) -> float:
-    """Seconds to wait after ``failures`` consecutive camera failures (1, 2, ...).
-
-    ``base * 2**(failures - 1)`` plus up to one second of jitter, at most ``max_s``:
-    5, 10, 20, 40, 80, 160, 300, 300, ... for the defaults.
-    """
-    if failures < 1:
-        raise ValueError("failures counts from 1")
-    # Past 2**30 the cap has long been reached; the exponent is bounded to keep it a float.
-    delay = base_s * 2.0 ** min(failures - 1, 30)
-    return min(delay + rng.uniform(0.0, 1.0), max_s)
 
 
 def seconds_to_ns(seconds: float) -> int:

@@ -16,8 +16,13 @@ DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 
 class _Wire(BaseModel):
-    # Same rule as node_agent.schemas.Wire (not imported: that module imports this one).
+    # Same rules as node_agent.schemas.Wire and Answer (not imported: that module imports
+    # this one): requests refuse unknown fields, answers ignore them.
     model_config = ConfigDict(extra="forbid")
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
 
 
 class TimelapseState(StrEnum):
@@ -38,7 +43,7 @@ class DiskState(StrEnum):
     full = "full"  # at or above stop_percent: no still is written
 
 
-class TimelapseDisk(_Wire):
+class TimelapseDisk(_Answer):
     """The disk that holds the stills."""
 
     path: str
@@ -50,7 +55,7 @@ class TimelapseDisk(_Wire):
     state: DiskState
 
 
-class TimelapseGap(_Wire):
+class TimelapseGap(_Answer):
     """A stretch of the schedule without a still, or a still taken late."""
 
     kind: str = Field(description="'missed' (no still for `slots` slots) or 'late'.")
@@ -60,7 +65,7 @@ class TimelapseGap(_Wire):
     reason: str
 
 
-class TimelapseVideo(_Wire):
+class TimelapseVideo(_Answer):
     """An MP4 rendered from one day's stills."""
 
     day: str = Field(description="YYYY-MM-DD (the node's local date of the stills).")
@@ -76,7 +81,7 @@ class TimelapseVideo(_Wire):
     rendered_ns: int
 
 
-class TimelapseStatus(_Wire):
+class TimelapseStatus(_Answer):
     """``GET /api/v1/timelapse``, and ``NodeStatus.timelapse``."""
 
     running: bool

@@ -14,24 +14,14 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from node_agent.naming import STILL_NAME, day_dir
 from node_agent.timelapse.schemas import DiskState, TimelapseDisk
 
 log = logging.getLogger(__name__)
 
-_STILL_NAME = re.compile(r"^\d{6}\.jpg$")
 _YEAR, _TWO = re.compile(r"^\d{4}$"), re.compile(r"^\d{2}$")
-
-
-def still_path(t: dt.datetime) -> PurePosixPath:
-    """``YYYY/MM/DD/HHMMSS.jpg`` for a capture at ``t`` (its own fields, as given)."""
-    return PurePosixPath(f"{t:%Y}", f"{t:%m}", f"{t:%d}", f"{t:%H%M%S}.jpg")
-
-
-def day_dir(day: dt.date) -> PurePosixPath:
-    """``YYYY/MM/DD``: the folder of one day's stills."""
-    return PurePosixPath(f"{day:%Y}", f"{day:%m}", f"{day:%d}")
 
 
 def disk_state(used_percent: float, warn_percent: float, stop_percent: float) -> DiskState:
@@ -111,7 +101,7 @@ def day_stills(folder: Path, day: dt.date) -> list[Path]:
     """The stills of one day in capture order (``HHMMSS.jpg`` sorts by time)."""
     where = folder / day_dir(day)
     try:
-        names = [e.name for e in os.scandir(where) if e.is_file() and _STILL_NAME.match(e.name)]
+        names = [e.name for e in os.scandir(where) if e.is_file() and STILL_NAME.match(e.name)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     return [where / n for n in sorted(names)]

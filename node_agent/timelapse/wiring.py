@@ -9,8 +9,8 @@ import asyncio
 import logging
 import signal
 
+from node_agent.camera.lock import CameraLock
 from node_agent.errors import AgentError
-from node_agent.recorder.lock import CameraLock
 from node_agent.settings import AgentSettings, load_agent_settings
 from node_agent.timelapse.reload import reload_settings
 from node_agent.timelapse.runner import Timelapse

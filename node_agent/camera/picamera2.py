@@ -38,13 +38,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from node_agent.recorder.backends import (
-    CameraError,
-    CameraWorker,
-    CapturedFrame,
-    FrameClock,
-    wait_settled,
-)
+from node_agent.camera.frameclock import FrameClock
+from node_agent.camera.protocol import CameraError, CapturedFrame, wait_settled
+from node_agent.camera.worker import CameraWorker, result_within
 
 log = logging.getLogger(__name__)
 
@@ -383,12 +379,7 @@ class Picamera2Camera:
 def _result(future: Future[Any], timeout_s: float, what: str) -> Any:
     """The future's result; CameraError after ``timeout_s`` or when it failed otherwise."""
     try:
-        return future.result(timeout=timeout_s)
-    except JobTimeout:
-        raise CameraError(
-            f"{what} did not finish within {timeout_s:g} s; the camera or its driver is stuck "
-            "(`dmesg` may say why)"
-        ) from None
+        return result_within(future, timeout_s, what)
     except CameraError:
         raise
     except Exception as err:

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from node_agent.recorder.backends import CapturedFrame
+from node_agent.camera.protocol import CapturedFrame
 
 # A 3x5 pixel font: enough to read "F000123 08:50:01.234" off a frame.
 _GLYPHS = {

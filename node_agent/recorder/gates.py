@@ -11,7 +11,9 @@ import threading
 from pathlib import Path
 
 from node_agent.schemas import ClockStatus, GateResult
-from node_agent.telemetry.disk import minutes_left
+from node_agent.settings import GateSettings, StorageSettings
+from node_agent.telemetry.disk import free_bytes, minutes_left
+from node_agent.telemetry.thermal import read_thermal
 
 
 def storage_gate(
@@ -104,9 +106,27 @@ def check_writable(directory: Path) -> str | None:
     return None
 
 
-def read_temperature_c(path: Path) -> float | None:
-    """A sysfs thermal zone in millidegrees Celsius; None when there is none."""
-    try:
-        return int(path.read_text().strip()) / 1000
-    except (OSError, ValueError):
-        return None
+def check_gates(
+    directory: Path,
+    bitrate_bps: int,
+    planned_s: float | None,
+    storage: StorageSettings,
+    gates: GateSettings,
+    clock: ClockStatus,
+) -> list[GateResult]:
+    """Storage, temperature, battery and clock, read now (the camera is checked when it
+    opens)."""
+    thermal = read_thermal(gates.thermal_path)
+    return [
+        storage_gate(
+            check_writable(directory),
+            free_bytes(directory) if directory.exists() else 0,
+            bitrate_bps,
+            planned_s,
+            storage.min_free_minutes,
+            storage.reserve_s,
+        ),
+        temperature_gate(thermal.value, gates.max_cpu_temp_c, str(gates.thermal_path)),
+        battery_gate(None, gates.min_battery_percent, "none"),
+        clock_gate(clock, gates.max_clock_offset_ms, gates.require_clock_sync),
+    ]

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from node_agent.errors import BadRequest, NotFound
+from node_agent.naming import SERVED_NAME
 from node_agent.recorder.manifest import read_manifest
 from node_agent.schemas import Manifest, RecordingEntry
-
-# A name we serve: one path component, our own alphabet, a known extension.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\.(mp4|json|jpg)$")
 
 
 def resolve_recording(directory: Path, name: str) -> Path:
     """The path of ``name`` inside ``directory``; never a file outside it."""
     if "/" in name or "\\" in name or name in ("", ".", ".."):
         raise BadRequest(f"{name!r} is not a recording name: path parts are not allowed")
-    if not _NAME.match(name):
+    if not SERVED_NAME.match(name):
         raise BadRequest(
             f"{name!r} is not a recording name: expected letters, digits, '-' and '_' "
             "ending in .mp4, .json or .jpg"

@@ -1,0 +1,23 @@
+"""The error answers the agent's routes document in OpenAPI, worded once for every router."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.http import AUTH_RESPONSES
+from node_agent.schemas import ErrorBody
+
+_TEXTS = {
+    400: "The name is not a recording name",
+    404: "No such recording or session on this node",
+    409: "The camera is busy, a gate refused, or the session was already recorded",
+    503: "The camera or the encoder failed",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: the token errors plus ``codes``."""
+    out = dict(AUTH_RESPONSES)
+    for c in codes:
+        out[c] = {"model": ErrorBody, "description": _TEXTS[c]}
+    return out

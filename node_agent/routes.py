@@ -1,0 +1,43 @@
+"""The node's own routes: ``/health`` (no token), the status and the Prometheus exposition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from node_agent import __version__
+from node_agent.responses import error_responses
+from node_agent.schemas import Health, NodeStatus
+
+
+def health_router(node_id: str) -> APIRouter:
+    """``/health``: the one route without a token."""
+    router = APIRouter()
+
+    @router.get("/health", response_model=Health, summary="Liveness and version")
+    async def health() -> Health:
+        return Health(version=__version__, node_id=node_id)
+
+    return router
+
+
+def status_router(status: Callable[[], NodeStatus], registry: CollectorRegistry) -> APIRouter:
+    """``/api/v1/status`` and ``/metrics``, both from caches."""
+    router = APIRouter()
+
+    @router.get(
+        "/api/v1/status",
+        response_model=NodeStatus,
+        summary="Everything the dashboard shows for this node",
+        responses=error_responses(),
+    )
+    async def node_status() -> NodeStatus:
+        return status()
+
+    @router.get("/metrics", summary="Prometheus exposition", responses=error_responses())
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,1 @@
+"""Storage: the recordings folder (listing, safe name resolution) and its routes."""

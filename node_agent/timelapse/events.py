@@ -1,0 +1,27 @@
+"""What the timelapse did, told to an observer (tests, the benchmark)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TimelapseEvent:
+    """What the runner did, for an observer (tests, the benchmark).
+
+    kind: 'open', 'capture', 'skip', 'failure' or 'backoff'. ``scheduled_ns`` and
+    ``fired_ns`` are monotonic; ``delay_s`` is a backoff's wait.
+    """
+
+    kind: str
+    index: int | None = None
+    scheduled_ns: int | None = None
+    fired_ns: int | None = None
+    duration_s: float | None = None
+    failures: int = 0
+    delay_s: float | None = None
+    detail: str = ""
+
+
+Observer = Callable[[TimelapseEvent], None]

@@ -1,0 +1,136 @@
+"""The one place that builds the agent's parts and hands each its collaborators.
+
+``build_context(settings)`` creates the folders, resolves the node's identity and
+constructs the camera lock, the clock monitor, the timelapse, the recorder and the
+coordinator link (nothing is started). ``AgentContext`` assembles the node's status
+from those parts' caches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
+
+from common.identity import load_or_create_key, public_key_text
+from node_agent import __version__
+from node_agent.camera.lock import CameraLock
+from node_agent.link import CoordinatorLink, hostname
+from node_agent.recorder.service import Recorder
+from node_agent.recorder.spec import Identity
+from node_agent.schemas import JoinRequest, NodeStatus
+from node_agent.settings import AgentSettings, resolve_identity
+from node_agent.telemetry.clock import ClockMonitor
+from node_agent.telemetry.disk import read_disk
+from node_agent.timelapse.runner import Timelapse
+from node_agent.timelapse.wiring import build_timelapse
+
+
+@dataclass
+class AgentContext:
+    """Everything a request handler may need, built once per app."""
+
+    settings: AgentSettings
+    node_id: str
+    api_token: SecretStr
+    recorder: Recorder
+    clock: ClockMonitor
+    timelapse: Timelapse
+    link: CoordinatorLink | None
+    started_monotonic: float
+    key: Ed25519PrivateKey
+
+    def status(self) -> NodeStatus:
+        """This node's full status, from caches (no call blocks on hardware)."""
+        rec = self.recorder.status()
+        return NodeStatus(
+            node_id=self.node_id,
+            cam_id=self.settings.cam_id,
+            position=self.settings.position,
+            hostname=hostname(),
+            version=__version__,
+            time_ns=time.time_ns(),
+            uptime_s=round(time.monotonic() - self.started_monotonic, 3),
+            recorder=rec,
+            clock=self.clock.latest,
+            disk=read_disk(self.settings.recordings_path, rec.bitrate_bps),
+            coordinator=self.link.state if self.link else "none",
+            timelapse=self.timelapse.status(),
+        )
+
+    def join_request(self) -> JoinRequest:
+        """What this node tells the coordinator on every heartbeat."""
+        return join_request(self.settings, self.node_id, self.api_token, self.key, self.recorder)
+
+
+def join_request(
+    settings: AgentSettings,
+    node_id: str,
+    api_token: SecretStr,
+    key: Ed25519PrivateKey,
+    recorder: Recorder,
+) -> JoinRequest:
+    """What this node tells the coordinator on every heartbeat."""
+    rec = recorder.status()
+    return JoinRequest(
+        node_id=node_id,
+        cam_id=settings.cam_id,
+        position=settings.position,
+        port=settings.port,
+        api_token=api_token.get_secret_value(),
+        public_key=public_key_text(key),
+        version=__version__,
+        hostname=hostname(),
+        recorder_state=rec.state,
+        session_id=rec.session_id,
+    )
+
+
+def timelapse_preview(timelapse: Timelapse) -> bytes | None:
+    """While the timelapse holds the camera, a preview shows its last still."""
+    path = timelapse.latest_still() if timelapse.running else None
+    try:
+        return path.read_bytes() if path is not None else None
+    except OSError:
+        return None
+
+
+def build_context(settings: AgentSettings) -> AgentContext:
+    """Create folders, resolve identity and build the parts (nothing started yet)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.recordings_path.mkdir(parents=True, exist_ok=True)
+    node_id, api_token = resolve_identity(settings)
+    clock = ClockMonitor(
+        settings.chronyc_path, settings.clock_poll_interval_s, tuple(settings.chronyc_args)
+    )
+    lock = CameraLock(settings.data_dir / "camera.lock")
+    timelapse = build_timelapse(settings, lock)
+    recorder = Recorder(
+        settings.recordings_path,
+        settings.camera,
+        Identity(node_id, settings.cam_id, settings.position, __version__),
+        clock,
+        lock,
+        settings.storage,
+        settings.gates,
+        settings.max_schedule_ahead_s,
+        preview_fallback=lambda: timelapse_preview(timelapse),
+    )
+    # The node's own key: it proves to the coordinator that a join comes from this node.
+    key = load_or_create_key(settings.data_dir / "node_key.pem")
+    link = None
+    if settings.coordinator_url and settings.fleet_token:
+        link = CoordinatorLink(
+            settings.coordinator_url,
+            settings.fleet_token.get_secret_value(),
+            partial(join_request, settings, node_id, api_token, key, recorder),
+            settings.heartbeat_interval_s,
+            settings.join_backoff_max_s,
+            key,
+        )
+    return AgentContext(
+        settings, node_id, api_token, recorder, clock, timelapse, link, time.monotonic(), key
+    )
