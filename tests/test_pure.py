@@ -48,6 +48,12 @@ def test_resolve_recording_finds_real_files(recordings_dir: Path) -> None:
     assert resolve_recording(recordings_dir, "S1_CAM_L.json").read_text() == "{}"
     with pytest.raises(BadRequest):
         resolve_recording(recordings_dir, "../api_token")
+
+
+def test_a_name_too_long_for_the_file_system_is_a_bad_request(recordings_dir: Path) -> None:
+    resolve_recording(recordings_dir, "S1_CAM_L.json")  # a real name resolves
+    with pytest.raises(BadRequest, match="at most 255 bytes"):
+        resolve_recording(recordings_dir, "A" * 300 + ".mp4")
     with pytest.raises(NotFound):
         resolve_recording(recordings_dir, "S2_CAM_L.json")
 
