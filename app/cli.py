@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         "sessions": "list recent sessions",
         "session": "show one session",
         "recordings": "list every recording with its checksum",
+        "approve": "approve a node that waits to join (approve_new_nodes)",
+        "remove": "remove a node; its next join registers it afresh",
     }
     for name, helptext in ops.items():
         p = command(name, helptext)
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--node", action="append", dest="node_ids", help="repeatable")
         if name in ("stop", "session"):
             p.add_argument("session_id")
+        if name in ("approve", "remove"):
+            p.add_argument("node_id")
 
     args = parser.parse_args(argv)
     if args.cmd == "coordinator":
@@ -208,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         return _operator(args, "GET", "/api/v1/sessions")
     if args.cmd == "session":
         return _operator(args, "GET", f"/api/v1/sessions/{args.session_id}")
+    if args.cmd == "approve":
+        return _operator(args, "POST", f"/api/v1/nodes/{args.node_id}/approve")
+    if args.cmd == "remove":
+        return _operator(args, "DELETE", f"/api/v1/nodes/{args.node_id}")
     return _operator(args, "GET", "/api/v1/recordings")
 
 
