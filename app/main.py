@@ -26,7 +26,14 @@ from app.sessions.reconcile import mark_restarted, reconcile
 from app.settings import CoordinatorSettings
 from app.timelapse import routes as timelapse_routes
 from app.web import routes as web_routes
-from common.http import AUTH_RESPONSES, AuthGate, Guard, install_error_handlers
+from common.http import (
+    AUTH_RESPONSES,
+    BODY_RESPONSES,
+    METRICS_RESPONSES,
+    AuthGate,
+    Guard,
+    install_error_handlers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +117,12 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         AuthGate, guard_for=guards(settings), read_timeout_s=settings.body_read_timeout_s
     )
 
-    @app.get("/health", response_model=CoordinatorHealth, summary="Liveness and version")
+    @app.get(
+        "/health",
+        response_model=CoordinatorHealth,
+        summary="Liveness and version",
+        responses=BODY_RESPONSES,
+    )
     async def health() -> CoordinatorHealth:
         return CoordinatorHealth(version=__version__)
 
@@ -118,7 +130,8 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         "/metrics",
         summary="Prometheus exposition of fleet gauges and command latency",
         dependencies=[Depends(require_operator)],
-        responses=AUTH_RESPONSES,
+        response_class=Response,
+        responses={**AUTH_RESPONSES, **METRICS_RESPONSES},
     )
     async def metrics() -> Response:
         body = await asyncio.to_thread(generate_latest, fleet.registry)
