@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -70,6 +71,28 @@ def guards(settings: CoordinatorSettings) -> Callable[[str, str], Guard]:
     return guard_for
 
 
+def document_configured_bounds(app: FastAPI, settings: CoordinatorSettings) -> None:
+    """Put the bounds that come from settings into the OpenAPI schema.
+
+    ``SessionCreate.lead_ms`` is statically bounded loosely (the model cannot see the
+    settings); the start refuses with 422 outside ``min_lead_ms..max_lead_ms``, so the
+    schema says exactly that range.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = FastAPI.openapi(app)  # built once and cached in app.openapi_schema
+        lead = schema["components"]["schemas"]["SessionCreate"]["properties"]["lead_ms"]
+        for branch in lead.get("anyOf", [lead]):
+            if branch.get("type") == "integer":
+                branch["minimum"] = settings.min_lead_ms
+                branch["maximum"] = settings.max_lead_ms
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: CoordinatorSettings, transport: Transport | None = None) -> FastAPI:
     """The coordinator for ``settings``; the database is migrated in the lifespan.
 
@@ -112,6 +135,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         openapi_url=None,
     )
     app.state.fleet = fleet
+    document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)
     app.add_middleware(
         AuthGate, guard_for=guards(settings), read_timeout_s=settings.body_read_timeout_s

@@ -79,7 +79,8 @@ class SessionCreate(BaseModel):
     lead_ms: StrictInt | None = PField(
         default=None,
         ge=0,
-        le=3_600_000,
+        # No static upper bound: the start refuses outside min_lead_ms..max_lead_ms with a
+        # 422 that names them, and app.main puts that configured range into the schema.
         description="How far ahead to schedule the start; bounded by the coordinator's "
         "min_lead_ms and max_lead_ms (defaults 100 and 60000).",
     )
