@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 DATA_DIR ?= ./demo-data
 PYTEST_ARGS ?=
+FUZZ_CASES ?= 5000
 
-.PHONY: demo test check bench format clean
+.PHONY: demo test fuzz check bench format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	@tests/preflight.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# schemathesis against both APIs at FUZZ_CASES cases each (make test runs a smoke of it)
+fuzz: $(STAMP)
+	CAMFLEET_FUZZ_CASES=$(FUZZ_CASES) $(PY) -m pytest tests/test_schema_fuzz.py -s $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .

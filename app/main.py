@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Response
-from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
@@ -28,7 +27,14 @@ from app.sessions.reconcile import mark_restarted, reconcile
 from app.settings import CoordinatorSettings
 from app.timelapse import routes as timelapse_routes
 from app.web import routes as web_routes
-from common.http import AUTH_RESPONSES, AuthGate, Guard, install_error_handlers
+from common.http import (
+    AUTH_RESPONSES,
+    BODY_RESPONSES,
+    METRICS_RESPONSES,
+    AuthGate,
+    Guard,
+    install_error_handlers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,24 +71,24 @@ def guards(settings: CoordinatorSettings) -> Callable[[str, str], Guard]:
     return guard_for
 
 
-def install_openapi(app: FastAPI, settings: CoordinatorSettings) -> None:
-    """The schema, with the bounds that depend on this coordinator's settings filled in."""
+def document_configured_bounds(app: FastAPI, settings: CoordinatorSettings) -> None:
+    """Put the bounds that come from settings into the OpenAPI schema.
+
+    ``SessionCreate.lead_ms`` is statically bounded loosely (the model cannot see the
+    settings); the start refuses with 422 outside ``min_lead_ms..max_lead_ms``, so the
+    schema says exactly that range.
+    """
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            lead = schema["components"]["schemas"]["SessionCreate"]["properties"]["lead_ms"]
-            for branch in lead.get("anyOf", [lead]):
-                if branch.get("type") == "integer":
-                    branch["minimum"] = settings.min_lead_ms
-                    branch["maximum"] = settings.max_lead_ms
-            app.openapi_schema = schema
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = FastAPI.openapi(app)  # built once and cached in app.openapi_schema
+        lead = schema["components"]["schemas"]["SessionCreate"]["properties"]["lead_ms"]
+        for branch in lead.get("anyOf", [lead]):
+            if branch.get("type") == "integer":
+                branch["minimum"] = settings.min_lead_ms
+                branch["maximum"] = settings.max_lead_ms
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
@@ -129,13 +135,18 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         openapi_url=None,
     )
     app.state.fleet = fleet
-    install_openapi(app, settings)
+    document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)
     app.add_middleware(
         AuthGate, guard_for=guards(settings), read_timeout_s=settings.body_read_timeout_s
     )
 
-    @app.get("/health", response_model=CoordinatorHealth, summary="Liveness and version")
+    @app.get(
+        "/health",
+        response_model=CoordinatorHealth,
+        summary="Liveness and version",
+        responses=BODY_RESPONSES,
+    )
     async def health() -> CoordinatorHealth:
         return CoordinatorHealth(version=__version__)
 
@@ -143,7 +154,8 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         "/metrics",
         summary="Prometheus exposition of fleet gauges and command latency",
         dependencies=[Depends(require_operator)],
-        responses=AUTH_RESPONSES,
+        response_class=Response,
+        responses={**AUTH_RESPONSES, **METRICS_RESPONSES},
     )
     async def metrics() -> Response:
         body = await asyncio.to_thread(generate_latest, fleet.registry)

@@ -81,7 +81,12 @@ def install_error_handlers(app: FastAPI, domain_error: type[Exception]) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+        codes = {
+            400: "bad_request",
+            401: "unauthorized",
+            404: "not_found",
+            405: "method_not_allowed",
+        }
         body = ErrorBody(detail=str(exc.detail), code=codes.get(exc.status_code, "http_error"))
         return JSONResponse(
             body.model_dump(exclude_none=True),
@@ -105,16 +110,30 @@ def install_error_handlers(app: FastAPI, domain_error: type[Exception]) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
 
 
-# Error responses documented on every protected route.
+# Answered by AuthGate before routing, to a request on any route that carries a body
+# (even a GET), and by FastAPI for a body it cannot decode (400).
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "The body cannot be decoded, or its Content-Length is not a number",
+    },
+    408: {"model": ErrorBody, "description": "The body did not arrive in time"},
+    413: {"model": ErrorBody, "description": "The body is larger than the route takes"},
+}
+# Error responses documented on every protected route: the token (401), the body's
+# transport (BODY_RESPONSES) and the body's or parameters' content (422).
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
     422: {"model": ErrorBody, "description": "The request body or parameters are invalid"},
+    **BODY_RESPONSES,
 }
-# Answered by AuthGate before the route: documented on every route that takes a body.
-BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The body is not valid JSON or its length is bad"},
-    408: {"model": ErrorBody, "description": "The body did not arrive in time"},
-    413: {"model": ErrorBody, "description": "The body is larger than the route takes"},
+
+# ``GET /metrics`` on both programs: Prometheus' text exposition, not JSON.
+METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus text exposition format (text/plain; version=0.0.4)",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
 }
 
 

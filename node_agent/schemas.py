@@ -89,6 +89,7 @@ class StartRequest(Wire):
     start_at_ns: StrictInt | None = Field(
         default=None,
         ge=0,
+        le=2**63 - 1,
         description="Begin at this UTC instant on the node's clock; absent means now.",
     )
     planned_duration_s: StrictFloat | StrictInt | None = Field(

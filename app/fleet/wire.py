@@ -5,6 +5,7 @@ are defined once, in the agent package, so a change in the contract is a type er
 """
 
 from node_agent.schemas import (
+    NODE_ID_PATTERN,
     SESSION_ID_PATTERN,
     JoinChallenge,
     JoinChallengeRequest,
@@ -28,6 +29,7 @@ from node_agent.schemas import (
 from node_agent.timelapse.schemas import TimelapseStartRequest, TimelapseStatus
 
 __all__ = [
+    "NODE_ID_PATTERN",
     "SESSION_ID_PATTERN",
     "JoinChallenge",
     "JoinChallengeRequest",

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from app.deps import FleetDep, require_fleet_token, require_operator
-from app.fleet.wire import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
+from app.fleet.wire import (
+    NODE_ID_PATTERN,
+    JoinChallenge,
+    JoinChallengeRequest,
+    JoinRequest,
+    JoinResponse,
+)
 from app.nodes import service
 from app.nodes.models import NodeList, NodePublic
 from common.http import AUTH_RESPONSES, ErrorBody
@@ -16,6 +22,7 @@ from common.identity import NONCE_HEADER, SIGNATURE_HEADER
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
 _404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such node"}}
+NodeIdPath = Annotated[str, Path(pattern=NODE_ID_PATTERN, description="The node's id")]
 
 
 @router.post(
@@ -78,7 +85,7 @@ async def list_nodes(fleet: FleetDep) -> NodeList:
     dependencies=[Depends(require_operator)],
     responses={**AUTH_RESPONSES, **_404},
 )
-async def get_node(node_id: str, fleet: FleetDep) -> NodePublic:
+async def get_node(node_id: NodeIdPath, fleet: FleetDep) -> NodePublic:
     return await service.get_node(fleet, node_id)
 
 
@@ -90,7 +97,7 @@ async def get_node(node_id: str, fleet: FleetDep) -> NodePublic:
     dependencies=[Depends(require_operator)],
     responses={**AUTH_RESPONSES, **_404},
 )
-async def remove_node(node_id: str, fleet: FleetDep) -> Response:
+async def remove_node(node_id: NodeIdPath, fleet: FleetDep) -> Response:
     await service.remove(fleet, node_id)
     return Response(status_code=204)
 
@@ -102,7 +109,7 @@ async def remove_node(node_id: str, fleet: FleetDep) -> Response:
     dependencies=[Depends(require_operator)],
     responses={**AUTH_RESPONSES, **_404},
 )
-async def approve_node(node_id: str, fleet: FleetDep) -> NodePublic:
+async def approve_node(node_id: NodeIdPath, fleet: FleetDep) -> NodePublic:
     return await service.approve(fleet, node_id)
 
 
@@ -122,6 +129,6 @@ async def approve_node(node_id: str, fleet: FleetDep) -> NodePublic:
         502: {"model": ErrorBody, "description": "The node did not answer"},
     },
 )
-async def preview(node_id: str, fleet: FleetDep) -> Response:
+async def preview(node_id: NodeIdPath, fleet: FleetDep) -> Response:
     data = await service.preview(fleet, node_id)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from app.deps import FleetDep, require_operator
+from app.fleet.wire import SESSION_ID_PATTERN
 from app.sessions import service
 from app.sessions.models import LockViewFleet, SessionCreate, SessionList, SessionPublic
 from common.http import AUTH_RESPONSES, ErrorBody
@@ -20,6 +21,7 @@ router = APIRouter(
 _404: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such session (or node)"}
 }
+SessionIdPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN, description="The session's id")]
 
 
 @router.post(
@@ -41,7 +43,7 @@ async def start_session(body: SessionCreate, fleet: FleetDep) -> SessionPublic:
     summary="Stop the session everywhere and collect its manifests",
     responses=_404,
 )
-async def stop_session(session_id: str, fleet: FleetDep) -> SessionPublic:
+async def stop_session(session_id: SessionIdPath, fleet: FleetDep) -> SessionPublic:
     return await service.stop(fleet, session_id)
 
 
@@ -51,7 +53,7 @@ async def stop_session(session_id: str, fleet: FleetDep) -> SessionPublic:
     summary="Lock View: save a framing still on every node of the session",
     responses=_404,
 )
-async def lockview(session_id: str, fleet: FleetDep) -> LockViewFleet:
+async def lockview(session_id: SessionIdPath, fleet: FleetDep) -> LockViewFleet:
     return await service.lockview(fleet, session_id)
 
 
@@ -68,5 +70,5 @@ async def list_sessions(
     summary="One session: start_at, per-node results, manifests, start skew",
     responses=_404,
 )
-async def get_session(session_id: str, fleet: FleetDep) -> SessionPublic:
+async def get_session(session_id: SessionIdPath, fleet: FleetDep) -> SessionPublic:
     return await service.get(fleet, session_id)

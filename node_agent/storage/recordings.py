@@ -11,7 +11,6 @@ from node_agent.naming import SERVED_NAME
 from node_agent.recorder.manifest import read_manifest
 from node_agent.schemas import Manifest, RecordingEntry
 
-
 # What the file system takes for one name (NAME_MAX on Linux).
 MAX_NAME_BYTES = 255
 
@@ -20,8 +19,7 @@ def resolve_recording(directory: Path, name: str) -> Path:
     """The path of ``name`` inside ``directory``; never a file outside it."""
     if len(name.encode()) > MAX_NAME_BYTES:
         raise BadRequest(
-            f"a recording name is at most {MAX_NAME_BYTES} bytes; this one has "
-            f"{len(name.encode())}"
+            f"a recording name is at most {MAX_NAME_BYTES} bytes; this one has {len(name.encode())}"
         )
     if "/" in name or "\\" in name or name in ("", ".", ".."):
         raise BadRequest(f"{name!r} is not a recording name: path parts are not allowed")
