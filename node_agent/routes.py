@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from common.http import BODY_RESPONSES, METRICS_RESPONSES
 from node_agent import __version__
 from node_agent.responses import error_responses
 from node_agent.schemas import Health, NodeStatus
@@ -16,7 +17,12 @@ def health_router(node_id: str) -> APIRouter:
     """``/health``: the one route without a token."""
     router = APIRouter()
 
-    @router.get("/health", response_model=Health, summary="Liveness and version")
+    @router.get(
+        "/health",
+        response_model=Health,
+        summary="Liveness and version",
+        responses=BODY_RESPONSES,  # AuthGate answers these before any route
+    )
     async def health() -> Health:
         return Health(version=__version__, node_id=node_id)
 
@@ -36,7 +42,12 @@ def status_router(status: Callable[[], NodeStatus], registry: CollectorRegistry)
     async def node_status() -> NodeStatus:
         return status()
 
-    @router.get("/metrics", summary="Prometheus exposition", responses=error_responses())
+    @router.get(
+        "/metrics",
+        summary="Prometheus exposition",
+        response_class=Response,
+        responses={**error_responses(), **METRICS_RESPONSES},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -65,14 +65,6 @@ AGENT_EXCLUDED: dict[str, str] = {
     # of cases would take hours. Its body bounds are in the schema and its error paths are
     # the recorder's (409 busy), which POST /api/v1/recording/start exercises here.
     "POST /api/v1/selftest": "records 1-120 s of video per case",
-    # Findings that need node_agent/api.py or node_agent/timelapse/routes.py, which are
-    # being moved into packages; each is fixed there after the move, then leaves this list.
-    # Answers text/plain (Prometheus) but documents application/json: needs
-    # response_class=Response and common.http.METRICS_RESPONSES.
-    "GET /metrics": "documented as JSON, answers Prometheus text",
-    # resolve_recording answers 400 for a name outside the recording-name alphabet; the
-    # route documents only 404: needs 400 in its responses (or a pattern on {name}).
-    "GET /api/v1/timelapse/videos/{name}": "answers an undocumented 400 for a bad name",
 }
 COORDINATOR_EXCLUDED: dict[str, str] = {}
 

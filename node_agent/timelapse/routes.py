@@ -25,6 +25,7 @@ from node_agent.timelapse.schemas import (
 )
 
 _TEXTS = {
+    400: "The name is not a video name",
     404: "No still yet, or none for that day",
     409: "Already running, the camera is busy elsewhere, or a render is under way",
     503: "The stills folder or the video encoder failed",
@@ -105,7 +106,7 @@ def make_router(timelapse: Timelapse) -> APIRouter:
         "/videos/{name}",
         summary="Download a rendered timelapse video (HTTP Range supported)",
         response_class=FileResponse,
-        responses=_err(404),
+        responses=_err(400, 404),
     )
     async def video(name: str) -> FileResponse:
         path = resolve_recording(timelapse.folder / VIDEOS_DIR, name)
