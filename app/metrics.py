@@ -21,7 +21,9 @@ class FleetCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus_client on every scrape."""
         now = time.time_ns()
-        ids = sorted(self.state.addresses)
+        # A scrape runs in a worker thread while the loop may add or remove nodes: read
+        # copies, and tolerate a node that is gone by the time its row is rendered.
+        ids = sorted(list(self.state.addresses))
         online = [n for n in ids if self.state.online(n, now)]
         total = GaugeMetricFamily("camfleet_nodes", "Nodes that have joined")
         total.add_metric([], len(ids))
@@ -51,7 +53,8 @@ class FleetCollector(Collector):
         for node_id in ids:
             lv = [node_id, self.state.cam_ids.get(node_id, "")]
             up.add_metric(lv, 1 if node_id in online else 0)
-            status = self.state.cache[node_id].status if node_id in self.state.cache else None
+            entry = self.state.cache.get(node_id)
+            status = entry.status if entry is not None else None
             if status is None:
                 continue
             busy = status.recorder.state in (RecorderState.recording, RecorderState.armed)
