@@ -46,6 +46,8 @@ class FakeNode:
     key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
     port: int = 0
     calls: list[str] = field(default_factory=list)
+    # (delay, status) for successive stop calls, on top of ``delay_s``; then 200s.
+    stop_answers: list[tuple[float, int]] = field(default_factory=list)
     session_id: str | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
@@ -127,7 +129,14 @@ class FakeNode:
                         auth = value.strip()
                 body = await reader.readexactly(length)
                 await asyncio.sleep(self.delay_s)
-                if auth != f"Bearer {self.api_token}":
+                failing = 200
+                if path == "/api/v1/recording/stop" and self.stop_answers:
+                    pause_s, failing = self.stop_answers.pop(0)
+                    await asyncio.sleep(pause_s)
+                if failing != 200:
+                    self.calls.append(f"{method} {path}")
+                    status, ctype, payload = failing, "application/json", b'{"detail":"busy"}'
+                elif auth != f"Bearer {self.api_token}":
                     status, ctype, payload = 401, "application/json", b'{"detail":"no"}'
                 else:
                     status, ctype, payload = self.answer(method, path.split("?")[0], body)

@@ -136,9 +136,51 @@ def test_a_slow_node_does_not_slow_the_coordinator(fleet_factory: RunningFleet) 
             assert time.monotonic() < deadline, unsettled
             time.sleep(0.2)
         final = c.get(f"/api/v1/sessions/{sid}").json()
+    # ended by the operator's stops, not settled later by reconciliation after a late
+    # concurrent stop had saved it back to 'stopping'
+    assert final["end_reason"] is None, final
     assert final["state"] == "stopped", final
     nodes = {n["node_id"]: n for n in final["nodes"]}
     assert nodes["cam-c"]["file_name"], final
+
+
+def test_a_late_failed_stop_does_not_take_a_stopped_session_back(
+    fleet_factory: RunningFleet,
+) -> None:
+    """Two stops at once: the first stops the node; the second's call fails and answers
+    after it. The session stays stopped (it used to be saved back to 'stopping')."""
+    fleet = fleet_factory
+    fleet.start_coordinator()
+    with FakeNode(node_id="fake-1", stop_answers=[(0.3, 200), (1.2, 503)]).running() as node:
+        assert node.join(fleet.url, fleet.fleet_token).status_code == 200
+        fleet.wait_online(1, timeout_s=5)
+        with fleet.client() as c:
+            session = c.post("/api/v1/sessions", json={"lead_ms": 300}).json()
+        assert session["nodes"][0]["start"]["ok"], session
+        sid = session["session_id"]
+
+        async def two_stops() -> list[httpx.Response]:
+            async with httpx.AsyncClient(
+                base_url=fleet.url,
+                headers={"Authorization": f"Bearer {fleet.operator_token}"},
+                timeout=20,
+            ) as client:
+                return list(
+                    await asyncio.gather(
+                        client.post(f"/api/v1/sessions/{sid}/stop"),
+                        client.post(f"/api/v1/sessions/{sid}/stop"),
+                    )
+                )
+
+        answers = asyncio.run(two_stops())
+        with fleet.client() as c:
+            final = c.get(f"/api/v1/sessions/{sid}").json()
+    assert node.calls.count("POST /api/v1/recording/stop") == 2
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [a.json()["state"] for a in answers] == ["stopped", "stopped"], [
+        a.json() for a in answers
+    ]
+    assert final["state"] == "stopped" and final["end_reason"] is None, final
 
 
 @pytest.fixture(scope="module")
