@@ -24,6 +24,7 @@ from app.recordings import repository as recording_repository
 from app.recordings import service as recording_service
 from app.sessions import repository
 from app.sessions.models import (
+    FINAL_STATES,
     Command,
     CommandPublic,
     CommandResult,
@@ -179,22 +180,28 @@ def _stopped_ids(results: Sequence[CommandResult]) -> set[str]:
 async def stop(fleet: Fleet, session_id: str) -> SessionPublic:
     """Stop the session on every node that started it and collect the manifests."""
 
-    def load(db: Session) -> tuple[RecordingSession, list[str], set[str]]:
-        session = _get(db, session_id)
+    def load(db: Session) -> tuple[list[str], set[str]]:
+        _get(db, session_id)  # NotFound before anything is sent
         results = repository.results(db, [session_id])
-        return session, _started_ids(results), _stopped_ids(results)
+        return _started_ids(results), _stopped_ids(results)
 
     fleet.busy_sessions.add(session_id)
     try:
-        session, started, stopped = await fleet.store.run(load)
+        started, stopped = await fleet.store.run(load)
         pending = [a for n in started if n not in stopped and (a := fleet.address(n)) is not None]
         rows, finished = await _stop_on(fleet, session_id, pending, Command.stop)
-        stopped |= {r.node_id for r in rows if r.ok}
-        if session.state not in (SessionState.failed.value, SessionState.aborted.value):
-            done = set(started) <= stopped
-            session.state = (SessionState.stopped if done else SessionState.stopping).value
-        session.stopped_at_ns = session.stopped_at_ns or time.time_ns()
-        return await fleet.store.run(lambda db: _finish(db, session, rows, finished))
+
+        def save(db: Session) -> SessionPublic:
+            # Read the session and its results again: a concurrent stop may have finished
+            # meanwhile, and this one must not save the session back to 'stopping'.
+            fresh = _get(db, session_id)
+            if fresh.state not in FINAL_STATES:
+                done = set(started) <= _stopped_ids([*repository.results(db, [session_id]), *rows])
+                fresh.state = (SessionState.stopped if done else SessionState.stopping).value
+            fresh.stopped_at_ns = fresh.stopped_at_ns or time.time_ns()
+            return _finish(db, fresh, rows, finished)
+
+        return await fleet.store.run(save)
     finally:
         fleet.busy_sessions.discard(session_id)
 
