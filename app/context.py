@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -34,10 +37,21 @@ class Fleet:
     command_latency: Histogram
     join_refused: Counter
     challenges: Challenges
-    # Sessions a command is being carried out for right now; reconciliation leaves them be.
-    busy_sessions: set[str] = field(default_factory=set)
+    # How many commands are under way per session; reconciliation leaves those be.
+    busy_sessions: Tally[str] = field(default_factory=Tally)
     # Sessions found unfinished when this coordinator started.
     restarted_sessions: set[str] = field(default_factory=set)
+
+    @contextmanager
+    def commanding(self, session_id: str) -> Iterator[None]:
+        """Mark ``session_id`` as being commanded for the duration of the block."""
+        self.busy_sessions[session_id] += 1
+        try:
+            yield
+        finally:
+            self.busy_sessions[session_id] -= 1
+            if self.busy_sessions[session_id] <= 0:
+                del self.busy_sessions[session_id]
 
     def address(self, node_id: str) -> NodeAddress | None:
         """Where to reach an approved node, if it ever joined."""

@@ -44,8 +44,13 @@ class StatusPoller:
         self._polling: set[str] = set()
 
     async def poll_node(self, addr: NodeAddress, manifests: bool = False) -> None:
-        """Refresh one node's status; collect its manifests when due (or asked)."""
-        if addr.node_id in self._polling:
+        """Refresh one node's status; collect its manifests when due (or asked).
+
+        A node with commands under way is not polled: on a slow node, which gets one
+        call at a time, a poll would take the place of a stop; the command's own answer
+        counts as contact, and the refresh after it reads the status.
+        """
+        if addr.node_id in self._polling or self.fanout.in_flight(addr.node_id) > 0:
             return
         self._polling.add(addr.node_id)
         try:

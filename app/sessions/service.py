@@ -100,8 +100,7 @@ async def start(fleet: Fleet, body: SessionCreate) -> SessionPublic:
 
     nodes, session = await fleet.store.run(load)
     sid = session.session_id
-    fleet.busy_sessions.add(sid)
-    try:
+    with fleet.commanding(sid):
         command_id = f"start-{sid}"
         req = StartRequest(
             session_id=sid,
@@ -125,8 +124,6 @@ async def start(fleet: Fleet, body: SessionCreate) -> SessionPublic:
         if session.state != SessionState.recording.value:
             session.stopped_at_ns = time.time_ns()
         return await fleet.store.run(lambda db: _finish(db, session, rows, stopped))
-    finally:
-        fleet.busy_sessions.discard(sid)
 
 
 def _finish(
@@ -185,8 +182,7 @@ async def stop(fleet: Fleet, session_id: str) -> SessionPublic:
         results = repository.results(db, [session_id])
         return _started_ids(results), _stopped_ids(results)
 
-    fleet.busy_sessions.add(session_id)
-    try:
+    with fleet.commanding(session_id):
         started, stopped = await fleet.store.run(load)
         pending = [a for n in started if n not in stopped and (a := fleet.address(n)) is not None]
         rows, finished = await _stop_on(fleet, session_id, pending, Command.stop)
@@ -202,8 +198,6 @@ async def stop(fleet: Fleet, session_id: str) -> SessionPublic:
             return _finish(db, fresh, rows, finished)
 
         return await fleet.store.run(save)
-    finally:
-        fleet.busy_sessions.discard(session_id)
 
 
 def _get(db: Session, session_id: str) -> RecordingSession:
