@@ -17,6 +17,7 @@ from app.fleet.state import FleetState
 from app.fleet.transport import Transport
 from app.fleet.wire import Manifest
 from app.nodes.identity import Challenges
+from app.nodes.models import Node
 from app.settings import CoordinatorSettings
 from app.store import Store, pool_capacity
 
@@ -37,6 +38,9 @@ class Fleet:
     command_latency: Histogram
     join_refused: Counter
     challenges: Challenges
+    # The registry as last written by this coordinator (it is the only writer): pages and
+    # GET /api/v1/nodes read it without waiting for a database thread.
+    nodes: dict[str, Node] = field(default_factory=dict)
     # How many commands are under way per session; reconciliation leaves those be.
     busy_sessions: Tally[str] = field(default_factory=Tally)
     # Sessions found unfinished when this coordinator started.

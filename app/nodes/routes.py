@@ -75,7 +75,7 @@ async def join(body: JoinRequest, request: Request, fleet: FleetDep) -> JoinResp
     responses=AUTH_RESPONSES,
 )
 async def list_nodes(fleet: FleetDep) -> NodeList:
-    return await service.list_nodes(fleet)
+    return service.list_nodes(fleet)
 
 
 @router.get(
@@ -86,7 +86,7 @@ async def list_nodes(fleet: FleetDep) -> NodeList:
     responses={**AUTH_RESPONSES, **_404},
 )
 async def get_node(node_id: NodeIdPath, fleet: FleetDep) -> NodePublic:
-    return await service.get_node(fleet, node_id)
+    return service.get_node(fleet, node_id)
 
 
 @router.delete(

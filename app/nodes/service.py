@@ -35,8 +35,9 @@ def address_of(node: Node) -> NodeAddress:
 
 
 def load_addresses(db: Session, fleet: Fleet) -> None:
-    """Fill the in-memory address book from the database (at start): approved nodes only."""
+    """Fill the in-memory registry and address book from the database (at start)."""
     for node in repository.list_all(db):
+        fleet.nodes[node.node_id] = node
         if node.approved:
             fleet.state.set_address(address_of(node), node.cam_id)
 
@@ -158,6 +159,7 @@ async def join(
 
     joined = await fleet.store.run(tx)
     node = joined.node
+    fleet.nodes[node.node_id] = node
     if joined.registered:
         log.info("node %s registered from %s (approved: %s)", node.node_id, peer, node.approved)
     if node.approved:
@@ -187,6 +189,7 @@ async def approve(fleet: Fleet, node_id: str) -> NodePublic:
         return node
 
     node = await fleet.store.run(tx)
+    fleet.nodes[node.node_id] = node
     fleet.state.set_address(address_of(node), node.cam_id)
     fleet.poller.refresh_soon([node.node_id])
     return to_public(fleet, node)
@@ -197,6 +200,7 @@ async def remove(fleet: Fleet, node_id: str) -> None:
     removed = await fleet.store.run(lambda db: repository.delete(db, node_id))
     if not removed:
         raise NodeNotFound(f"no node {node_id!r}; GET /api/v1/nodes lists the fleet")
+    fleet.nodes.pop(node_id, None)
     fleet.state.remove(node_id)
     fleet.fanout.forget(node_id)
     fleet.challenges.forget(node_id)
@@ -224,9 +228,9 @@ def to_public(fleet: Fleet, node: Node) -> NodePublic:
     )
 
 
-async def list_nodes(fleet: Fleet) -> NodeList:
-    """The fleet, from the registry and the caches."""
-    rows = await fleet.store.run(repository.list_all)
+def list_nodes(fleet: Fleet) -> NodeList:
+    """The fleet, from the in-memory registry and the caches (no database wait)."""
+    rows = sorted(fleet.nodes.values(), key=lambda n: (n.cam_id, n.node_id))
     nodes = [to_public(fleet, n) for n in rows]
     return NodeList(
         nodes=nodes,
@@ -243,9 +247,11 @@ def _get(db: Session, node_id: str) -> Node:
     return node
 
 
-async def get_node(fleet: Fleet, node_id: str) -> NodePublic:
-    """One node, or NodeNotFound."""
-    node = await fleet.store.run(lambda db: _get(db, node_id))
+def get_node(fleet: Fleet, node_id: str) -> NodePublic:
+    """One node from the in-memory registry, or NodeNotFound."""
+    node = fleet.nodes.get(node_id)
+    if node is None:
+        raise NodeNotFound(f"no node {node_id!r} has joined; GET /api/v1/nodes lists the fleet")
     return to_public(fleet, node)
 
 
