@@ -84,6 +84,7 @@ class Series:
     times_s: list[float] = field(default_factory=list)
     timed_out: bool = False
     budget_hit: bool = False
+    error: str | None = None  # why the client stopped early at this size, if it failed
 
     @property
     def rounds(self) -> int:
@@ -108,6 +109,7 @@ class SizeResult:
     tuning: dict[str, Series] = field(default_factory=dict)
     rss_idle_mb: float | None = None  # sum over the host processes
     rss_armed_mb: float | None = None
+    error: str | None = None  # the size could not be measured to the end
 
     def ratio(self, call: str, client: str, against: str = RAW) -> float:
         table = self.status if call == "status" else self.start
@@ -446,6 +448,8 @@ async def _cancel(raw: RawClient, session: str, standin: bool) -> None:
 
 
 Round = Callable[[Client], Awaitable[float]]
+# What a library may raise for one node; the client's series then stops with the reason.
+CLIENT_ERRORS = (OSError, aiohttp.ClientError, httpx.HTTPError, asyncio.IncompleteReadError)
 
 
 async def _alternate(
@@ -460,14 +464,20 @@ async def _alternate(
             order.reverse()
         for client in order:
             s = series[client.setting]
-            if s.timed_out or (s.rounds >= 1 and spent[client.setting] > budget_s):
-                s.budget_hit = s.budget_hit or not s.timed_out
+            if s.timed_out or s.error is not None:
+                continue
+            if s.rounds >= 1 and spent[client.setting] > budget_s:
+                s.budget_hit = True
                 continue
             try:
                 async with asyncio.timeout(ROUND_TIMEOUT_S):
                     elapsed = await one(client)
             except TimeoutError:
                 s.timed_out = True
+                continue
+            except (*CLIENT_ERRORS, BenchError) as err:
+                s.error = f"{type(err).__name__}: {err}"[:160]
+                print(f"  clients: {client.name} [{client.setting}] failed: {s.error}", flush=True)
                 continue
             s.times_s.append(elapsed)
             spent[client.setting] += elapsed
@@ -501,16 +511,33 @@ async def _measure(
             opened.append(c)
         # Warm: one status round each opens the connections; one start + cancel each
         # loads the encoder in the real hosts and the request paths in every client.
+        status = _series_for(clients)
+        start = _series_for(clients)
         async with asyncio.timeout(ROUND_TIMEOUT_S * 3):
             for c in clients:
-                _check(c, await c.status_all(), "warm status")
+                try:
+                    _check(c, await c.status_all(), "warm status")
+                except CLIENT_ERRORS as err:
+                    if c is raw:
+                        raise
+                    # A library that fails to warm is reported, not fatal to the others.
+                    status[c.setting].error = start[c.setting].error = f"warm: {err!r}"[:160]
             if not size.standin:
                 out.rss_idle_mb = _rss_mb(host_pids)
             for c in clients:
+                if start[c.setting].error:
+                    continue
                 session = session_id(f"cl{size.n}-warm")
-                _check(
-                    c, await c.start_all(session, time.time_ns() + SCHEDULE_AHEAD_NS), "warm start"
-                )
+                try:
+                    _check(
+                        c,
+                        await c.start_all(session, time.time_ns() + SCHEDULE_AHEAD_NS),
+                        "warm start",
+                    )
+                except CLIENT_ERRORS as err:
+                    if c is raw:
+                        raise
+                    start[c.setting].error = f"warm: {err!r}"[:160]
                 if not size.standin and c is raw:
                     out.rss_armed_mb = _rss_mb(host_pids)
                 await _cancel(raw, session, size.standin)
@@ -524,18 +551,19 @@ async def _measure(
 
         async def start_round(c: Client) -> float:
             session = session_id(f"cl{size.n}")
-            t0 = time.perf_counter()
-            codes = await c.start_all(session, time.time_ns() + SCHEDULE_AHEAD_NS)
-            elapsed = time.perf_counter() - t0
+            try:
+                t0 = time.perf_counter()
+                codes = await c.start_all(session, time.time_ns() + SCHEDULE_AHEAD_NS)
+                elapsed = time.perf_counter() - t0
+            finally:
+                # Cancel even after a failed round, so no agent is left armed.
+                async with asyncio.timeout(ROUND_TIMEOUT_S):
+                    await _cancel(raw, session, size.standin)
             _check(c, codes, "start")
-            async with asyncio.timeout(ROUND_TIMEOUT_S):
-                await _cancel(raw, session, size.standin)
             return elapsed
 
-        status = _series_for(clients)
         await _alternate(clients, status, status_rounds, budget_s, status_round)
         out.status = _by_name(status)
-        start = _series_for(clients)
         await _alternate(clients, start, start_rounds, budget_s, start_round)
         out.start = _by_name(start)
         if tuning:
@@ -666,10 +694,10 @@ def run_clients(
                         [c.proc.pid for c in spawned],
                     )
                 )
-            except (BenchError, TimeoutError, OSError, aiohttp.ClientError, httpx.HTTPError) as err:
-                raise BenchError(
-                    f"clients at N={size.n} failed: {err!r}\nhost log:\n{log_tail(logs[0])}"
-                ) from err
+            except (BenchError, TimeoutError, *CLIENT_ERRORS) as err:
+                # One size failing (a host died, the raw client broke) leaves the others.
+                out.error = f"{err!r}"[:300]
+                print(f"  clients at N={size.n} failed: {out.error}\n{log_tail(logs[0])}")
             results.append(out)
             kind = "stand-ins" if size.standin else "real agents"
             for call, table in (("status", out.status), ("start", out.start)):

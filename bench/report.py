@@ -475,6 +475,8 @@ def _client_settings(result: ClientsResult) -> dict[str, str]:
 
 
 def _rounds_note(s: Series) -> str:
+    if s.error is not None:
+        return f"{s.rounds} (then failed: {s.error.split(':')[0]})"
     if s.timed_out:
         return f"{s.rounds} (then a round timed out)"
     if s.budget_hit:
@@ -562,6 +564,21 @@ def _clients_section(plan: Plan, result: ClientsResult | None) -> list[str]:
                     f"| {extra:+.0f} µs |"
                 )
     lines.append("")
+    errors = [f"N = {r.n} ({_served(r)}) stopped: {r.error}" for r in result.sizes if r.error]
+    errors += [
+        f"{s.client} [{s.setting}] at N = {r.n} ({_served(r)}): {s.error}"
+        for r in result.sizes
+        for table in (r.status, r.start, r.tuning)
+        for s in table.values()
+        if s.error
+    ]
+    if errors:
+        lines += [
+            "Clients that failed part-way (their later rounds were skipped): "
+            + "; ".join(errors)
+            + ".",
+            "",
+        ]
     tuned = [r for r in result.sizes if r.tuning]
     for r in tuned:
         lines += [
