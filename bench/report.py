@@ -192,6 +192,9 @@ def _headline_sizes(result: ClientsResult) -> list[SizeResult]:
     """One size result per N: the real agents' when both ran, else the stand-ins'."""
     chosen: dict[int, SizeResult] = {}
     for r in result.sizes:
+        raw = r.status.get(RAW)
+        if raw is None or not raw.times_s:
+            continue  # the size failed before any status round: nothing to head with
         if r.n not in chosen or (chosen[r.n].standin and not r.standin):
             chosen[r.n] = r
     return [chosen[n] for n in sorted(chosen)]
@@ -216,7 +219,9 @@ def _clients_summary(result: ClientsResult | None) -> list[SummaryRow]:
                 None if math.isnan(ratio) else ratio <= CLIENT_RATIO_TARGET,
             )
         )
-    tuned = next((r for r in result.sizes if r.tuning), None)
+    if not heads:
+        return rows
+    tuned = next((r for r in heads if r.tuning), None)
     start_at = tuned or heads[-1]
     ratio = start_at.ratio("start", AIOHTTP)
     rows.append(
