@@ -112,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            # The bench keeps one warm connection per agent and client; uvicorn's default
+            # 5 s would close those that sit idle while the other clients take their turn
+            # on a loaded machine (a raw round then read EOF), as a polling coordinator's
+            # would not be.
+            timeout_keep_alive=600,
         )
         servers.append(HostedServer(config))
     logging.getLogger(__name__).warning(

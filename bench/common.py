@@ -290,6 +290,8 @@ class RawConnection:
         self, method: str, path: str, body: object | None = None
     ) -> tuple[int, bytes]:
         """Send one request and read the whole response (status line, headers, body)."""
+        if self.reader is not None and self.reader.at_eof():
+            await self.aclose()  # the peer closed the idle connection: open a new one
         if self.reader is None or self.writer is None:
             await self.open()
         assert self.reader is not None and self.writer is not None

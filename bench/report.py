@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 from bench.checksum import ChecksumResult
+from bench.clients import (
+    AIOHTTP,
+    HTTPX_PER_NODE,
+    HTTPX_SHARED,
+    MAIN_CLIENTS,
+    OURS,
+    RAW,
+    ROUND_TIMEOUT_S,
+    ClientsResult,
+    Series,
+    Size,
+    SizeResult,
+)
 from bench.common import Machine, median, ms, percentile, yes_no
 from bench.fanout import FanoutResult
 from bench.profiles import ProfileResult
@@ -18,6 +32,8 @@ STOP_TARGET_MS = 100.0
 FLAT_TOLERANCE_MS = 25.0
 TIMELAPSE_P99_TARGET_MS = 10.0
 TIMELAPSE_DRIFT_TARGET_MS = 1.0
+CLIENT_RATIO_TARGET = 1.5  # issue 6: the chosen library within 1.5x of raw streams
+HEALTH_P99_TARGET_MS = 200.0
 
 
 @dataclass
@@ -38,6 +54,234 @@ class Plan:
     timelapse_interval_s: float
     timelapse_width: int
     timelapse_height: int
+    clients_sizes: list[Size] = field(default_factory=list)
+    clients_status_rounds: int = 0
+    clients_start_rounds: int = 0
+    clients_budget_s: float = 15.0
+    clients_real_max: int = 200
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One headline figure: what it is, this run's value, its target, whether it was met."""
+
+    what: str
+    value: str
+    target: str
+    met: bool | None  # None: no target, or not measured in this run
+
+
+def _summary_table(rows: list[SummaryRow]) -> list[str]:
+    lines = [
+        "## Summary",
+        "",
+        "One row per headline figure of this run; each is explained in its section below.",
+        "",
+        "| what | this run | target | met? |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        met = "-" if r.met is None else yes_no(r.met)
+        lines.append(f"| {r.what} | {r.value} | {r.target} | {met} |")
+    lines.append("")
+    return lines
+
+
+def _skew_summary(results: list[SkewResult]) -> list[SummaryRow]:
+    return [
+        SummaryRow(
+            f"start skew, scheduled, spread p99 at N = {r.n}",
+            f"{r.spread_ms(99):.3f} ms ({r.late_arms} late arms)",
+            f"≤ {SKEW_TARGET_MS:g} ms, no late arm",
+            r.spread_ms(99) <= SKEW_TARGET_MS and r.late_arms == 0,
+        )
+        for r in results
+        if r.mode == "scheduled"
+    ]
+
+
+def _fanout_summary(results: list[FanoutResult]) -> list[SummaryRow]:
+    if not results:
+        return []
+    last = results[-1]
+    rows = [
+        SummaryRow(
+            f"start fan-out, AgentClient / raw at N = {last.n}",
+            f"{last.start.ratio:.2f}x",
+            f"≤ {FANOUT_RATIO_TARGET:g}x",
+            last.start.ratio <= FANOUT_RATIO_TARGET,
+        ),
+        SummaryRow(
+            f"status fan-out, AgentClient / raw at N = {last.n}",
+            f"{last.status.ratio:.2f}x",
+            "none (diagnosis)",
+            None,
+        ),
+    ]
+    if len(results) >= 2:
+        first = results[0].start
+        worst = max(r.start.per_node_us("ours") / first.per_node_us("ours") for r in results[1:])
+        rows.insert(
+            1,
+            SummaryRow(
+                f"start fan-out per-node cost growth, N = {results[0].n} to {last.n}",
+                f"{worst:.2f}x",
+                f"≤ {GROWTH_TOLERANCE:.2f}x (linear)",
+                worst <= GROWTH_TOLERANCE,
+            ),
+        )
+    return rows
+
+
+def _checksum_summary(results: list[ChecksumResult]) -> list[SummaryRow]:
+    if not results:
+        return []
+    worst = max(r.stop_s for r in results) * 1e3
+    rows = [
+        SummaryRow(
+            "stop-to-manifest (with SHA-256), slowest of "
+            + ", ".join(f"{r.seconds:g} s" for r in results),
+            f"{worst:.1f} ms",
+            f"< {STOP_TARGET_MS:g} ms",
+            worst < STOP_TARGET_MS,
+        )
+    ]
+    if len(results) >= 2:
+        delta = (results[-1].stop_s - results[0].stop_s) * 1e3
+        rows.append(
+            SummaryRow(
+                "stop-to-manifest growth with length",
+                f"{delta:+.1f} ms",
+                f"≤ {FLAT_TOLERANCE_MS:g} ms (flat)",
+                delta <= FLAT_TOLERANCE_MS,
+            )
+        )
+    return rows
+
+
+def _timelapse_summary(results: list[TimelapseResult]) -> list[SummaryRow]:
+    return [
+        SummaryRow(
+            f"timelapse schedule error p99 and drift, {r.slots} slots",
+            f"{r.error_ms(99):.3f} ms, drift {r.drift_ms:+.3f} ms, {r.missed} missed",
+            f"p99 ≤ {TIMELAPSE_P99_TARGET_MS:g} ms, drift ≤ {TIMELAPSE_DRIFT_TARGET_MS:g} ms",
+            r.error_ms(99) <= TIMELAPSE_P99_TARGET_MS
+            and abs(r.drift_ms) <= TIMELAPSE_DRIFT_TARGET_MS
+            and r.scheduled_exact
+            and r.missed == 0,
+        )
+        for r in results
+    ]
+
+
+def _profiles_summary(results: list[ProfileResult]) -> list[SummaryRow]:
+    if not results:
+        return []
+    held = [r.profile for r in results if not r.error and r.sustains]
+    return [
+        SummaryRow(
+            "recording profiles that hold their frame rate here",
+            f"{len(held)} of {len(results)}",
+            "none (the recorder falls back down the list)",
+            None,
+        )
+    ]
+
+
+def _headline_sizes(result: ClientsResult) -> list[SizeResult]:
+    """One size result per N: the real agents' when both ran, else the stand-ins'."""
+    chosen: dict[int, SizeResult] = {}
+    for r in result.sizes:
+        raw = r.status.get(RAW)
+        if raw is None or not raw.times_s:
+            continue  # the size failed before any status round: nothing to head with
+        if r.n not in chosen or (chosen[r.n].standin and not r.standin):
+            chosen[r.n] = r
+    return [chosen[n] for n in sorted(chosen)]
+
+
+def _served(r: SizeResult) -> str:
+    return "stand-ins" if r.standin else "real agents"
+
+
+def _clients_summary(result: ClientsResult | None) -> list[SummaryRow]:
+    if result is None or not result.sizes:
+        return []
+    rows = []
+    heads = _headline_sizes(result)
+    for r in heads:
+        ratio = r.ratio("status", AIOHTTP)
+        rows.append(
+            SummaryRow(
+                f"status fan-out, aiohttp / raw at {r.n} nodes ({_served(r)})",
+                f"{ratio:.2f}x",
+                f"≤ {CLIENT_RATIO_TARGET:g}x",
+                None if math.isnan(ratio) else ratio <= CLIENT_RATIO_TARGET,
+            )
+        )
+    if not heads:
+        return rows
+    tuned = next((r for r in heads if r.tuning), None)
+    start_at = tuned or heads[-1]
+    ratio = start_at.ratio("start", AIOHTTP)
+    rows.append(
+        SummaryRow(
+            f"start fan-out, aiohttp / raw at {start_at.n} nodes ({_served(start_at)})",
+            f"{ratio:.2f}x",
+            f"≤ {CLIENT_RATIO_TARGET:g}x",
+            None if math.isnan(ratio) else ratio <= CLIENT_RATIO_TARGET,
+        )
+    )
+    return rows
+
+
+@dataclass(frozen=True)
+class HealthFigure:
+    """The coordinator's /health latency under slow node commands (bench to come)."""
+
+    concurrent_commands: int
+    command_delay_s: float
+    probes: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    timeouts: int  # probes that got no answer within their deadline
+
+
+def health_summary_rows(figure: HealthFigure | None) -> list[SummaryRow]:
+    """The hook for the '/health latency under slow commands' headline row."""
+    what = "/health latency p99 under 100 concurrent slow commands"
+    if figure is None:
+        return [
+            SummaryRow(what, "not measured in this run", f"≤ {HEALTH_P99_TARGET_MS:g} ms", None)
+        ]
+    value = (
+        f"{figure.p99_ms:.1f} ms (p50 {figure.p50_ms:.1f}, max {figure.max_ms:.1f}; "
+        f"{figure.timeouts} of {figure.probes} probes timed out)"
+    )
+    met = figure.p99_ms <= HEALTH_P99_TARGET_MS and figure.timeouts == 0
+    return [SummaryRow(what, value, f"≤ {HEALTH_P99_TARGET_MS:g} ms", met)]
+
+
+def summary_rows(
+    skew: list[SkewResult],
+    fanout: list[FanoutResult],
+    checksum: list[ChecksumResult],
+    timelapse: list[TimelapseResult],
+    profiles: list[ProfileResult],
+    clients: ClientsResult | None,
+    health: HealthFigure | None,
+) -> list[SummaryRow]:
+    """Every headline row, in the order of the sections."""
+    return [
+        *_skew_summary(skew),
+        *_fanout_summary(fanout),
+        *_checksum_summary(checksum),
+        *_timelapse_summary(timelapse),
+        *_profiles_summary(profiles),
+        *_clients_summary(clients),
+        *health_summary_rows(health),
+    ]
 
 
 def _skew_section(plan: Plan, results: list[SkewResult], nproc: int) -> list[str]:
@@ -227,6 +471,192 @@ def _status_table(plan: Plan, results: list[FanoutResult]) -> list[str]:
     return lines
 
 
+def _client_settings(result: ClientsResult) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for r in result.sizes:
+        for s in r.status.values():
+            out.setdefault(s.client, s.setting)
+    return out
+
+
+def _rounds_note(s: Series) -> str:
+    if s.error is not None:
+        return f"{s.rounds} (then failed: {s.error.split(':')[0]})"
+    if s.timed_out:
+        return f"{s.rounds} (then a round timed out)"
+    if s.budget_hit:
+        return f"{s.rounds} (time budget)"
+    return str(s.rounds)
+
+
+def _clients_section(plan: Plan, result: ClientsResult | None) -> list[str]:
+    if result is None:
+        return []
+    real = sorted({r.n for r in result.sizes if not r.standin})
+    stand = sorted({r.n for r in result.sizes if r.standin})
+    settings = _client_settings(result)
+    lines = [
+        "## 6. HTTP client libraries",
+        "",
+        "How measured: N nodes on 127.0.0.1; every client first opens and warms one keep-alive "
+        "connection per node (one status round) and runs one unmeasured start + cancel round. "
+        f"Then {result.status_rounds} status rounds (`GET /api/v1/status` to every node at once) "
+        f"and {result.start_rounds} start rounds (`POST /api/v1/recording/start`, `start_at_ns` "
+        "= now + 60 s, a new session each, cancelled after each round by a stop sent with the "
+        "raw client, not timed). In each round every client runs once, the order rotating and "
+        "reversing from round to round, so load from other work on the machine falls on every "
+        "client alike. A round is the time from the first send until every node has answered. "
+        "Every client reads each body whole and does not parse it, except `AgentClient` (the "
+        "coordinator's client), which also validates each answer into its pydantic model. "
+        f"A client whose rounds at one size add up to more than {result.budget_s:g} s runs no "
+        f"more rounds there (its row says so); a round over {ROUND_TIMEOUT_S:g} s is abandoned. "
+        "Ratio = client median / raw median of the same size and call; per node = median / N; "
+        "extra per node = (client median - raw median) / N, what the client adds per node.",
+        "",
+        "Served by: "
+        + (
+            f"real agent apps (`bench.agent_host`, 4 processes) for N = {', '.join(map(str, real))}"
+            if real
+            else "no real agents"
+        )
+        + "; "
+        + (
+            "lightweight stand-in agents (`bench.standin_host`: asyncio HTTP/1.1 servers, "
+            "many per process, 4 processes, checking the bearer token and answering with the "
+            "status, start and stop bodies recorded from a real agent at the start of the run) "
+            f"for N = {', '.join(map(str, stand))}"
+            if stand
+            else "no stand-ins"
+        )
+        + ". A stand-in answers in a few µs, so on stand-ins the raw time is mostly the "
+        "client's own and the ratios are much larger than on real agents, whose FastAPI and "
+        "uvicorn work is most of the raw time; the extra per node is comparable across both.",
+        "",
+        "| client | setting |",
+        "|---|---|",
+    ]
+    for name in MAIN_CLIENTS:
+        if name in settings:
+            lines.append(f"| {name} | {settings[name]} |")
+    lines += [
+        "",
+        "| N | served by | call | client | rounds | median | p90 | / raw | per node "
+        "| extra per node |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result.sizes:
+        for call, table in (("status", r.status), ("start", r.start)):
+            raw = table.get(RAW)
+            for name in MAIN_CLIENTS:
+                s = table.get(name)
+                if s is None:
+                    continue
+                if not s.times_s:
+                    lines.append(
+                        f"| {r.n} | {_served(r)} | {call} | {name} | {_rounds_note(s)} "
+                        "| n/a | n/a | n/a | n/a | n/a |"
+                    )
+                    continue
+                extra = (
+                    (median(s.times_s) - median(raw.times_s)) / r.n * 1e6
+                    if raw and raw.times_s
+                    else math.nan
+                )
+                lines.append(
+                    f"| {r.n} | {_served(r)} | {call} | {name} | {_rounds_note(s)} "
+                    f"| {s.median_ms():.1f} ms | {s.p90_ms():.1f} ms "
+                    f"| {r.ratio(call, name):.2f}x | {median(s.times_s) / r.n * 1e6:.0f} µs "
+                    f"| {extra:+.0f} µs |"
+                )
+    lines.append("")
+    errors = [f"N = {r.n} ({_served(r)}) stopped: {r.error}" for r in result.sizes if r.error]
+    errors += [
+        f"{s.client} [{s.setting}] at N = {r.n} ({_served(r)}): {s.error}"
+        for r in result.sizes
+        for table in (r.status, r.start, r.tuning)
+        for s in table.values()
+        if s.error
+    ]
+    if errors:
+        lines += [
+            "Clients that failed part-way (their later rounds were skipped): "
+            + "; ".join(errors)
+            + ".",
+            "",
+        ]
+    tuned = [r for r in result.sizes if r.tuning]
+    for r in tuned:
+        lines += [
+            f"### Tuning at N = {r.n} ({_served(r)}), status fan-out",
+            "",
+            "Each setting its own client (one shared `ClientSession` or `AsyncClient`), warmed "
+            "and then measured in rounds alternating as above, after the main rounds; / raw is "
+            "against the raw median of the status rows above. aiohttp skips its resolver (and "
+            "so any DNS cache) for a host that is an IP address "
+            "(`TCPConnector._resolve_host`), which the fleet's nodes are, so the DNS settings "
+            "can only show noise; *prebuilt URLs* builds each node's `yarl.URL` once "
+            "(`encoded=True`) instead of parsing a string per request.",
+            "",
+            "| library | setting | rounds | median | p90 | / raw |",
+            "|---|---|---|---|---|---|",
+        ]
+        for s in r.tuning.values():
+            cells = (
+                f"{s.median_ms():.1f} ms | {s.p90_ms():.1f} ms | {r.tuning_ratio(s.setting):.2f}x"
+                if s.times_s
+                else "n/a | n/a | n/a"
+            )
+            lines.append(f"| {s.client} | {s.setting} | {_rounds_note(s)} | {cells} |")
+        aio = [s for s in r.tuning.values() if s.client == AIOHTTP and s.times_s]
+        if aio:
+            best = min(aio, key=lambda s: median(s.times_s))
+            spread = max(s.median_ms() for s in aio) / min(s.median_ms() for s in aio)
+            lines += [
+                "",
+                f"Fastest aiohttp setting in this run: *{best.setting}*; the aiohttp settings "
+                f"lie within {100 * (spread - 1):.0f} % of each other. The main rows use "
+                f"*{settings.get(AIOHTTP, '?')}*.",
+            ]
+        lines.append("")
+    mem = [r for r in result.sizes if r.rss_armed_mb is not None and r.rss_idle_mb is not None]
+    if mem:
+        big, small = mem[-1], mem[0]
+        if big.n > small.n:
+            # Each host process has a fixed base; the difference between sizes is per agent.
+            per_agent = ((big.rss_armed_mb or 0) - (small.rss_armed_mb or 0)) / (big.n - small.n)
+            how = f"{per_agent:.1f} MB per extra agent armed (N = {small.n} to {big.n})"
+        else:
+            per_agent = (big.rss_armed_mb or 0) / big.n
+            how = f"{per_agent:.1f} MB per agent armed, host processes' base included"
+        at_1000 = ((big.rss_armed_mb or 0) + (1000 - big.n) * per_agent) / 1024
+        lines += [
+            "Memory of the real agents (sum of the host processes' RSS): "
+            + "; ".join(
+                f"N = {r.n}: {r.rss_idle_mb:.0f} MB idle, {r.rss_armed_mb:.0f} MB with every "
+                "agent armed"
+                for r in mem
+            )
+            + f"; {how}. Sizes above {result.real_max} use stand-ins: 1000 real agents would "
+            f"hold about {at_1000:.1f} GB armed, which fits in memory, but they take about a "
+            "minute to start and every start round would arm 1000 encoders on these CPUs "
+            "shared with other work, so the rounds (and the bench's run time) would measure "
+            "the agents far more than the clients.",
+            "",
+        ]
+    heads = _headline_sizes(result)
+    if heads:
+        parts = []
+        for name in (AIOHTTP, HTTPX_PER_NODE, HTTPX_SHARED, OURS):
+            ratios = ", ".join(f"{r.ratio('status', name):.2f}x (N = {r.n})" for r in heads)
+            parts.append(f"{name} {ratios}")
+        lines += [
+            "Status fan-out / raw: " + "; ".join(parts) + ". Target for the library the "
+            f"coordinator uses: ≤ {CLIENT_RATIO_TARGET:g}x at 200 nodes on the status fan-out.",
+            "",
+        ]
+    return lines
+
+
 def _checksum_section(plan: Plan, results: list[ChecksumResult]) -> list[str]:
     lines = [
         "## 3. Checksum at stop",
@@ -361,6 +791,8 @@ def render(
     profiles: list[ProfileResult],
     section_s: dict[str, float],
     total_s: float,
+    clients: ClientsResult | None = None,
+    health: HealthFigure | None = None,
 ) -> str:
     """The whole markdown document."""
     run = (
@@ -372,6 +804,7 @@ def render(
     lines = [
         "# camfleet benchmarks",
         "",
+        *_summary_table(summary_rows(skew, fanout, checksum, timelapse, profiles, clients, health)),
         f"Written by {run}. These are the figures of one run on the machine below, everything "
         "on 127.0.0.1; they are reported, not asserted: each stands beside its target with "
         "whether this run met it. Agents, the bench's clients and any other load share the "
@@ -392,4 +825,5 @@ def render(
     lines += _checksum_section(plan, checksum)
     lines += _timelapse_section(plan, timelapse)
     lines += _profiles_section(profiles)
+    lines += _clients_section(plan, clients)
     return "\n".join(lines).rstrip() + "\n"

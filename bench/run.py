@@ -1,4 +1,4 @@
-"""``python -m bench.run [--quick] [--out PATH]``: run the five benchmarks, write the report."""
+"""``python -m bench.run [--quick] [--out PATH]``: run the benchmarks, write the report."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench.checksum import ChecksumResult, run_checksum
+from bench.clients import ClientsResult, Size, run_clients
 from bench.common import BenchError, Children, atomic_write_text, machine
 from bench.fanout import FanoutResult, run_fanout
 from bench.profiles import ProfileResult, run_profiles
@@ -35,6 +36,18 @@ FULL = Plan(
     timelapse_interval_s=0.1,
     timelapse_width=1280,
     timelapse_height=720,
+    # 200 real agents hold about 0.9 GB armed here; 1000 are served by stand-ins (see the
+    # report). N = 200 is measured on both, to show what the stand-ins change.
+    clients_sizes=[
+        Size(50, standin=False),
+        Size(200, standin=False, tune=True),
+        Size(200, standin=True),
+        Size(1000, standin=True),
+    ],
+    clients_status_rounds=15,
+    clients_start_rounds=9,
+    clients_budget_s=15.0,
+    clients_real_max=200,
 )
 QUICK = Plan(
     quick=True,
@@ -51,6 +64,11 @@ QUICK = Plan(
     timelapse_interval_s=0.1,
     timelapse_width=320,
     timelapse_height=240,
+    clients_sizes=[Size(4, standin=False, tune=True), Size(8, standin=True)],
+    clients_status_rounds=2,
+    clients_start_rounds=2,
+    clients_budget_s=5.0,
+    clients_real_max=4,
 )
 
 
@@ -133,8 +151,32 @@ def main(argv: list[str] | None = None) -> int:
         profiles: list[ProfileResult] = run_profiles(plan.quick)
         section_s["profiles"] = time.monotonic() - t0
 
+        print("6. HTTP client libraries", flush=True)
+        t0 = time.monotonic()
+        clients: ClientsResult = run_clients(
+            root,
+            children,
+            plan.clients_sizes,
+            plan.clients_status_rounds,
+            plan.clients_start_rounds,
+            plan.clients_budget_s,
+            plan.clients_real_max,
+        )
+        section_s["clients"] = time.monotonic() - t0
+
         total_s = time.monotonic() - t_start
-        text = render(here, plan, skew, fanout, checksum, timelapse, profiles, section_s, total_s)
+        text = render(
+            here,
+            plan,
+            skew,
+            fanout,
+            checksum,
+            timelapse,
+            profiles,
+            section_s,
+            total_s,
+            clients=clients,
+        )
         atomic_write_text(args.out, text)
         print(f"\n{text}\nwritten to {args.out} in {total_s:.0f} s", flush=True)
         ok = True

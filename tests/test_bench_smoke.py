@@ -1,4 +1,4 @@
-"""`make bench` works: a --quick run writes all five sections with figures in ms."""
+"""`make bench` works: a --quick run writes the summary and every section with figures in ms."""
 
 from __future__ import annotations
 
@@ -39,15 +39,18 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert code == 0, printed
     text = out.read_text()
     for heading in (
+        "## Summary",
         "## 1. Start skew",
         "## 2. Fan-out",
         "## 3. Checksum at stop",
         "## 4. Timelapse schedule",
         "## 5. Recording profiles",
+        "## 6. HTTP client libraries",
     ):
         assert heading in text, f"{heading!r} missing from:\n{text}"
     sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
-    assert len(sections) == 5, text
+    assert len(sections) == 6 + 1, text  # the summary, then the six benchmarks
+    assert text.index("## Summary") < text.index("| machine |"), "the summary opens the file"
     for section in sections:
         assert re.search(r"\d+\.\d+ ms", section), f"no figure in ms in:\n{section}"
     assert "nproc" in text and "Python" in text, text
