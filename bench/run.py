@@ -16,6 +16,7 @@ from bench.checksum import ChecksumResult, run_checksum
 from bench.clients import ClientsResult, Size, run_clients
 from bench.common import BenchError, Children, atomic_write_text, machine
 from bench.fanout import FanoutResult, run_fanout
+from bench.health import HealthFigure, run_health
 from bench.profiles import ProfileResult, run_profiles
 from bench.report import Plan, render
 from bench.skew import SkewResult, run_skew
@@ -69,6 +70,7 @@ QUICK = Plan(
     clients_start_rounds=2,
     clients_budget_s=5.0,
     clients_real_max=4,
+    health_commands=10,
 )
 
 
@@ -164,6 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         section_s["clients"] = time.monotonic() - t0
 
+        print("7. the coordinator under slow node commands", flush=True)
+        t0 = time.monotonic()
+        health: HealthFigure = run_health(root, children, plan.health_commands)
+        print(
+            f"  /health p50 {health.p50_ms:.1f} ms p99 {health.p99_ms:.1f} ms max "
+            f"{health.max_ms:.1f} ms, {health.timeouts} timeouts of {health.probes}",
+            flush=True,
+        )
+        section_s["health"] = time.monotonic() - t0
+
         total_s = time.monotonic() - t_start
         text = render(
             here,
@@ -176,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             section_s,
             total_s,
             clients=clients,
+            health=health,
         )
         atomic_write_text(args.out, text)
         print(f"\n{text}\nwritten to {args.out} in {total_s:.0f} s", flush=True)

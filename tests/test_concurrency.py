@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from app.demo import stop_all
+from bench.fakenode import FakeNode
 from tests.conftest import RunningFleet
-from tests.fakenode import FakeNode
 
 pytestmark = pytest.mark.slow
 

@@ -57,7 +57,7 @@ def test_coordinator_process_migrates_and_serves_on_postgresql(
         stop_all(fleet.children(), timeout_s=20)
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert nodes.status_code == 200, nodes.text
-    assert nodes.json() == {"nodes": [], "online": 0, "total": 0}
+    assert nodes.json() == {"nodes": [], "online": 0, "total": 0, "pending": 0}
     assert refused.status_code == 401
     # the coordinator migrated PostgreSQL itself and left no SQLite file behind
     assert not (tmp_path / "coordinator" / "camfleet.db").exists()

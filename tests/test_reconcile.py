@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bench.fakenode import FakeNode
 from tests.conftest import RunningFleet
-from tests.fakenode import FakeNode
 
 pytestmark = pytest.mark.slow
 

@@ -28,6 +28,9 @@ RTT_COMMANDS = frozenset({"start", "status"})
 QUICK_COMMANDS = frozenset(
     {"status", "start", "recordings", "lockview", "preview", "timelapse_status", "timelapse_start"}
 )
+# Commands that go ahead of everything else waiting for a node: on a slow node a stop must
+# not starve behind a queue of previews and polls.
+PRIORITY_COMMANDS = frozenset({"start", "stop", "abort", "timelapse_stop"})
 # Commands after which the node's status has changed and is re-read at once.
 REFRESH_COMMANDS = frozenset(
     {"start", "stop", "abort", "selftest", "timelapse_start", "timelapse_stop"}
@@ -40,6 +43,7 @@ class _Gate:
 
     in_flight: int = 0
     waiting: int = 0
+    waiting_priority: int = 0
     slow: bool = False
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -92,7 +96,8 @@ class Fanout:
         deadline = deadline_s if deadline_s is not None else self.client.timeout_s
         gate = self._gate(node.node_id)
         t0 = time.perf_counter()
-        if gate.waiting >= self.queue_limit:
+        priority = command in PRIORITY_COMMANDS
+        if gate.waiting >= self.queue_limit and not priority:
             return self._note(
                 command,
                 _refused(
@@ -103,12 +108,18 @@ class Fanout:
                 ),
             )
         gate.waiting += 1
+        gate.waiting_priority += priority
+        entered = False
+
+        def may_go() -> bool:
+            room = gate.in_flight < (1 if gate.slow else self.per_node_limit)
+            return room and (priority or gate.waiting_priority == 0)
+
         try:
             async with asyncio.timeout(deadline), gate.changed:
-                await gate.changed.wait_for(
-                    lambda: gate.in_flight < (1 if gate.slow else self.per_node_limit)
-                )
+                await gate.changed.wait_for(may_go)
                 gate.in_flight += 1
+                entered = True
         except TimeoutError:
             return self._note(
                 command,
@@ -121,6 +132,11 @@ class Fanout:
             )
         finally:
             gate.waiting -= 1
+            gate.waiting_priority -= priority
+            if priority and not entered:
+                # Calls held back for this one may go now.
+                async with gate.changed:
+                    gate.changed.notify_all()
         try:
             try:
                 result = await fn(node)

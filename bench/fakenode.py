@@ -1,4 +1,4 @@
-"""A fake node agent for tests: a small asyncio HTTP/1.1 server in a thread of the test
+"""A fake node agent for tests and benchmarks: a small asyncio HTTP/1.1 server in a thread of the test
 process that joins the coordinator properly (its own Ed25519 key, a signed challenge) and
 answers the agent API after a delay, optionally with extra fields a newer agent might send."""
 

@@ -1,0 +1,43 @@
+"""What a bench run measures (full or --quick) and the targets its figures are held to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.clients import Size
+
+SKEW_TARGET_MS = 1.0
+FANOUT_RATIO_TARGET = 2.0
+GROWTH_TOLERANCE = 1.10  # per-node cost may rise 10 % (noise) and still count as linear
+STOP_TARGET_MS = 100.0
+FLAT_TOLERANCE_MS = 25.0
+TIMELAPSE_P99_TARGET_MS = 10.0
+TIMELAPSE_DRIFT_TARGET_MS = 1.0
+CLIENT_RATIO_TARGET = 1.5  # issue 6: the chosen library within 1.5x of raw streams
+HEALTH_P99_TARGET_MS = 200.0
+
+
+@dataclass
+class Plan:
+    """The sizes this run used (full or --quick)."""
+
+    quick: bool
+    skew_sizes: list[int]
+    skew_trials: int
+    skew_leads_ms: dict[int, int]
+    fanout_sizes: list[int]
+    fanout_rounds: int
+    checksum_lengths_s: list[float]
+    checksum_width: int
+    checksum_height: int
+    checksum_fps: float
+    timelapse_slots: int
+    timelapse_interval_s: float
+    timelapse_width: int
+    timelapse_height: int
+    clients_sizes: list[Size] = field(default_factory=list)
+    clients_status_rounds: int = 0
+    clients_start_rounds: int = 0
+    clients_budget_s: float = 15.0
+    clients_real_max: int = 200
+    health_commands: int = 100
