@@ -71,8 +71,9 @@ def test_a_stop_goes_ahead_of_previews_waiting_for_a_slow_node() -> None:
         stop = asyncio.create_task(
             fanout.call(node, "stop", lambda a: fanout.client.stop(a, req), 5.0)
         )
-        results = await asyncio.gather(stop, *previews)
-        assert all(r.ok for r in results), [r.error for r in results]
+        stopped = await stop
+        shown = await asyncio.gather(*previews)
+        assert stopped.ok and all(r.ok for r in shown), [r.error for r in shown]
         return transport.served[1:]
 
     order = asyncio.run(main())
