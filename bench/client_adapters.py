@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import httpx
@@ -47,6 +47,20 @@ HTTPX_SHARED_BEST = "Limits(max_connections=None, max_keepalive_connections=None
 MAIN_CLIENTS = (RAW, AIOHTTP, HTTPX_SHARED, HTTPX_PER_NODE, OURS)
 
 
+T = TypeVar("T")
+
+
+async def gather_all(*aws: Awaitable[T]) -> list[T]:
+    """Every request to its end, then the first failure raised: a plain gather would raise
+    while the rest are still under way, and a start that lands after the bench's cancel
+    leaves that agent armed for the next client (seen: 409 at N = 200)."""
+    results = await asyncio.gather(*aws, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return cast(list[T], results)
+
+
 def _start_body(session: str, node: NodeAddress, start_at_ns: int) -> dict[str, Any]:
     return {
         "session_id": session,
@@ -85,11 +99,11 @@ class RawClient(Client):
         self.conns = [RawConnection(n.host, n.port, n.api_token) for n in nodes]
 
     async def status_all(self) -> list[int]:
-        answers = await asyncio.gather(*(c.request("GET", STATUS_PATH) for c in self.conns))
+        answers = await gather_all(*(c.request("GET", STATUS_PATH) for c in self.conns))
         return [status for status, _ in answers]
 
     async def start_all(self, session: str, start_at_ns: int) -> list[int]:
-        answers = await asyncio.gather(
+        answers = await gather_all(
             *(
                 c.request("POST", START_PATH, _start_body(session, n, start_at_ns))
                 for c, n in zip(self.conns, self.nodes, strict=True)
@@ -99,7 +113,7 @@ class RawClient(Client):
 
     async def stop_all(self, session: str) -> list[tuple[int, bytes]]:
         """Cancel ``session`` everywhere (not timed; used after every measured start)."""
-        return await asyncio.gather(
+        return await gather_all(
             *(
                 c.request(
                     "POST",
@@ -212,12 +226,12 @@ class AiohttpClient(Client):
             return resp.status
 
     async def status_all(self) -> list[int]:
-        return await asyncio.gather(
+        return await gather_all(
             *(self._get(u, h) for u, h in zip(self.status_urls, self.headers, strict=True))
         )
 
     async def start_all(self, session: str, start_at_ns: int) -> list[int]:
-        return await asyncio.gather(
+        return await gather_all(
             *(
                 self._post(u, h, _start_body(session, n, start_at_ns))
                 for u, h, n in zip(self.start_urls, self.headers, self.nodes, strict=True)
@@ -256,12 +270,12 @@ class HttpxSharedClient(Client):
         return resp.status_code
 
     async def status_all(self) -> list[int]:
-        return await asyncio.gather(
+        return await gather_all(
             *(self._get(n, h) for n, h in zip(self.nodes, self.headers, strict=True))
         )
 
     async def start_all(self, session: str, start_at_ns: int) -> list[int]:
-        return await asyncio.gather(
+        return await gather_all(
             *(
                 self._post(n, h, _start_body(session, n, start_at_ns))
                 for n, h in zip(self.nodes, self.headers, strict=True)
@@ -292,11 +306,11 @@ class HttpxPerNodeClient(Client):
         ]
 
     async def status_all(self) -> list[int]:
-        answers = await asyncio.gather(*(c.get(STATUS_PATH) for c in self.clients))
+        answers = await gather_all(*(c.get(STATUS_PATH) for c in self.clients))
         return [r.status_code for r in answers]
 
     async def start_all(self, session: str, start_at_ns: int) -> list[int]:
-        answers = await asyncio.gather(
+        answers = await gather_all(
             *(
                 c.post(START_PATH, json=_start_body(session, n, start_at_ns))
                 for c, n in zip(self.clients, self.nodes, strict=True)

@@ -101,7 +101,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
     )
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(AgentCollector(ctx.status))
+    registry.register(AgentCollector(ctx.status, ctx.readings))
     registry.register(TimelapseCollector(ctx.timelapse.status, ctx.node_id, settings.cam_id))
     protected = [Depends(require_token)]
     app.include_router(health_router(ctx.node_id))

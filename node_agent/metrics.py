@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from node_agent.schemas import NodeStatus, RecorderState
+from node_agent.telemetry.reading import Reading
 
 
 class AgentCollector(Collector):
     """Renders one NodeStatus as Prometheus metrics."""
 
-    def __init__(self, status: Callable[[], NodeStatus]) -> None:
+    def __init__(
+        self,
+        status: Callable[[], NodeStatus],
+        readings: Callable[[], list[Reading[Any]]] = list,
+    ) -> None:
         self._status = status
+        self._readings = readings  # each telemetry collector's result, for collector_success
 
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus_client on every scrape."""
@@ -111,6 +118,6 @@ class AgentCollector(Collector):
             "1 when the collector read its source on the last attempt",
             labels=[*labels, "collector"],
         )
-        up.add_metric([*ids, "clock"], 1 if s.clock.source == "chrony" else 0)
-        up.add_metric([*ids, "disk"], 1)
+        for reading in self._readings():
+            up.add_metric([*ids, reading.collector], 1 if reading.ok else 0)
         yield up

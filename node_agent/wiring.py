@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
@@ -24,7 +25,9 @@ from node_agent.recorder.spec import Identity
 from node_agent.schemas import JoinRequest, NodeStatus
 from node_agent.settings import AgentSettings, resolve_identity
 from node_agent.telemetry.clock import ClockMonitor
-from node_agent.telemetry.disk import read_disk
+from node_agent.telemetry.disk import collect_disk, read_disk
+from node_agent.telemetry.reading import Reading
+from node_agent.telemetry.thermal import read_thermal
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.wiring import build_timelapse
 
@@ -60,6 +63,14 @@ class AgentContext:
             coordinator=self.link.state if self.link else "none",
             timelapse=self.timelapse.status(),
         )
+
+    def readings(self) -> list[Reading[Any]]:
+        """Every telemetry collector's latest result (read now where it is cheap)."""
+        return [
+            self.clock.reading(),
+            collect_disk(self.settings.recordings_path, self.recorder.status().bitrate_bps),
+            read_thermal(self.settings.gates.thermal_path),
+        ]
 
     def join_request(self) -> JoinRequest:
         """What this node tells the coordinator on every heartbeat."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -52,6 +53,9 @@ def test_agent_metrics_pass_promtool(agent: httpx.Client) -> None:
     promtool_check(text)
     assert 'camfleet_recorder_state{cam_id="CAM_C",node_id="cam-c",state="idle"} 1.0' in text
     assert 'camfleet_collector_success{cam_id="CAM_C",collector="disk",node_id="cam-c"} 1.0' in text
+    # Every collector reports, working or not (chronyd and a thermal zone may be missing).
+    for collector in ("clock", "thermal"):
+        assert re.search(rf'collector="{collector}",node_id="cam-c"\}} [01]\.0', text), text
 
 
 def test_every_route_is_documented(fleet: RunningFleet) -> None:
