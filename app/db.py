@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 
 def make_engine(url: str) -> Engine:
@@ -49,9 +48,3 @@ def upgrade(url: str, revision: str = "head") -> None:
 def downgrade(url: str, revision: str) -> None:
     """Revert migrations down to ``revision``."""
     command.downgrade(alembic_config(url), revision)
-
-
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One database session per request."""
-    with Session(engine, expire_on_commit=False) as session:
-        yield session

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ def _start_body(session: str, node: NodeAddress, start_at_ns: int) -> dict[str, 
     }
 
 
-class Client:
+class Client(abc.ABC):
     """One way of fanning a call out to every node; answers are HTTP status codes."""
 
     name = ""
@@ -78,11 +79,13 @@ class Client:
     async def open(self, nodes: Sequence[NodeAddress]) -> None:
         self.nodes = list(nodes)
 
+    @abc.abstractmethod
     async def status_all(self) -> list[int]:
-        raise NotImplementedError
+        """``GET /api/v1/status`` on every node at once."""
 
+    @abc.abstractmethod
     async def start_all(self, session: str, start_at_ns: int) -> list[int]:
-        raise NotImplementedError
+        """A scheduled start on every node at once."""
 
     async def aclose(self) -> None:
         return None
