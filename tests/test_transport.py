@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import resource
 import time
@@ -17,15 +18,8 @@ from app.fleet.client import MAX_ANSWER_BYTES, AgentClient, NodeAddress, NodeCal
 from app.fleet.fanout import Fanout
 from app.fleet.state import FleetState
 from app.fleet.transport import AiohttpTransport
-from node_agent.schemas import (
-    ClockStatus,
-    Codec,
-    DiskStatus,
-    NodeStatus,
-    Position,
-    RecorderState,
-    RecorderStatus,
-)
+from bench.fakenode import FakeNode
+from node_agent.schemas import NodeStatus
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 DEADLINE_S = 0.5
@@ -33,33 +27,8 @@ MIB = 1024 * 1024
 
 
 def status_body(node_id: str = "good") -> bytes:
-    """A valid ``GET /api/v1/status`` answer."""
-    return (
-        NodeStatus(
-            node_id=node_id,
-            cam_id="CAM_C",
-            position=Position.centre,
-            hostname="pi",
-            version="1.0",
-            time_ns=time.time_ns(),
-            uptime_s=1.0,
-            recorder=RecorderStatus(
-                state=RecorderState.idle,
-                codec=Codec.h264,
-                width=320,
-                height=240,
-                fps=30.0,
-                bitrate_bps=1_000_000,
-                profile="240p30 H.264",
-                camera="synthetic",
-            ),
-            clock=ClockStatus(source="none", synchronized=False),
-            disk=DiskStatus(path="/tmp", total_bytes=10, free_bytes=5, minutes_left=1.0),
-            coordinator="none",
-        )
-        .model_dump_json()
-        .encode()
-    )
+    """A valid ``GET /api/v1/status`` answer (the fake node's, so there is one to keep)."""
+    return json.dumps(FakeNode(node_id=node_id).status()).encode()
 
 
 def ok_answer(body: bytes, extra: bytes = b"") -> bytes:
