@@ -39,9 +39,6 @@ class SlowTransport:
             return HttpResponse(200, "image/jpeg", JPEG)
         return HttpResponse(200, "application/json", STOPPED)
 
-    def forget(self, host: str, port: int) -> None:
-        """Nothing pooled."""
-
     async def aclose(self) -> None:
         """Nothing to close."""
 

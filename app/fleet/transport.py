@@ -56,10 +56,6 @@ class Transport(Protocol):
         """One exchange within ``timeout_s``; raise TransportError or TimeoutError on failure."""
         ...
 
-    def forget(self, host: str, port: int) -> None:
-        """Drop idle connections to one address (the node moved or was removed)."""
-        ...
-
     async def aclose(self) -> None:
         """Close every connection."""
         ...
@@ -125,10 +121,6 @@ class AiohttpTransport:
                     return HttpResponse(resp.status, resp.content_type or "", data)
         except aiohttp.ClientError as err:
             raise TransportError(_describe(err)) from err
-
-    def forget(self, host: str, port: int) -> None:
-        """Nothing to do per address: idle connections to a gone node close themselves
-        (keep-alive time-out), and a moved node has a new address."""
 
     async def aclose(self) -> None:
         """Close the session and its connections."""

@@ -71,7 +71,6 @@ def challenge(fleet: Fleet, req: JoinChallengeRequest) -> JoinChallenge:
 @dataclass(frozen=True)
 class _Joined:
     node: Node
-    old_host_port: tuple[str, int] | None
     registered: bool
 
 
@@ -145,7 +144,6 @@ async def join(
         elif node.public_key is None:
             log.warning("node %s registered its key (it joined before keys existed)", node.node_id)
             node.public_key = req.public_key
-        old = None if registered else (node.host, node.port)
         node.cam_id = req.cam_id
         node.position = req.position.value
         node.host = peer
@@ -155,7 +153,7 @@ async def join(
         node.hostname = req.hostname
         node.last_seen_ns = now
         repository.save(db, node)
-        return _Joined(node, old, registered)
+        return _Joined(node, registered)
 
     joined = await fleet.store.run(tx)
     node = joined.node
@@ -163,9 +161,6 @@ async def join(
     if joined.registered:
         log.info("node %s registered from %s (approved: %s)", node.node_id, peer, node.approved)
     if node.approved:
-        if joined.old_host_port not in (None, (node.host, node.port)):
-            old_host, old_port = joined.old_host_port or (node.host, node.port)
-            fleet.client.transport.forget(old_host, old_port)
         fleet.state.set_address(address_of(node), node.cam_id)
         fleet.state.heartbeat(node.node_id)
         if fleet.state.cache[node.node_id].last_contact_ns is None:
