@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from app.fleet.client import AgentClient, NodeAddress
 from app.fleet.fanout import Fanout
@@ -94,8 +95,12 @@ def build_fleet(
 
     async def ingest(node_id: str, manifests: list[Manifest]) -> None:
         from app.recordings import service as recording_service
+        from app.sessions.skew import refresh_ended
 
-        await store.run(lambda db: recording_service.ingest(db, node_id, manifests))
+        def tx(db: Session) -> None:
+            refresh_ended(db, recording_service.ingest(db, node_id, manifests))
+
+        await store.run(tx)
 
     poller = StatusPoller(
         fanout, state, settings.poll_interval_s, settings.manifest_sync_interval_s, ingest

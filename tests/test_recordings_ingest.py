@@ -56,3 +56,32 @@ def test_ingest_stores_once_and_follows_changes(db_url: str) -> None:
     assert rows["b.mp4"].first_frame_ns == 1_780_000_000_000_000_000
     assert rows["b.mp4"].clock_offset_ns == -12_345
     assert {k: r.collected_at_ns for k, r in rows.items()} == first
+
+
+def test_a_manifest_that_comes_after_its_session_ended_updates_the_skew(db_url: str) -> None:
+    from app.sessions.models import RecordingSession, SessionState
+    from app.sessions.skew import refresh_ended
+
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    t0 = 1_780_000_000_000_000_000
+    with Session(engine, expire_on_commit=False) as s:
+        s.add(
+            RecordingSession(
+                session_id="S1",
+                state=SessionState.stopped.value,
+                lead_ms=500,
+                start_at_ns=t0,
+                created_at_ns=t0,
+                skew_ms=0.0,  # computed when only CAM_L's manifest was there
+            )
+        )
+        s.commit()
+        assert ingest(s, "cam-l", [manifest("a.mp4", first_frame_ns=t0)]) == {"S1"}
+        assert ingest(s, "cam-l", [manifest("a.mp4", first_frame_ns=t0)]) == set()  # no change
+        # The node that was unreachable when the session ended reports 2.5 ms later.
+        late = manifest("r.mp4", node_id="cam-r", cam_id="CAM_R", first_frame_ns=t0 + 2_500_000)
+        refresh_ended(s, ingest(s, "cam-r", [late]))
+        ended = s.get(RecordingSession, "S1")
+    engine.dispose()
+    assert ended is not None and ended.skew_ms == 2.5

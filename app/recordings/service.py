@@ -33,24 +33,23 @@ def _columns(m: Manifest, text: str) -> dict[str, Any]:
     }
 
 
-def ingest(db: Session, node_id: str, manifests: Sequence[Manifest]) -> None:
+def ingest(db: Session, node_id: str, manifests: Sequence[Manifest]) -> set[str]:
     """Store manifests a node reported; the ones already stored as they are cost nothing
     (the poller reports every manifest of a node on each sweep).
 
     A stop's answer and a status sweep can bring the same new manifest at once, from two
     threads: the one that loses the insert race reads the winner's row and goes again.
+    Returns the ids of the sessions whose recordings were added or changed.
     """
-    for attempt in range(3):
+    for _ in range(2):
         try:
-            _ingest_once(db, node_id, manifests)
-            return
+            return _ingest_once(db, node_id, manifests)
         except IntegrityError:
             db.rollback()
-            if attempt == 2:
-                raise
+    return _ingest_once(db, node_id, manifests)
 
 
-def _ingest_once(db: Session, node_id: str, manifests: Sequence[Manifest]) -> None:
+def _ingest_once(db: Session, node_id: str, manifests: Sequence[Manifest]) -> set[str]:
     known = {r.file_name: r for r in repository.by_node(db, node_id)}
     now = time.time_ns()
     rows = []
@@ -65,6 +64,7 @@ def _ingest_once(db: Session, node_id: str, manifests: Sequence[Manifest]) -> No
             rows.append(row)
     if rows:
         repository.save(db, rows)
+    return {r.session_id for r in rows}
 
 
 def list_recordings(db: Session, session_id: str | None = None) -> RecordingListPublic:
