@@ -17,6 +17,7 @@ import pytest
 from app.demo import stop_all
 from bench.fakenode import FakeNode
 from tests.conftest import RunningFleet
+from tests.pg import BOTH_DATABASES
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +53,7 @@ class Prober(threading.Thread):
                 self.done.wait(0.1)
 
 
+@BOTH_DATABASES
 def test_a_slow_node_does_not_slow_the_coordinator(fleet_factory: RunningFleet) -> None:
     fleet = fleet_factory
     # Long enough for the slow node to take the start (it answers after 5 s), so the

@@ -11,6 +11,7 @@ import pytest
 
 from bench.fakenode import FakeNode
 from tests.conftest import RunningFleet
+from tests.pg import BOTH_DATABASES
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +36,7 @@ def session_recordings(fleet: RunningFleet, sid: str) -> list[dict[str, Any]]:
         return list(c.get("/api/v1/recordings", params={"session_id": sid}).json()["recordings"])
 
 
+@BOTH_DATABASES
 def test_a_session_left_open_by_a_killed_coordinator_ends_at_its_restart(
     fleet_factory: RunningFleet,
 ) -> None:
