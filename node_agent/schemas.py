@@ -33,6 +33,9 @@ HeaderToken = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{16,128}$")
 PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
 ShortText = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,64}$")]
 Hostname = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{0,64}$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+# Where a verified copy was made, e.g. "coordinator:HOST:/srv/archive/S1/f.mp4": printable.
+CopyPlace = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{1,512}$")]
 
 
 class Wire(BaseModel):
@@ -176,7 +179,13 @@ class Manifest(Answer):
         "and duration_s is the playable duration.",
     )
     lockview_file: str | None = Field(default=None, description="The Lock View still, if taken.")
-    offloaded: bool = False
+    offloaded: bool = Field(
+        default=False,
+        description="A copy elsewhere was confirmed by its SHA-256 (POST .../confirm); only "
+        "offloaded recordings are ever deleted.",
+    )
+    offloaded_at_ns: int | None = Field(default=None, description="When the copy was made.")
+    offloaded_to: str | None = Field(default=None, description="Where the verified copy is.")
 
 
 class StopResult(Answer):
@@ -217,13 +226,36 @@ class RecorderStatus(Answer):
     last_stop_reason: str | None = None
 
 
+class DiskLevel(StrEnum):
+    """How full the recordings disk is, against the housekeeper's thresholds."""
+
+    ok = "ok"
+    warn = "warn"  # under storage.warn_free_percent: offload soon
+    critical = "critical"  # under storage.critical_free_percent: starts are refused
+
+
 class DiskStatus(Answer):
-    """The recordings disk."""
+    """The recordings disk, as the housekeeper sees it."""
 
     path: str
     total_bytes: int
     free_bytes: int
-    minutes_left: float = Field(description="At the configured bitrate.")
+    minutes_left: float = Field(description="At the current (or planned) bitrate.")
+    free_percent: float = 100.0
+    level: DiskLevel = DiskLevel.ok
+    unoffloaded_bytes: int = Field(
+        default=0, description="Bytes of finished recordings with no confirmed copy elsewhere."
+    )
+    unoffloaded_count: int = 0
+    offloaded_bytes: int = Field(default=0, description="Bytes retention may delete.")
+    oldest_unoffloaded_age_s: float | None = Field(
+        default=None, description="Age of the oldest recording not yet offloaded."
+    )
+    alarm: str | None = Field(
+        default=None,
+        description="Set when the disk is full of footage not yet offloaded: recording "
+        "stopped (or starts refused) and nothing was deleted. Offload to clear it.",
+    )
 
 
 class NodeStatus(Answer):
@@ -260,6 +292,37 @@ class RecordingList(Answer):
 
     node_id: str
     recordings: list[RecordingEntry]
+
+
+class ConfirmRequest(Wire):
+    """``POST /api/v1/recordings/{name}/confirm``: a copy elsewhere has this SHA-256."""
+
+    sha256: Sha256
+    copied_to: CopyPlace = Field(description="Where the verified copy is.")
+    copied_at_ns: StrictInt | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="When it was made; absent means now."
+    )
+
+
+class ConfirmResult(Answer):
+    """The recording is marked offloaded (its manifest rewritten durably first)."""
+
+    file_name: str
+    offloaded: bool
+    already: bool = Field(description="It had been confirmed before; nothing changed.")
+    deleted: bool = Field(
+        default=False, description="Deleted right after confirmation (delete_after_confirm)."
+    )
+    manifest: Manifest
+
+
+class DeleteResult(Answer):
+    """``DELETE /api/v1/recordings?offloaded=true``: what retention or the operator freed."""
+
+    node_id: str
+    deleted: list[str] = Field(description="Every file removed (recordings, manifests, stills).")
+    freed_bytes: int
+    kept_unoffloaded: int = Field(description="Recordings left because no copy is confirmed.")
 
 
 class GateResult(Answer):
