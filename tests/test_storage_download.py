@@ -130,7 +130,7 @@ def test_ranges_on_a_finished_recording(node: SoloAgent, finished: dict[str, Any
         b"bytes=abc",
         "bytes=²-".encode("latin-1"),
     ):
-        answer = node.client.get(url, headers={"Range": ignored})
+        answer = node.client.get(url, headers={b"Range": ignored})
         assert answer.status_code == 200 and answer.content == data, ignored
 
 
