@@ -122,7 +122,8 @@ def test_retention_deletes_only_offloaded_footage_oldest_first(small_disk: Path)
         template = Manifest.model_validate(node.record("T1", 0.8))
         data = (small_disk / template.file_name).read_bytes()
         # Twelve copies, alternately offloaded (odd ages) and not (even), oldest first.
-        offloaded, kept = [], []
+        offloaded: list[Manifest] = []
+        kept: list[Manifest] = []
         for rank in range(1, 13):
             m = add_copy(small_disk, template, f"R{rank:02d}", rank, data)
             (offloaded if rank % 2 else kept).append(m)
