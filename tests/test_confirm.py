@@ -7,9 +7,11 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.solo_agent import SoloAgent, solo_agent
@@ -186,3 +188,41 @@ def test_delete_needs_offloaded_true_and_deletes_only_offloaded(node: SoloAgent)
     assert node.status()["disk"]["offloaded_bytes"] == 0
     text = node.client.get("/metrics").text
     assert "camfleet_retention_deleted_bytes_total" in text
+
+
+def test_concurrent_confirms_of_one_file_rewrite_it_once(node: SoloAgent) -> None:
+    m = node.record("C11")
+    url = f"/api/v1/recordings/{m['file_name']}/confirm"
+    body = {"sha256": m["sha256"], "copied_to": COPIED_TO}
+
+    def one(_: int) -> dict[str, Any]:
+        with httpx.Client(
+            base_url=str(node.client.base_url), headers=dict(node.client.headers), timeout=30
+        ) as c:
+            answer = c.post(url, json=body)
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, range(8)))
+    assert sorted(a["already"] for a in answers) == [False] + [True] * 7
+    assert node.manifest_on_disk(m)["offloaded"] is True
+
+
+def test_delete_after_confirm_deletes_right_after_the_manifest_says_offloaded(
+    tmp_path: Path,
+) -> None:
+    with solo_agent(tmp_path, CAMFLEET_STORAGE__DELETE_AFTER_CONFIRM="true") as agent:
+        kept = agent.record("K1")
+        m = agent.record("K2")
+        answer = confirm(agent, m["file_name"], m["sha256"])
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["deleted"] is True and body["manifest"]["offloaded"] is True
+        assert not (agent.recordings / m["file_name"]).exists()
+        assert not manifest_file(agent, m).exists()
+        assert (agent.recordings / kept["file_name"]).exists()
+        assert manifest_file(agent, kept).exists()
+        # the file is gone: a second confirm has nothing to confirm
+        assert confirm(agent, m["file_name"], m["sha256"]).status_code == 404
+        assert agent.status()["disk"]["deleted_bytes_total"] >= m["size_bytes"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from node_agent.naming import journal_path, manifest_name
 from node_agent.recorder.manifest import write_manifest
 from node_agent.schemas import Manifest
 from tests.solo_agent import SoloAgent, solo_agent
+from tests.tmpfs import mounted_tmpfs
 
 pytestmark = pytest.mark.slow
 
@@ -36,20 +36,8 @@ T = TypeVar("T")
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MB tmpfs mounted for the test, always unmounted after it."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here (needs root): {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "8m") as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 20.0) -> T:

@@ -123,9 +123,12 @@ class Housekeeper:
 
     def _refresh(self) -> Scan:
         self.scan = self.inventory.scan(self.active_file())
+        self._check_alarm()
+        return self.scan
+
+    def _check_alarm(self) -> None:
         if self._stopped_alarm is not None and self._room_again():
             self._stopped_alarm = None  # offloaded and deleted, or freed otherwise
-        return self.scan
 
     def _room_again(self) -> bool:
         """Out of the critical level, with room for the reserve the stopped recording lacked."""
@@ -155,7 +158,10 @@ class Housekeeper:
             result = confirm_recording(
                 self.directory, name, req, self.active_file(), self.scan.manifests, self._now_ns()
             )
-            self._refresh()
+            if any(f.name == name for f in self.scan.files):
+                self.scan = self.scan.changed(offloaded=name)  # no rescan per confirm
+            else:
+                self._refresh()  # a recording the last scan had not seen yet
             if self.settings.delete_after_confirm:
                 done = self._retain(everything=True)
                 result.deleted = name in done.recordings
@@ -178,12 +184,12 @@ class Housekeeper:
         """The storage gate's reading: retention first when the disk is short or critical;
         the free bytes after it, and why a start is refused (still critical)."""
         with self.lock:
-            self._refresh()
             try:
                 space = read_space(self.directory)
             except OSError:
                 return 0, None  # the storage gate then says that nothing fits
             if space.free_bytes < need_bytes or self._level_of(space) == DiskLevel.critical:
+                self._refresh()  # only then: a start on a roomy disk pays for no scan
                 self._retain(min_free_bytes=need_bytes)
                 space = read_space(self.directory)
             if self._level_of(space) != DiskLevel.critical:
@@ -225,7 +231,7 @@ class Housekeeper:
     # -- retention ---------------------------------------------------------------------------
 
     def _retain(self, everything: bool = False, min_free_bytes: int = 0) -> Applied:
-        """Plan over the current scan and apply it; the scan is refreshed after deleting."""
+        """Plan over the current scan (refreshed by the caller) and apply it."""
         space = read_space(self.directory)
         plan = plan_deletions(
             self.scan.files,
@@ -246,7 +252,8 @@ class Housekeeper:
                 size_text(done.freed_bytes),
                 ", ".join(done.recordings),
             )
-        self._refresh()
+        self.scan = self.scan.changed(removed=set(done.recordings))
+        self._check_alarm()
         return done
 
     def _count(self, done: Applied) -> None:

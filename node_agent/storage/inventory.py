@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -35,6 +35,21 @@ class Scan:
     orphans: tuple[str, ...] = ()  # offloaded manifests whose video is gone
     scanned_ns: int = 0
     took_s: float = 0.0
+
+    def changed(self, offloaded: str | None = None, removed: Collection[str] = ()) -> Scan:
+        """This scan after a confirm (``offloaded``) or deletes (``removed``), without
+        rescanning the folder."""
+        files = []
+        for f in self.files:
+            if f.name in removed:
+                continue
+            files.append(replace(f, offloaded=True) if f.name == offloaded else f)
+        return replace(
+            self,
+            files=tuple(files),
+            footage=footage_of(files),
+            manifests={r: m for r, m in self.manifests.items() if r not in removed},
+        )
 
 
 @dataclass
