@@ -19,6 +19,7 @@ from bench.plan import (
 )
 from bench.profiles import ProfileResult
 from bench.report_clients import clients_section
+from bench.retention import RetentionResult, retention_section
 from bench.skew import RUN_AFTER_START_S, SkewResult
 from bench.summary import summary_rows, summary_table
 from bench.timelapse import TimelapseResult
@@ -349,6 +350,7 @@ def render(
     total_s: float,
     clients: ClientsResult | None = None,
     health: HealthFigure | None = None,
+    retention: RetentionResult | None = None,
 ) -> str:
     """The whole markdown document."""
     run = (
@@ -360,7 +362,9 @@ def render(
     lines = [
         "# camfleet benchmarks",
         "",
-        *summary_table(summary_rows(skew, fanout, checksum, timelapse, profiles, clients, health)),
+        *summary_table(
+            summary_rows(skew, fanout, checksum, timelapse, profiles, clients, health, retention)
+        ),
         f"Written by {run}. These are the figures of one run on the machine below, everything "
         "on 127.0.0.1; they are reported, not asserted: each stands beside its target with "
         "whether this run met it. Agents, the bench's clients and any other load share the "
@@ -383,4 +387,5 @@ def render(
     lines += _profiles_section(profiles)
     lines += clients_section(plan, clients)
     lines += health_section(health)
+    lines += retention_section(retention)
     return "\n".join(lines).rstrip() + "\n"

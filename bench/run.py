@@ -19,6 +19,7 @@ from bench.fanout import FanoutResult, run_fanout
 from bench.health import HealthFigure, run_health
 from bench.profiles import ProfileResult, run_profiles
 from bench.report import Plan, render
+from bench.retention import RetentionResult, run_retention
 from bench.skew import SkewResult, run_skew
 from bench.timelapse import TimelapseResult, run_timelapse
 
@@ -71,6 +72,8 @@ QUICK = Plan(
     clients_budget_s=5.0,
     clients_real_max=4,
     health_commands=10,
+    retention_files=1_000,
+    retention_runs=5,
 )
 
 
@@ -176,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         section_s["health"] = time.monotonic() - t0
 
+        print("8. the retention planner", flush=True)
+        t0 = time.monotonic()
+        retention: RetentionResult = run_retention(plan.retention_files, plan.retention_runs)
+        section_s["retention"] = time.monotonic() - t0
+
         total_s = time.monotonic() - t_start
         text = render(
             here,
@@ -189,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             total_s,
             clients=clients,
             health=health,
+            retention=retention,
         )
         atomic_write_text(args.out, text)
         print(f"\n{text}\nwritten to {args.out} in {total_s:.0f} s", flush=True)

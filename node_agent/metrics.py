@@ -159,14 +159,13 @@ def disk_metrics(d: DiskStatus, labels: list[str], ids: list[str]) -> Iterator[M
         g = GaugeMetricFamily(name, text, labels=labels)
         g.add_metric(ids, value)
         yield g
-    if d.oldest_unoffloaded_age_s is not None:
-        age = GaugeMetricFamily(
-            "camfleet_disk_oldest_unoffloaded_age_seconds",
-            "Age of the oldest recording not yet offloaded",
-            labels=labels,
-        )
-        age.add_metric(ids, d.oldest_unoffloaded_age_s)
-        yield age
+    age = GaugeMetricFamily(
+        "camfleet_disk_oldest_unoffloaded_age_seconds",
+        "Age of the oldest recording not yet offloaded (0 when none is waiting)",
+        labels=labels,
+    )
+    age.add_metric(ids, d.oldest_unoffloaded_age_s or 0.0)
+    yield age
     level = GaugeMetricFamily(
         "camfleet_disk_level",
         "1 for the disk's level: ok, warn (offload soon) or critical (starts refused)",

@@ -123,5 +123,9 @@ def test_planner_table() -> None:
     assert [d.name for d in plan_deletions(files, 900, 1000, 1, True)] == ["b", "c", "e"]
     # the recorder's need in bytes beats a lower percentage
     assert [d.name for d in plan_deletions(files, 100, 1000, 1, min_free_bytes=250)] == ["b", "c"]
+    # ages a float cannot tell apart are still put in exact order, then by name
+    big = 2**61
+    close = [rec("z", big + 1, 10), rec("y", big, 10), rec("x", big + 1, 10)]
+    assert [d.name for d in plan_deletions(close, 0, 1000, 90)] == ["y", "x", "z"]
     orphan = RecordingFile("f", 100, 0, True, False, None)
     assert plan_deletions([orphan], 0, 1000, 50) == []

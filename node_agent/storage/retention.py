@@ -43,7 +43,6 @@ Deletion = RecordingFile
 
 _AGE = attrgetter("started_ns", "name")
 _STARTED = attrgetter("started_ns")
-_NAME = attrgetter("name")
 
 
 def target_free_bytes(total_bytes: int, free_percent: float, min_free_bytes: int = 0) -> int:
@@ -89,17 +88,25 @@ def plan_deletions(
 
 
 def _sort_oldest_first(files: list[RecordingFile]) -> None:
-    """``oldest_first`` in place, about four times faster on 100,000 files: an integer key
-    sorts much faster than a tuple, and equal ages (rare) are then ordered by name."""
-    files.sort(key=_STARTED)
-    ages = list(map(_STARTED, files))
-    if len(set(ages)) == len(ages):
+    """``oldest_first`` in place, several times faster on 100,000 files: the sort compares
+    floats (CPython's fastest key), not big integers or tuples. float() keeps the order of
+    the nanosecond ages; ages equal as floats (within 256 ns, or truly equal: rare) are
+    then put in exact (age, name) order."""
+    ages = list(map(float, map(_STARTED, files)))  # in list order: cheap on the memory
+    distinct = len(set(ages)) == len(ages)
+    files.sort(key=_float_age)
+    if distinct:
         return
+    ages = list(map(float, map(_STARTED, files)))
     i = 0
     while i < len(files):
         j = i + 1
         while j < len(files) and ages[j] == ages[i]:
             j += 1
         if j - i > 1:
-            files[i:j] = sorted(files[i:j], key=_NAME)
+            files[i:j] = sorted(files[i:j], key=_AGE)
         i = j
+
+
+def _float_age(f: RecordingFile) -> float:
+    return float(f.started_ns)
