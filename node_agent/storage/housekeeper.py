@@ -225,7 +225,9 @@ class Housekeeper:
     def request_refresh(self) -> None:
         """Rescan soon (called from the recorder's thread when a recording ends)."""
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
+        if loop is None or wake is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing to wake
             loop.call_soon_threadsafe(wake.set)
 
     # -- retention ---------------------------------------------------------------------------
@@ -295,7 +297,9 @@ class Housekeeper:
         while True:
             try:
                 await asyncio.to_thread(self.tick)
-            except Exception:  # a broken disk must not end housekeeping for good
+            except OSError as err:  # a missing or broken disk: said each round, not fatal
+                log.warning("housekeeping of %s failed: %s", self.directory, err)
+            except Exception:
                 log.exception("housekeeping round failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.housekeeping_interval_s)
