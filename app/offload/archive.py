@@ -152,3 +152,23 @@ def copy_place(path: Path) -> str:
     """``coordinator:{hostname}:{path}``, printable ASCII as the confirm's ``copied_to``."""
     text = f"coordinator:{socket.gethostname()}:{path}"
     return "".join(c if " " <= c <= "~" else "?" for c in text)[:512]
+
+
+def intact(path: Path, size: int) -> bool:
+    """The archived file is still there, whole (it was verified when it came)."""
+    try:
+        return path.stat().st_size == size
+    except FileNotFoundError:
+        return False
+
+
+def install(part: Path, video: Path) -> None:
+    """The verified ``.part`` becomes the file, durably."""
+    os.replace(part, video)
+    fsync_dir(video.parent)
+
+
+def drop(path: Path) -> None:
+    """A file that is not needed (a ``.part`` whose file is already in place), durably."""
+    path.unlink(missing_ok=True)
+    fsync_dir(path.parent)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,48 +31,24 @@ from app.offload.archive import (
     ArchivePaths,
     UnsafeName,
     copy_place,
-    fsync_dir,
+    drop,
+    install,
+    intact,
     make_folder,
     paths_for,
     set_aside,
     sha256_of,
     write_atomic,
 )
+from app.offload.live import LiveFile, LiveJob
 from app.offload.metrics import OffloadMetrics
 from app.offload.models import FileState, JobState
-from app.offload.transfer import PartBusy, PartFile, Paused, Progress, Pull, TransferFailed, pull
+from app.offload.transfer import PartBusy, PartFile, Paused, Pull, TransferFailed, pull
 from app.recordings.models import ArchiveState
 
 log = logging.getLogger(__name__)
 
 _RECORDING = (RecorderState.armed, RecorderState.recording, RecorderState.stopping)
-
-
-@dataclass
-class LiveFile:
-    """One file of a running job, as the job's answer shows it."""
-
-    id: int
-    recording_id: int
-    node_id: str
-    session_id: str
-    file_name: str
-    size_bytes: int
-    state: FileState = FileState.queued
-    progress: Progress = field(default_factory=Progress)
-    settled: bool = False  # confirmed to the node, by this job or before it
-
-
-@dataclass
-class LiveJob:
-    """A job in memory while it runs (and how one loaded from the database is shown)."""
-
-    job_id: str
-    created_at_ns: int
-    bytes_total: int
-    files: list[LiveFile]
-    state: JobState = JobState.running
-    finished_at_ns: int | None = None
 
 
 @dataclass
@@ -135,7 +110,7 @@ class OffloadEngine:
     async def _run(self, job: LiveJob) -> None:
         self.metrics.jobs_running.inc()
         try:
-            await asyncio.gather(*(self._run_file(f) for f in job.files))
+            await asyncio.gather(*(self._run_file(job, f) for f in job.files))
         except asyncio.CancelledError:
             job.state = JobState.interrupted
             self.live.pop(job.job_id, None)
@@ -150,7 +125,7 @@ class OffloadEngine:
         finally:
             self.live.pop(job.job_id, None)
 
-    async def _run_file(self, f: LiveFile) -> None:
+    async def _run_file(self, job: LiveJob, f: LiveFile) -> None:
         if f.state != FileState.queued:
             return  # failed when the job was made (a name that is not safe)
         try:
@@ -159,7 +134,15 @@ class OffloadEngine:
                 self._node_slot(f.node_id),
                 self._total,
             ):
+                if f.node_id in job.gone:
+                    await self._finish(f, FileState.failed, job.gone[f.node_id])
+                    return
                 await self._process(f)
+                if self._gave_up(f):
+                    job.gone[f.node_id] = (
+                        f"not tried: this job gave up on node {f.node_id} "
+                        f"({f.progress.error}); offload again when it is back"
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as err:  # a bug, or the archive's disk: this file fails, not the job
@@ -185,6 +168,12 @@ class OffloadEngine:
         if slot is None:
             slot = self._nodes[node_id] = asyncio.Semaphore(self.settings.offload_per_node)
         return slot
+
+    def _gave_up(self, f: LiveFile) -> bool:
+        """Every attempt of ``f`` failed: its node is not there."""
+        return f.state == FileState.failed and f.progress.attempts >= (
+            self.settings.offload_max_attempts
+        )
 
     def _backoff_s(self, attempt: int) -> float:
         s = self.settings
@@ -221,7 +210,7 @@ class OffloadEngine:
             await self._finish(f, FileState.failed, f"not archived: {err}")
             return
         if snap.archive_state in (ArchiveState.archived, ArchiveState.confirmed) and (
-            await asyncio.to_thread(_intact, paths.video, m.size_bytes)
+            await asyncio.to_thread(intact, paths.video, m.size_bytes)
         ):
             f.progress.bytes_done = m.size_bytes
             if snap.archive_state == ArchiveState.confirmed:
@@ -265,7 +254,7 @@ class OffloadEngine:
             if await asyncio.to_thread(paths.video.exists):
                 # Renamed by a run killed before its commit, or put there by someone else.
                 if await asyncio.to_thread(sha256_of, paths.video) == m.sha256:
-                    await asyncio.to_thread(_drop_part, part)
+                    await asyncio.to_thread(drop, part.path)
                     f.progress.bytes_done = m.size_bytes
                     return m.sha256
                 kept = await asyncio.to_thread(set_aside, paths.video, paths.video)
@@ -305,7 +294,7 @@ class OffloadEngine:
                     "nothing was confirmed",
                 )
                 return None
-            await asyncio.to_thread(_install, paths.part, paths.video)
+            await asyncio.to_thread(install, paths.part, paths.video)
             return digest
         finally:
             part.close()
@@ -402,23 +391,3 @@ def _snapshot(db: Session, recording_id: int, root: Path) -> _Snapshot | None:
         if owner is not None:
             taken_by = f"node {owner.node_id}"
     return _Snapshot(manifest, row.archive_state, row.archive_sha256, taken_by)
-
-
-def _intact(path: Path, size: int) -> bool:
-    """The archived file is still there, whole (it was verified when it came)."""
-    try:
-        return path.stat().st_size == size
-    except FileNotFoundError:
-        return False
-
-
-def _install(part: Path, video: Path) -> None:
-    """The verified ``.part`` becomes the file, durably."""
-    os.replace(part, video)
-    fsync_dir(video.parent)
-
-
-def _drop_part(part: PartFile) -> None:
-    """A ``.part`` that is not needed (the file is already in place)."""
-    part.path.unlink(missing_ok=True)
-    fsync_dir(part.path.parent)

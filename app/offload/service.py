@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import Counter
-from collections.abc import Sequence
 
 from sqlmodel import Session
 
@@ -13,21 +11,19 @@ from app.errors import JobNotFound, NodeNotFound, RecordingNotFound, SessionNotF
 from app.nodes import repository as node_repository
 from app.offload import repository
 from app.offload.archive import UnsafeName, paths_for
-from app.offload.engine import LiveFile, LiveJob, OffloadEngine
+from app.offload.engine import OffloadEngine
+from app.offload.live import from_rows, public
 from app.offload.models import (
     FileState,
     JobState,
     OffloadFile,
-    OffloadFilePublic,
     OffloadJob,
     OffloadJobList,
     OffloadJobPublic,
     OffloadRequest,
 )
-from app.offload.transfer import Progress
 from app.recordings.models import ArchiveState, Recording
 from app.sessions import repository as session_repository
-from app.timeutil import iso
 
 
 def new_job_id(now_ns: int) -> str:
@@ -115,7 +111,7 @@ async def start(engine: OffloadEngine, req: OffloadRequest) -> OffloadJobPublic:
         return job, repository.create_job(db, job, files)
 
     row, files = await engine.fleet.store.run(tx)
-    job = _live(row, files)
+    job = from_rows(row, files)
     engine.launch(job)
     return public(job)
 
@@ -128,7 +124,7 @@ async def get(engine: OffloadEngine, job_id: str) -> OffloadJobPublic:
     found = await engine.fleet.store.run(lambda db: repository.job(db, job_id))
     if found is None:
         raise JobNotFound(f"no offload job {job_id}; GET /api/v1/offload lists recent ones")
-    return public(_live(*found))
+    return public(from_rows(*found))
 
 
 async def recent(engine: OffloadEngine, limit: int) -> OffloadJobList:
@@ -136,72 +132,6 @@ async def recent(engine: OffloadEngine, limit: int) -> OffloadJobList:
     found = await engine.fleet.store.run(lambda db: repository.recent_jobs(db, limit))
     jobs = []
     for row, files in found:
-        live = engine.live.get(row.job_id) or _live(row, files)
+        live = engine.live.get(row.job_id) or from_rows(row, files)
         jobs.append(public(live).model_copy(update={"files": []}))
     return OffloadJobList(jobs=jobs)
-
-
-def _live(row: OffloadJob, files: Sequence[OffloadFile]) -> LiveJob:
-    """A job as stored, in the shape of a running one."""
-    return LiveJob(
-        job_id=row.job_id,
-        created_at_ns=row.created_at_ns,
-        bytes_total=row.bytes_total,
-        state=JobState(row.state),
-        finished_at_ns=row.finished_at_ns,
-        files=[
-            LiveFile(
-                id=f.id or 0,
-                recording_id=f.recording_id,
-                node_id=f.node_id,
-                session_id=f.session_id,
-                file_name=f.file_name,
-                size_bytes=f.size_bytes,
-                state=FileState(f.state),
-                progress=Progress(
-                    bytes_done=f.bytes_done,
-                    bytes_received=f.bytes_received,
-                    resume_offsets=[int(o) for o in f.resume_offsets.split(",") if o],
-                    attempts=f.attempts,
-                    error=f.error,
-                ),
-                settled=f.state == FileState.confirmed,
-            )
-            for f in files
-        ],
-    )
-
-
-def public(job: LiveJob) -> OffloadJobPublic:
-    """A job as the API shows it."""
-    files = [
-        OffloadFilePublic(
-            recording_id=f.recording_id,
-            node_id=f.node_id,
-            session_id=f.session_id,
-            file_name=f.file_name,
-            size_bytes=f.size_bytes,
-            state=f.state,
-            bytes_done=f.progress.bytes_done,
-            bytes_received=f.progress.bytes_received,
-            resume_offsets=list(f.progress.resume_offsets),
-            attempts=f.progress.attempts,
-            error=f.progress.error,
-            download_url=(
-                f"/api/v1/recordings/{f.recording_id}/file"
-                if f.state in (FileState.archived, FileState.confirmed)
-                else None
-            ),
-        )
-        for f in job.files
-    ]
-    return OffloadJobPublic(
-        job_id=job.job_id,
-        state=job.state,
-        created_at=iso(job.created_at_ns),
-        finished_at=iso(job.finished_at_ns) if job.finished_at_ns is not None else None,
-        bytes_total=job.bytes_total,
-        bytes_done=sum(f.bytes_done for f in files),
-        counts=dict(Counter(f.state.value for f in files)),
-        files=files,
-    )
