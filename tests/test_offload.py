@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from app.demo import stop_all
+from node_agent.schemas import Manifest
 from tests.conftest import RunningFleet
 from tests.offload_helpers import (
     archive_dir,
@@ -31,6 +32,7 @@ from tests.offload_helpers import (
     wait_job,
     wait_known,
 )
+from tests.pg import BOTH_DATABASES
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +74,7 @@ def _wait_bytes(c: httpx.Client, job_id: str, at_least: int) -> dict[str, Any]:
         time.sleep(0.02)
 
 
+@BOTH_DATABASES
 def test_three_camera_session_is_archived_verified_and_confirmed(
     three_cameras: RunningFleet,
 ) -> None:
@@ -118,8 +121,6 @@ def test_three_camera_session_is_archived_verified_and_confirmed(
 
 
 def node_manifest_of(fleet: RunningFleet, m: dict[str, Any]) -> dict[str, Any]:
-    from node_agent.schemas import Manifest
-
     return node_manifest(fleet, m["cam_id"], Manifest.model_validate(m))
 
 

@@ -58,6 +58,7 @@ class _Snapshot:
     manifest: Manifest
     archive_state: str
     archive_sha256: str | None
+    archived_at_ns: int | None
     taken_by: str | None  # another node's recording already archived at this path
 
 
@@ -217,7 +218,7 @@ class OffloadEngine:
                 f.settled = True
                 await self._finish(f, FileState.skipped, "already archived and confirmed")
                 return
-            await self._confirm(f, paths, snap.archive_sha256 or m.sha256, None)
+            await self._confirm(f, paths, snap.archive_sha256 or m.sha256, snap.archived_at_ns)
             return
         if snap.taken_by is not None:
             await self._finish(
@@ -390,4 +391,4 @@ def _snapshot(db: Session, recording_id: int, root: Path) -> _Snapshot | None:
         owner = repository.path_owner(db, relative, recording_id)
         if owner is not None:
             taken_by = f"node {owner.node_id}"
-    return _Snapshot(manifest, row.archive_state, row.archive_sha256, taken_by)
+    return _Snapshot(manifest, row.archive_state, row.archive_sha256, row.archived_at_ns, taken_by)
