@@ -66,7 +66,8 @@ class PartFile:
         self.length = length  # bytes on disk (and in the hash); set in the writer thread
         self.taken = length  # bytes on disk, on their way and buffered; the loop's count
         self.hasher = hasher
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []  # taken, not yet handed to the writer thread
+        self._buffered = 0
         self._pending: concurrent.futures.Future[None] | None = None
 
     @classmethod
@@ -94,28 +95,29 @@ class PartFile:
             raise
         return cls(path, fd, length, hasher)
 
-    def _write_sync(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
-        self.hasher.update(data)
-        self.length += len(data)
+    def _write_sync(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+            self.hasher.update(chunk)
+            self.length += len(chunk)
 
     async def write(self, data: bytes) -> None:
-        """Take ``data``; it reaches the disk with the next full buffer."""
-        self._buffer += data
+        """Take ``data`` (not copied); it reaches the disk with the next full buffer."""
+        self._chunks.append(data)
+        self._buffered += len(data)
         self.taken += len(data)
-        if len(self._buffer) >= WRITE_BUFFER:
+        if self._buffered >= WRITE_BUFFER:
             await self._submit()
 
     async def _submit(self) -> None:
         await self._wait()
-        if not self._buffer:
+        if not self._chunks:
             return
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        self._pending = _EXECUTOR.submit(self._write_sync, data)
+        chunks, self._chunks, self._buffered = self._chunks, [], 0
+        self._pending = _EXECUTOR.submit(self._write_sync, chunks)
 
     async def _wait(self) -> None:
         pending, self._pending = self._pending, None
