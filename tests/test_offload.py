@@ -235,3 +235,30 @@ def test_a_part_another_process_holds_is_left_alone(paced: RunningFleet) -> None
         (f,) = offload(c, {"session_id": m.session_id})["files"]
     assert f["state"] in ("confirmed", "archived"), f
     assert sha256_of(folder / m.file_name) == m.sha256
+
+
+def test_a_recording_node_is_skipped_and_offloaded_once_it_stops(paced: RunningFleet) -> None:
+    fleet = paced
+    m = plant(fleet, "CAM_C", "WHILE-REC", 200_000)
+    with fleet.client() as c:
+        wait_known(c, 1, m.session_id)
+        session = c.post("/api/v1/sessions", json={"lead_ms": 200}).json()
+        try:
+            deadline = time.monotonic() + 10
+            while c.get("/api/v1/nodes/cam-c").json()["status"]["recorder"]["state"] != (
+                "recording"
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            (f,) = offload(c, {"session_id": m.session_id})["files"]
+            assert f["state"] == "skipped" and "recording" in f["error"], f
+            assert f["bytes_received"] == 0
+        finally:
+            c.post(f"/api/v1/sessions/{session['session_id']}/stop")
+        deadline = time.monotonic() + 10
+        while c.get("/api/v1/nodes/cam-c").json()["status"]["recorder"]["state"] != "idle":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        (f,) = offload(c, {"session_id": m.session_id})["files"]
+    assert f["state"] in ("confirmed", "archived"), f
+    assert sha256_of(archive_dir(fleet) / m.session_id / m.file_name) == m.sha256
