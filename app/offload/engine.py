@@ -216,7 +216,8 @@ class OffloadEngine:
             f.progress.bytes_done = m.size_bytes
             if snap.archive_state == ArchiveState.confirmed:
                 f.settled = True
-                await self._finish(f, FileState.skipped, "already archived and confirmed")
+                # Nothing went wrong and nothing was left to do: no error to report.
+                await self._finish(f, FileState.skipped, None)
                 return
             await self._confirm(f, paths, snap.archive_sha256 or m.sha256, snap.archived_at_ns)
             return
@@ -364,7 +365,7 @@ class OffloadEngine:
             "state": state.value,
             "bytes_done": p.bytes_done,
             "bytes_received": p.bytes_received,
-            "resume_offsets": ",".join(str(o) for o in p.resume_offsets)[-2000:],
+            "resume_offsets": ",".join(str(o) for o in p.resume_offsets[-50:]),
             "attempts": p.attempts,
             "error": p.error,
             "updated_at_ns": time.time_ns(),

@@ -105,7 +105,7 @@ class OffloadRequest(BaseModel):
     recordings: list[RecordingRef] | None = PField(
         default=None,
         min_length=1,
-        max_length=1000,
+        max_length=500,  # the request body's cap is 64 KiB
         description="Only these files (a corrupt one is tried again only when listed here).",
     )
 
