@@ -72,9 +72,11 @@ def test_a_coordinator_killed_mid_offload_never_confirms_without_a_verified_copy
 
         fleet.start_coordinator()
         with fleet.client() as c:
-            interrupted = [j for j in c.get("/api/v1/offload").json()["jobs"]]
-            assert {j["state"] for j in interrupted} <= {"interrupted", "done", "failed"}
-            assert sum(j["state"] == "interrupted" for j in interrupted) >= TRIALS // 2
+            # A job left running by a killed coordinator is marked interrupted at start.
+            jobs = c.get("/api/v1/offload").json()["jobs"]
+            assert len(jobs) == TRIALS
+            assert {j["state"] for j in jobs} <= {"interrupted", "done", "failed"}
+            assert any(j["state"] == "interrupted" for j in jobs)
             job = offload(c, {}, timeout_s=120)
         assert job["state"] == "done", job
         assert check_nothing_confirmed_without_a_copy(fleet, planted) == TRIALS * len(CAMS)
