@@ -111,13 +111,18 @@ class OffloadEngine:
     async def _run(self, job: LiveJob) -> None:
         self.metrics.jobs_running.inc()
         try:
-            await asyncio.gather(*(self._run_file(job, f) for f in job.files))
+            outcomes = await asyncio.gather(
+                *(self._run_file(job, f) for f in job.files), return_exceptions=True
+            )
         except asyncio.CancelledError:
             job.state = JobState.interrupted
             self.live.pop(job.job_id, None)
             raise
         finally:
             self.metrics.jobs_running.dec()
+        for f, outcome in zip(job.files, outcomes, strict=True):
+            if isinstance(outcome, BaseException):  # even its failure could not be saved
+                log.error("offload of %s: %r", f.file_name, outcome)
         job.state = JobState.done if all(f.settled for f in job.files) else JobState.failed
         job.finished_at_ns = time.time_ns()
         state, at = job.state, job.finished_at_ns
