@@ -54,8 +54,8 @@ def build(config: dict[str, Any]) -> FastAPI:
         if start >= len(data) and start > 0:
             return Response(status_code=416, headers={"Content-Range": f"bytes */{len(data)}"})
         body = data[start:]
-        drop_after = rec.get("drop_after")
-        drop = drop_after is not None and key not in drops_done
+        drop = rec.get("drop_after") is not None and key not in drops_done
+        drop_after = int(rec.get("drop_after") or 0)
         if drop:
             drops_done.add(key)
 

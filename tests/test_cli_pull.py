@@ -129,7 +129,7 @@ def run(
     s: Standin, capsys: pytest.CaptureFixture[str], *argv: str, token: str | None = None
 ) -> tuple[int, Any, str]:
     """Run the command in-process; ``(exit code, parsed JSON or stdout, stderr)``."""
-    code = cli.main(["--url", s.url, "--token", token or s.token, *argv])
+    code = cli.main(["--url", s.url, f"--token={token or s.token}", *argv])
     out, err = capsys.readouterr()
     if "--json" in argv:
         return code, json.loads(out), err
