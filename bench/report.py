@@ -7,6 +7,7 @@ from bench.clients import ClientsResult
 from bench.common import Machine, median, ms, percentile, yes_no
 from bench.fanout import FanoutResult
 from bench.health import HealthFigure, health_section
+from bench.offload import OffloadResult
 from bench.plan import (
     FANOUT_RATIO_TARGET,
     FLAT_TOLERANCE_MS,
@@ -19,6 +20,7 @@ from bench.plan import (
 )
 from bench.profiles import ProfileResult
 from bench.report_clients import clients_section
+from bench.report_offload import offload_section, offload_summary_rows
 from bench.skew import RUN_AFTER_START_S, SkewResult
 from bench.summary import summary_rows, summary_table
 from bench.timelapse import TimelapseResult
@@ -349,6 +351,7 @@ def render(
     total_s: float,
     clients: ClientsResult | None = None,
     health: HealthFigure | None = None,
+    offload: OffloadResult | None = None,
 ) -> str:
     """The whole markdown document."""
     run = (
@@ -360,7 +363,10 @@ def render(
     lines = [
         "# camfleet benchmarks",
         "",
-        *summary_table(summary_rows(skew, fanout, checksum, timelapse, profiles, clients, health)),
+        *summary_table(
+            summary_rows(skew, fanout, checksum, timelapse, profiles, clients, health)
+            + offload_summary_rows(offload)
+        ),
         f"Written by {run}. These are the figures of one run on the machine below, everything "
         "on 127.0.0.1; they are reported, not asserted: each stands beside its target with "
         "whether this run met it. Agents, the bench's clients and any other load share the "
@@ -383,4 +389,5 @@ def render(
     lines += _profiles_section(profiles)
     lines += clients_section(plan, clients)
     lines += health_section(health)
+    lines += offload_section(offload)
     return "\n".join(lines).rstrip() + "\n"

@@ -17,6 +17,7 @@ from bench.clients import ClientsResult, Size, run_clients
 from bench.common import BenchError, Children, atomic_write_text, machine
 from bench.fanout import FanoutResult, run_fanout
 from bench.health import HealthFigure, run_health
+from bench.offload import OffloadResult, run_offload
 from bench.profiles import ProfileResult, run_profiles
 from bench.report import Plan, render
 from bench.skew import SkewResult, run_skew
@@ -71,6 +72,9 @@ QUICK = Plan(
     clients_budget_s=5.0,
     clients_real_max=4,
     health_commands=10,
+    offload_files=2,
+    offload_file_mb=2.0,
+    offload_rounds=1,
 )
 
 
@@ -176,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         section_s["health"] = time.monotonic() - t0
 
+        print("8. offload over loopback", flush=True)
+        t0 = time.monotonic()
+        offload: OffloadResult = run_offload(
+            root, children, plan.offload_files, plan.offload_file_mb, plan.offload_rounds
+        )
+        section_s["offload"] = time.monotonic() - t0
+
         total_s = time.monotonic() - t_start
         text = render(
             here,
@@ -189,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             total_s,
             clients=clients,
             health=health,
+            offload=offload,
         )
         atomic_write_text(args.out, text)
         print(f"\n{text}\nwritten to {args.out} in {total_s:.0f} s", flush=True)

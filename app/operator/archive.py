@@ -45,9 +45,7 @@ class Follower:
             key = file_key(f)
             if key not in self.seen:
                 self.seen.add(key)
-                self.display.add(
-                    key, f"{f.get('file_name')} from node {f.get('node_id')}", file_total(f)
-                )
+                self.display.add(key, f"{f.get('node_id')}: {f.get('file_name')}", file_total(f))
             self.display.update(key, int(f.get("bytes_done") or 0))
             state = str(f.get("state"))
             if state in FILE_DONE and key not in self.ended:

@@ -18,6 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 
@@ -93,13 +94,16 @@ class Bars:
     """A terminal: one bar per file plus a total, with transfer speed and time left."""
 
     def __init__(self, console: Console) -> None:
+        # The name shrinks (with an ellipsis) before the figures wrap on a narrow terminal.
+        name = Column(ratio=3, no_wrap=True, overflow="ellipsis", min_width=12)
         self.progress = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            TextColumn("{task.description}", markup=False, table_column=name),
+            BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=8)),
+            DownloadColumn(table_column=Column(no_wrap=True)),
+            TransferSpeedColumn(table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(table_column=Column(no_wrap=True)),
             console=console,
+            expand=True,
         )
         self.tasks: dict[str, TaskID] = {}
         self.done: dict[str, int] = {}

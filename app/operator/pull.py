@@ -189,8 +189,8 @@ class PullJob:
             if source == "archive"
             else node_file_path(rec.node_id, rec.file_name)
         )
-        where = "the archive" if source == "archive" else f"node {rec.node_id}"
-        self.display.add(rep.path, f"{rec.file_name} from {where}", rec.size_bytes)
+        where = "archive" if source == "archive" else rec.node_id
+        self.display.add(rep.path, f"{where}: {rec.file_name}", rec.size_bytes)
         rate = Rate()
         try:
             pulled = pull_file(
@@ -243,8 +243,10 @@ class PullJob:
 def select(client: OperatorClient, session_id: str | None) -> list[Recording]:
     """One session's recordings, or every recording not yet offloaded anywhere."""
     if session_id:
-        client.check_session(session_id)
-        return client.recordings(session_id)
+        recs = client.recordings(session_id)
+        if not recs:
+            client.check_session(session_id)  # an unknown session is an error, not "nothing"
+        return recs
     return [
         r for r in client.recordings(None) if not r.offloaded and r.archive_state != "confirmed"
     ]
