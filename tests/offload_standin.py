@@ -3,12 +3,13 @@
 ``python -m tests.offload_standin CONFIG.json PORT`` serves the operator routes that
 ``camfleet offload``/``download`` call, from files on disk, with HTTP Range - and with the
 misbehaviour a real coordinator will not produce on demand: ignoring Range, or dropping
-the connection part-way through an answer. Every request is appended to the config's
+the connection part-way through an answer, or sending it slowly. Every request is appended to the config's
 ``log`` (JSON lines) so a test can assert what was asked for, byte ranges included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
@@ -68,6 +69,8 @@ def build(config: dict[str, Any]) -> FastAPI:
                     raise ConnectionAbortedError("the stand-in drops this connection")
                 sent += len(block)
                 yield block
+                if rec.get("chunk_delay_s"):
+                    await asyncio.sleep(float(rec["chunk_delay_s"]))
 
         headers = {"Content-Length": str(len(body)), "Accept-Ranges": "bytes"}
         status = 200

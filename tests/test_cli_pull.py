@@ -7,9 +7,11 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,3 +322,32 @@ def test_copy_place_is_printable_ascii_within_the_confirm_limit(tmp_path: Path) 
     assert place.startswith(f"laptop:{socket.gethostname()}:")
     assert len(place) <= MAX_PLACE and all(" " <= c <= "~" for c in place)
     assert place.endswith("f.mp4")
+
+
+def test_ctrl_c_leaves_a_part_that_the_next_run_resumes(
+    standin: Standin, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rec = standin.add("cam-c", chunk_delay_s=0.05)  # about 3 s for the whole file
+    standin.start()
+    dest = tmp_path / "out"
+    part = dest / SESSION / f".{rec['wire']['file_name']}.part"
+    argv = [sys.executable, "-m", "app.cli", "--url", standin.url, f"--token={standin.token}"]
+    proc = subprocess.Popen(
+        [*argv, "offload", SESSION, str(dest)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while not (part.exists() and part.stat().st_size > 0):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert b"the same command resumes them" in err
+    kept = part.stat().st_size
+    assert 0 < kept < SIZE and part.read_bytes() == rec["data"][:kept]
+    assert standin.requests("/confirm") == []
+    code, out, _ = run(standin, capsys, "offload", SESSION, str(dest), "--json")
+    assert code == 0, out
+    [f] = out["files"]
+    assert f["resumed_from"] == kept and f["confirmed"]
+    assert standin.requests("/recordings/S1_CAM_C_2026", "GET")[-1]["range"] == f"bytes={kept}-"

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,10 @@ from node_agent.naming import manifest_name
 
 SOURCES = ("auto", "archive", "nodes")
 MAX_PLACE = 512  # ConfirmRequest.copied_to: printable ASCII, at most 512 characters
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the transfers in flight stop where they are."""
 
 
 @dataclass
@@ -166,6 +172,7 @@ class PullJob:
     confirm: bool
     display: Display
     retries: int = 4
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     def one(self, rec: Recording) -> FileReport:
         source, problem = choose_source(rec, self.source)
@@ -199,7 +206,7 @@ class PullJob:
                 final,
                 rec.sha256,
                 rec.size_bytes,
-                lambda n: self.display.update(rep.path, n),
+                self.progress(rep.path),
                 retries=self.retries,
             )
         except OSError as err:
@@ -223,6 +230,14 @@ class PullJob:
         self.display.finish(rep.path, _describe(rep, pulled, rate), rep.ok)
         return rep
 
+    def progress(self, key: str) -> Callable[[int], None]:
+        def update(done_bytes: int) -> None:
+            if self.cancel.is_set():
+                raise Interrupted  # unwinds the transfer; its .part stays for the next run
+            self.display.update(key, done_bytes)
+
+        return update
+
     def run(self, recs: list[Recording], jobs: int) -> list[FileReport]:
         """Every recording, at most one at a time per node and ``jobs`` in all."""
         by_node: dict[str, list[Recording]] = {}
@@ -234,9 +249,15 @@ class PullJob:
             for rec in items:
                 reports[(rec.node_id, rec.file_name)] = self.one(rec)
 
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(by_node) or 1))) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(by_node) or 1)))
+        try:
             for future in [pool.submit(node_queue, items) for items in by_node.values()]:
                 future.result()
+        except KeyboardInterrupt:
+            self.cancel.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return [reports[(r.node_id, r.file_name)] for r in recs]
 
 
@@ -302,6 +323,14 @@ def run_pull(
         if json_output:
             print(json.dumps({"command": command, "ok": False, "error": str(err)}))
         return 2
+    except KeyboardInterrupt:
+        display.close()
+        print(
+            f"camfleet {command}: interrupted; partial copies stay as .{{file}}.part in "
+            f"{root} and the same command resumes them",
+            file=sys.stderr,
+        )
+        return 130
     except OSError as err:
         display.close()
         print(f"camfleet {command}: cannot write into {root}: {err}", file=sys.stderr)
