@@ -11,9 +11,11 @@ from app.operator.client import OperatorClient, OperatorError
 from app.operator.progress import Display, human_bytes, make_display
 
 POLL_S = 0.5
+# app.offload.models: FileState and JobState, as strings (a newer coordinator may add some).
 FILE_FAILED = frozenset({"failed", "corrupt"})
-FILE_DONE = frozenset({"confirmed", "archived", "skipped", "done", *FILE_FAILED})
-JOB_RUNNING = frozenset({"queued", "pending", "running"})
+FILE_DONE = frozenset({"confirmed", "archived", "skipped", *FILE_FAILED})
+JOB_RUNNING = frozenset({"running"})
+JOB_DONE = "done"  # every file confirmed, or skipped because it already was
 
 
 def job_id(job: dict[str, Any]) -> str:
@@ -29,7 +31,16 @@ def file_total(f: dict[str, Any]) -> int:
 
 
 def failed_files(job: dict[str, Any]) -> list[dict[str, Any]]:
-    return [f for f in job.get("files", []) if f.get("state") in FILE_FAILED]
+    """Files that failed, are corrupt, or stopped short of a confirm with a reason."""
+    return [
+        f
+        for f in job.get("files", [])
+        if f.get("state") in FILE_FAILED or (f.get("state") != "confirmed" and f.get("error"))
+    ]
+
+
+def job_ok(job: dict[str, Any]) -> bool:
+    return str(job.get("state")) == JOB_DONE and not failed_files(job)
 
 
 class Follower:
@@ -50,7 +61,7 @@ class Follower:
             state = str(f.get("state"))
             if state in FILE_DONE and key not in self.ended:
                 self.ended.add(key)
-                ok = state not in FILE_FAILED
+                ok = state not in FILE_FAILED and not (state != "confirmed" and f.get("error"))
                 error = f": {f['error']}" if f.get("error") else ""
                 self.display.finish(key, f"{f.get('file_name')}: {state}{error}", ok)
 
@@ -93,6 +104,14 @@ def run_archive(
                         )
                 finally:
                     display.close()
+    except KeyboardInterrupt:
+        display.close()
+        print(
+            "camfleet archive: stopped following; the job goes on at the coordinator "
+            "(GET /api/v1/offload lists the jobs)",
+            file=sys.stderr,
+        )
+        return 130
     except OperatorError as err:
         display.close()
         print(f"camfleet archive: {err}", file=sys.stderr)
@@ -100,14 +119,16 @@ def run_archive(
             print(json.dumps({"command": "archive", "ok": False, "error": str(err)}))
         return 2
     failed = failed_files(job) if wait else []
+    ok = job_ok(job) if wait else True
     if json_output:
-        print(json.dumps({"command": "archive", "ok": not failed, "job": job}, indent=2))
+        print(json.dumps({"command": "archive", "ok": ok, "job": job}, indent=2))
     elif wait:
         files = job.get("files", [])
         done = int(job.get("bytes_done") or 0)
         print(
             f"offload job {jid} {job.get('state')}: {len(files) - len(failed)} of {len(files)} "
-            f"files archived ({human_bytes(done)})" + (f", {len(failed)} FAILED" if failed else "")
+            f"files archived and confirmed ({human_bytes(done)})"
+            + (f", {len(failed)} FAILED" if failed else "")
         )
     else:
         files = job.get("files", [])
@@ -115,4 +136,4 @@ def run_archive(
             f"offload job {jid} started ({len(files)} files); follow it with "
             f"'camfleet archive --wait' or GET /api/v1/offload/{jid}"
         )
-    return 1 if failed else 0
+    return 0 if ok else 1
