@@ -324,7 +324,8 @@ def _round(
     archived = {str(x["file_name"]): x for x in listed()}
     if any(x.get("archive_state") != "confirmed" for x in archived.values()):
         result.verified = False
-        result.problems.append(f"{session}: not every file confirmed: {archived}")
+        states = {name: x.get("archive_state") for name, x in archived.items()}
+        result.problems.append(f"{session}: not every file confirmed: {states}")
 
     cli_dir = base / "cli"
     plain_archive_dir = base / "plain-archive" / session
