@@ -351,3 +351,23 @@ def test_ctrl_c_leaves_a_part_that_the_next_run_resumes(
     [f] = out["files"]
     assert f["resumed_from"] == kept and f["confirmed"]
     assert standin.requests("/recordings/S1_CAM_C_2026", "GET")[-1]["range"] == f"bytes={kept}-"
+
+
+def test_a_part_whose_kept_bytes_differ_is_set_aside_and_fetched_whole(
+    standin: Standin, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rec = standin.add("cam-c")
+    standin.start()
+    folder = tmp_path / "out" / SESSION
+    folder.mkdir(parents=True)
+    stale = b"x" * 700_000  # not a prefix of the recording
+    (folder / f".{rec['wire']['file_name']}.part").write_bytes(stale)
+    code, out, _ = run(standin, capsys, "offload", SESSION, str(tmp_path / "out"), "--json")
+    assert code == 0, out
+    [f] = out["files"]
+    assert f["verified"] and f["confirmed"] and f["restarted"] and not f["corrupt"]
+    assert "fetched again from byte 0" in " ".join(f["warnings"])
+    assert (folder / rec["wire"]["file_name"]).read_bytes() == rec["data"]
+    assert (folder / f"{rec['wire']['file_name']}.corrupt").read_bytes().startswith(stale)
+    ranges = [r["range"] for r in standin.requests("/recordings/S1_CAM_C_2026", "GET")]
+    assert ranges == ["bytes=700000-", None]

@@ -231,6 +231,29 @@ def pull_file(
     corrupt = free_aside_name(final, "corrupt")
     os.replace(part, corrupt)
     fsync_dir(final.parent)
+    if out.resumed_from and not out.restarted:
+        # The bytes kept from an earlier run may be what differs: fetch it whole, once.
+        again = pull_file(
+            http,
+            url,
+            final,
+            sha256,
+            size,
+            progress,
+            retries=retries,
+            backoff_s=backoff_s,
+            sleep=sleep,
+        )
+        again.warnings = [
+            *out.warnings,
+            f"the resumed copy did not match the manifest (kept as {corrupt.name}); "
+            "fetched again from byte 0",
+            *again.warnings,
+        ]
+        again.fetched_bytes += out.fetched_bytes
+        again.attempts += out.attempts
+        again.restarted = True
+        return again
     out.corrupt_path = corrupt
     out.error = (
         f"checksum mismatch: the copy has {out.size_bytes} bytes with sha256 {out.sha256}, "
