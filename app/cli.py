@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -25,7 +26,15 @@ examples:
   camfleet demo
   camfleet --url http://rig.local:8080 nodes
   camfleet start --name kick-off
-  camfleet stop SESSION_ID"""
+  camfleet stop SESSION_ID
+  camfleet offload SESSION_ID ~/footage      pull, verify, confirm to the nodes
+  camfleet offload ~/footage                 every recording not yet offloaded
+  camfleet download SESSION_ID ~/footage     the same pull; never confirms
+  camfleet archive SESSION_ID --wait         the coordinator offloads into its archive
+
+exit codes of offload, download and archive: 0 every file verified, 1 some file
+failed or was corrupt (kept as FILE.corrupt, nothing confirmed), 2 usage or
+connection problem (a refused token, an unknown session, no coordinator)."""
 
 
 def _serve(app: Any, host: str, port: int, log_level: str) -> None:
@@ -121,6 +130,94 @@ def _operator(args: argparse.Namespace, method: str, path: str, body: Any = None
     return 0 if resp.is_success else 1
 
 
+def add_footage_commands(
+    command: Callable[[str, str], argparse.ArgumentParser], url_help: str, token_help: str
+) -> None:
+    """``offload``, ``download`` and ``archive``."""
+    from app.operator.pull import SOURCES
+
+    helps = {
+        "offload": "pull a session (or everything not yet offloaded) into DIR, verify every "
+        "byte, confirm to the nodes the files taken from them",
+        "download": "pull one session into DIR and verify every byte; never confirms",
+        "archive": "have the coordinator offload into its own archive (verified, then "
+        "confirmed to the nodes)",
+    }
+    for name, helptext in helps.items():
+        p = command(name, helptext)
+        p.add_argument("--url", default=argparse.SUPPRESS, help=url_help)
+        p.add_argument("--token", default=argparse.SUPPRESS, help=token_help)
+        p.add_argument(
+            "--json", action="store_true", help="print one JSON object (no progress bars)"
+        )
+        if name == "offload":
+            p.add_argument(
+                "session_id",
+                nargs="?",
+                metavar="SESSION_ID",
+                help="one session (default: every recording not yet offloaded)",
+            )
+        elif name == "download":
+            p.add_argument("session_id", metavar="SESSION_ID", help="the session")
+        if name in ("offload", "download"):
+            p.add_argument("dir", metavar="DIR", help="files go to DIR/SESSION_ID/")
+            p.add_argument(
+                "--from",
+                dest="source",
+                choices=SOURCES,
+                default="auto",
+                help="where each file comes from: the coordinator's archive, the nodes "
+                "(relayed by the coordinator), or auto: the archive when it has the file "
+                "(default auto)",
+            )
+            p.add_argument(
+                "--jobs",
+                type=int,
+                default=2,
+                help="files in flight at once, one per node (default 2)",
+            )
+        else:
+            p.add_argument(
+                "session_id",
+                nargs="?",
+                metavar="SESSION_ID",
+                help="one session (default: every recording not yet confirmed)",
+            )
+            p.add_argument(
+                "--node", action="append", dest="node_ids", metavar="NODE_ID", help="repeatable"
+            )
+            p.add_argument(
+                "--wait", action="store_true", help="follow the job with progress bars until done"
+            )
+
+
+def run_footage(args: argparse.Namespace) -> int:
+    """``camfleet offload``, ``download``, ``archive``."""
+    if args.cmd == "archive":
+        from app.operator.archive import run_archive
+
+        return run_archive(
+            args.url,
+            args.token,
+            args.session_id,
+            args.node_ids,
+            wait=args.wait,
+            json_output=args.json,
+        )
+    from app.operator.pull import run_pull
+
+    return run_pull(
+        args.url,
+        args.token,
+        args.session_id,
+        args.dir,
+        command=args.cmd,
+        source=args.source,
+        jobs=args.jobs,
+        json_output=args.json,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(
@@ -194,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("approve", "remove"):
             p.add_argument("node_id")
 
+    add_footage_commands(command, url_help, token_help)
+
     args = parser.parse_args(argv)
+    if args.cmd in ("offload", "download", "archive"):
+        return run_footage(args)
     if args.cmd == "coordinator":
         return run_coordinator(args)
     if args.cmd == "agent":

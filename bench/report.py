@@ -7,6 +7,7 @@ from bench.clients import ClientsResult
 from bench.common import Machine, median, ms, percentile, yes_no
 from bench.fanout import FanoutResult
 from bench.health import HealthFigure, health_section
+from bench.offload import OffloadResult
 from bench.plan import (
     FANOUT_RATIO_TARGET,
     FLAT_TOLERANCE_MS,
@@ -20,6 +21,7 @@ from bench.plan import (
 from bench.profiles import ProfileResult
 from bench.report_clients import clients_section
 from bench.retention import RetentionResult, retention_section
+from bench.report_offload import offload_section, offload_summary_rows
 from bench.skew import RUN_AFTER_START_S, SkewResult
 from bench.summary import summary_rows, summary_table
 from bench.timelapse import TimelapseResult
@@ -351,6 +353,7 @@ def render(
     clients: ClientsResult | None = None,
     health: HealthFigure | None = None,
     retention: RetentionResult | None = None,
+    offload: OffloadResult | None = None,
 ) -> str:
     """The whole markdown document."""
     run = (
@@ -364,6 +367,7 @@ def render(
         "",
         *summary_table(
             summary_rows(skew, fanout, checksum, timelapse, profiles, clients, health, retention)
+            + offload_summary_rows(offload)
         ),
         f"Written by {run}. These are the figures of one run on the machine below, everything "
         "on 127.0.0.1; they are reported, not asserted: each stands beside its target with "
@@ -388,4 +392,5 @@ def render(
     lines += clients_section(plan, clients)
     lines += health_section(health)
     lines += retention_section(retention)
+    lines += offload_section(offload)
     return "\n".join(lines).rstrip() + "\n"

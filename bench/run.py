@@ -17,6 +17,7 @@ from bench.clients import ClientsResult, Size, run_clients
 from bench.common import BenchError, Children, atomic_write_text, machine
 from bench.fanout import FanoutResult, run_fanout
 from bench.health import HealthFigure, run_health
+from bench.offload import OffloadResult, run_offload
 from bench.profiles import ProfileResult, run_profiles
 from bench.report import Plan, render
 from bench.retention import RetentionResult, run_retention
@@ -74,6 +75,9 @@ QUICK = Plan(
     health_commands=10,
     retention_files=1_000,
     retention_runs=5,
+    offload_files=2,
+    offload_file_mb=2.0,
+    offload_rounds=1,
 )
 
 
@@ -183,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         retention: RetentionResult = run_retention(plan.retention_files, plan.retention_runs)
         section_s["retention"] = time.monotonic() - t0
+        print("9. offload over loopback", flush=True)
+        t0 = time.monotonic()
+        offload: OffloadResult = run_offload(
+            root, children, plan.offload_files, plan.offload_file_mb, plan.offload_rounds
+        )
+        section_s["offload"] = time.monotonic() - t0
 
         total_s = time.monotonic() - t_start
         text = render(
@@ -198,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             clients=clients,
             health=health,
             retention=retention,
+            offload=offload,
         )
         atomic_write_text(args.out, text)
         print(f"\n{text}\nwritten to {args.out} in {total_s:.0f} s", flush=True)

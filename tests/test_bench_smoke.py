@@ -48,6 +48,7 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
         "## 6. HTTP client libraries",
         "## 7. The coordinator under slow node commands",
         "## 8. The retention planner over 100,000 files",
+        "## 9. Offload over loopback",
     ):
         assert heading in text, f"{heading!r} missing from:\n{text}"
     sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]

@@ -13,7 +13,19 @@ import pytest
 from app import cli
 from bench.common import free_port
 
-COMMANDS = ("coordinator", "agent", "demo", "nodes", "start", "stop", "sessions", "session")
+COMMANDS = (
+    "coordinator",
+    "agent",
+    "demo",
+    "nodes",
+    "start",
+    "stop",
+    "sessions",
+    "session",
+    "offload",
+    "download",
+    "archive",
+)
 
 
 def help_text(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

@@ -1,0 +1,1 @@
+"""Operator commands that move footage: ``camfleet offload``, ``download`` and ``archive``."""

@@ -1,0 +1,110 @@
+"""Benchmark 8's summary rows and section of docs/benchmarks.md, and a runner for it alone:
+``python -m bench.report_offload [--quick] [--out PATH]``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import BenchError, Children, atomic_write_text, median, ms, yes_no
+from bench.offload import OffloadResult, Side, run_offload
+from bench.plan import OFFLOAD_RATIO_TARGET
+from bench.summary import SummaryRow, summary_table
+
+HEADING = "## 9. Offload over loopback"
+
+
+def offload_summary_rows(result: OffloadResult | None) -> list[SummaryRow]:
+    what = "offload throughput, coordinator (hash, fsync, confirm) / plain download"
+    target = f"≥ {OFFLOAD_RATIO_TARGET:g}"
+    if result is None:
+        return [SummaryRow(what, "not measured in this run", target, None)]
+    ratio = result.ratio
+    value = (
+        f"{ratio:.2f} ({result.offload.mb_s():.0f} vs {result.plain.mb_s():.0f} MB/s; "
+        f"{result.offload.cpu_s_per_gb():.2f} CPU s/GB in the coordinator)"
+    )
+    met = None if math.isnan(ratio) else ratio >= OFFLOAD_RATIO_TARGET and result.verified
+    return [SummaryRow(what, value, target, met)]
+
+
+def _row(side: Side, server: str) -> str:
+    return (
+        f"| {side.label} | {ms(median(side.seconds))} | {side.mb_s():.0f} MB/s | "
+        f"{side.cpu_s_per_gb():.2f} | {server} {side.cpu_s_per_gb(side.server_cpu_s):.2f} |"
+    )
+
+
+def offload_section(result: OffloadResult | None) -> list[str]:
+    """The report's section for this benchmark."""
+    lines = [HEADING, ""]
+    if result is None:
+        return [*lines, "Not measured in this run.", ""]
+    mb = result.files * result.file_bytes / 1e6
+    lines += [
+        f"One real coordinator and one real agent on this machine (`bench/offload.py`). Each of "
+        f"{result.rounds} rounds writes a new session of {result.files} recordings of "
+        f"{result.file_bytes / 1e6:g} MB ({mb:g} MB) into the agent's recordings folder with "
+        "valid manifests, waits until the coordinator has collected them, and then moves the "
+        "same files two ways, in alternating order, each after an `os.sync()` so neither "
+        "pays for the other's dirty pages: the coordinator's offload (`POST /api/v1/offload` "
+        "for the session, polled every 20 ms until done: stream from the agent, SHA-256 "
+        "while writing, fsync of file and folder, database commit, confirm to the node) and a "
+        "plain download by the bench (`GET /api/v1/recordings/{name}` from the agent with the "
+        "node's token, written to disk, no hashing, no fsync). Then, from the coordinator's "
+        "archive, `camfleet download SESSION DIR --from archive` (a child process: hash, "
+        "fsync, rename) beside a plain GET of `/api/v1/recordings/{id}/file`. Times are the "
+        "median round; CPU seconds per GB are the copier's (the coordinator's "
+        "`/proc/PID/stat` utime + stime, the bench's or the CLI child's rusage) and, in the "
+        "last column, those of the process serving the bytes.",
+        "",
+        "| copier | median time | throughput | copier CPU s/GB | server CPU s/GB |",
+        "|---|---|---|---|---|",
+        _row(result.offload, "agent"),
+        _row(result.plain, "agent"),
+        _row(result.cli, "coordinator"),
+        _row(result.plain_archive, "coordinator"),
+        "",
+        f"Offload / plain: **{result.ratio:.2f}** (target ≥ {OFFLOAD_RATIO_TARGET:g}: "
+        f"{yes_no(result.ratio >= OFFLOAD_RATIO_TARGET)}). `camfleet download` from the "
+        f"archive / plain: {result.cli_ratio:.2f}. Every copy verified and every recording "
+        f"confirmed to its node: {'yes' if result.verified else 'NO'}.",
+        "",
+    ]
+    if result.problems:
+        lines += ["Problems: " + "; ".join(result.problems[:5]), ""]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.report_offload", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the section")
+    args = parser.parse_args(argv)
+    from bench.run import FULL, QUICK
+
+    plan = QUICK if args.quick else FULL
+    files, file_mb, rounds = plan.offload_files, plan.offload_file_mb, plan.offload_rounds
+    root = Path(tempfile.mkdtemp(prefix="camfleet-bench-offload-"))
+    children = Children()
+    try:
+        result = run_offload(root, children, files, file_mb, rounds)
+    except BenchError as err:
+        print(f"offload bench failed: {err}", file=sys.stderr)
+        print(f"data and logs kept in {root}", file=sys.stderr)
+        return 1
+    finally:
+        children.stop()
+    text = "\n".join([*summary_table(offload_summary_rows(result)), *offload_section(result)])
+    atomic_write_text(args.out, text.rstrip() + "\n")
+    print(text, flush=True)
+    shutil.rmtree(root, ignore_errors=True)
+    return 0 if result.verified else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
