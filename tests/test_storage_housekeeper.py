@@ -3,6 +3,7 @@ start gate with retention first, settings, and what a scan of thousands of files
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
@@ -289,3 +290,22 @@ def test_every_disk_figure_is_in_the_metrics(tmp_path: Path) -> None:
         "camfleet_disk_total_bytes",
     ):
         assert f"{name}{{{ids}}}" in text, name
+
+
+def test_the_loop_stops_even_when_a_wake_up_races_the_stop(tmp_path: Path) -> None:
+    """A recording ending at shutdown wakes the loop just as the lifespan stops it."""
+
+    async def scenario() -> None:
+        hk = keeper(tmp_path, housekeeping_interval_s=3600)
+        hk.start()
+        for _ in range(20):  # let its first round finish and the loop wait
+            await asyncio.sleep(0.05)
+        task = hk._task
+        assert task is not None
+        hk.request_refresh()
+        await asyncio.sleep(0)  # the wake-up is delivered ...
+        stopping = asyncio.create_task(hk.stop())  # ... and the cancel that follows
+        done, _ = await asyncio.wait({stopping}, timeout=5)  # (asyncio.wait cancels nothing)
+        assert stopping in done and task.done(), "the cancel was lost: the loop kept running"
+
+    asyncio.run(scenario())

@@ -79,6 +79,7 @@ class Housekeeper:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- the status: no lock, no scan ------------------------------------------------------
 
@@ -281,12 +282,14 @@ class Housekeeper:
         """Start the housekeeping loop on the running event loop."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="housekeeper")
 
     async def stop(self) -> None:
         """Stop the loop (a round in progress finishes in its thread)."""
         task, self._task = self._task, None
         self._loop = None
+        self._stopping = True  # a cancel that races a wake-up must not be lost
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -294,13 +297,16 @@ class Housekeeper:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._stopping:
             try:
                 await asyncio.to_thread(self.tick)
             except OSError as err:  # a missing or broken disk: said each round, not fatal
                 log.warning("housekeeping of %s failed: %s", self.directory, err)
             except Exception:
                 log.exception("housekeeping round failed")
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel that
+            # arrives as the wake-up does (a recording ending at shutdown), and never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.housekeeping_interval_s)
+                async with asyncio.timeout(self.settings.housekeeping_interval_s):
+                    await self._wake.wait()
             self._wake.clear()
