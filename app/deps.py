@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.context import Fleet
+from app.offload.engine import OffloadEngine
 from common.http import check_bearer
 
 # The dashboard's browser session carries the operator token in this cookie
@@ -42,3 +43,12 @@ def require_fleet_token(request: Request) -> None:
 
 
 FleetDep = Annotated[Fleet, Depends(get_fleet)]
+
+
+def get_offload(request: Request) -> OffloadEngine:
+    """The app's offload engine."""
+    engine: OffloadEngine = request.app.state.offload
+    return engine
+
+
+OffloadDep = Annotated[OffloadEngine, Depends(get_offload)]

@@ -6,13 +6,19 @@ from common.errors import CamfleetError
 
 __all__ = [
     "BadInput",
+    "BadName",
+    "BadRequest",
     "CamfleetError",
     "FleetEmpty",
     "IdentityRefused",
+    "JobNotFound",
     "NodeBusy",
     "NodeNotFound",
     "NodePending",
+    "NodeRefused",
     "NodeUnreachable",
+    "NotArchived",
+    "RecordingNotFound",
     "SessionNotFound",
 ]
 
@@ -75,3 +81,47 @@ class NodePending(CamfleetError):
 
     status_code = 409
     code = "node_pending"
+
+
+class RecordingNotFound(CamfleetError):
+    """No recording with that id (or node and file name) is known."""
+
+    status_code = 404
+    code = "recording_not_found"
+
+
+class NotArchived(CamfleetError):
+    """The recording is known but has no verified copy in the archive yet."""
+
+    status_code = 404
+    code = "not_archived"
+
+
+class JobNotFound(CamfleetError):
+    """No offload job with that id."""
+
+    status_code = 404
+    code = "job_not_found"
+
+
+class BadRequest(CamfleetError):
+    """A request that cannot be taken as it is (and is not a field's validation)."""
+
+    status_code = 400
+    code = "bad_request"
+
+
+class BadName(BadRequest):
+    """A file name with path parts, or outside the agent's alphabet."""
+
+    code = "bad_name"
+
+
+class NodeRefused(CamfleetError):
+    """The node answered a relayed request with an error; its status is passed on."""
+
+    code = "node_refused"
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code

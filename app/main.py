@@ -20,6 +20,8 @@ from app.fleet.transport import Transport
 from app.metrics import FleetCollector
 from app.nodes import routes as node_routes
 from app.nodes import service as node_service
+from app.offload import routes as offload_routes
+from app.offload.engine import OffloadEngine
 from app.recordings import routes as recording_routes
 from app.selftest import routes as selftest_routes
 from app.sessions import routes as session_routes
@@ -102,6 +104,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     engine = db.make_engine(settings.db_url)
     fleet = build_fleet(settings, engine, transport)
     fleet.registry.register(FleetCollector(fleet.state))
+    offload = OffloadEngine(fleet)
 
     async def after_sweep() -> None:
         await reconcile(fleet)
@@ -115,11 +118,17 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         left_open = await asyncio.to_thread(mark_restarted, fleet)
         if left_open:
             log.warning("%d session(s) were left open; reconciling them with the nodes", left_open)
+        interrupted = await offload.recover()
+        if interrupted:
+            log.warning(
+                "%d offload job(s) were interrupted; the next offload resumes them", interrupted
+            )
         fleet.poller.start()
         log.info("coordinator ready with %d known nodes", len(fleet.state.addresses))
         try:
             yield
         finally:
+            await offload.shutdown()
             await fleet.poller.stop()
             await fleet.client.aclose()
             engine.dispose()
@@ -135,6 +144,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         openapi_url=None,
     )
     app.state.fleet = fleet
+    app.state.offload = offload
     document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)
     app.add_middleware(
@@ -164,6 +174,9 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.include_router(node_routes.router)
     app.include_router(session_routes.router)
     app.include_router(recording_routes.router)
+    app.include_router(offload_routes.jobs)
+    app.include_router(offload_routes.archive)
+    app.include_router(offload_routes.nodes)
     app.include_router(selftest_routes.router)
     app.include_router(timelapse_routes.router)
     app.include_router(web_routes.router)

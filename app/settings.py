@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -68,6 +68,48 @@ class CoordinatorSettings(BaseSettings):
         description="A session whose nodes have all been unreachable this long is ended.",
     )
 
+    archive_dir: Path | None = Field(
+        default=None,
+        description="Where offloaded recordings are kept, one folder per session; "
+        "default: data_dir/archive.",
+    )
+    offload_per_node: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Files pulled from one node at once (1: a recording keeps its disk).",
+    )
+    offload_concurrency: int = Field(
+        default=4, ge=1, le=256, description="Files pulled at once over the whole fleet."
+    )
+    offload_while_recording: Literal["skip", "throttle", "allow"] = Field(
+        default="skip",
+        description="A node that records: skip its files (they wait for the next offload), "
+        "pull them at offload_recording_bytes_per_s, or pull them at full speed.",
+    )
+    offload_recording_bytes_per_s: int = Field(
+        default=4_000_000, gt=0, description="The pace of 'throttle' while a node records."
+    )
+    offload_max_bytes_per_s: int = Field(
+        default=0, ge=0, description="A pace for every transfer (0: as fast as it goes)."
+    )
+    offload_max_attempts: int = Field(
+        default=6, ge=1, le=100, description="Tries per file before it is marked failed."
+    )
+    offload_retry_base_s: float = Field(
+        default=1.0, gt=0, le=600, description="First wait before a retry; doubles each time."
+    )
+    offload_retry_max_s: float = Field(
+        default=30.0, gt=0, le=3600, description="The longest wait between retries."
+    )
+    offload_idle_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description="A node that sends nothing for this long (answer or next bytes) has "
+        "gone away: the attempt fails and is retried.",
+    )
+
     @model_validator(mode="after")
     def _check(self) -> CoordinatorSettings:
         check_token("operator_token", self.operator_token)
@@ -90,6 +132,11 @@ class CoordinatorSettings(BaseSettings):
         return yaml_under_env(
             settings_cls, init_settings, env_settings, "CAMFLEET_COORDINATOR_CONFIG"
         )
+
+    @property
+    def archive_root(self) -> Path:
+        """The archive folder: configured, or ``data_dir/archive``."""
+        return (self.archive_dir or self.data_dir / "archive").resolve()
 
     @property
     def db_url(self) -> str:

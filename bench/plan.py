@@ -15,6 +15,7 @@ TIMELAPSE_P99_TARGET_MS = 10.0
 TIMELAPSE_DRIFT_TARGET_MS = 1.0
 CLIENT_RATIO_TARGET = 1.5  # issue 6: the chosen library within 1.5x of raw streams
 HEALTH_P99_TARGET_MS = 200.0
+RETENTION_TARGET_MS = 100.0  # issue 8: the planner over 100,000 files
 OFFLOAD_RATIO_TARGET = 0.9  # issue 8: verified, durable offload at 0.9x a plain download
 
 
@@ -42,6 +43,8 @@ class Plan:
     clients_budget_s: float = 15.0
     clients_real_max: int = 200
     health_commands: int = 100
+    retention_files: int = 100_000
+    retention_runs: int = 15
     offload_files: int = 8
     offload_file_mb: float = 64.0
     offload_rounds: int = 3

@@ -20,6 +20,7 @@ from bench.plan import (
 )
 from bench.profiles import ProfileResult
 from bench.report_clients import clients_section
+from bench.retention import RetentionResult, retention_section
 from bench.report_offload import offload_section, offload_summary_rows
 from bench.skew import RUN_AFTER_START_S, SkewResult
 from bench.summary import summary_rows, summary_table
@@ -351,6 +352,7 @@ def render(
     total_s: float,
     clients: ClientsResult | None = None,
     health: HealthFigure | None = None,
+    retention: RetentionResult | None = None,
     offload: OffloadResult | None = None,
 ) -> str:
     """The whole markdown document."""
@@ -364,7 +366,7 @@ def render(
         "# camfleet benchmarks",
         "",
         *summary_table(
-            summary_rows(skew, fanout, checksum, timelapse, profiles, clients, health)
+            summary_rows(skew, fanout, checksum, timelapse, profiles, clients, health, retention)
             + offload_summary_rows(offload)
         ),
         f"Written by {run}. These are the figures of one run on the machine below, everything "
@@ -389,5 +391,6 @@ def render(
     lines += _profiles_section(profiles)
     lines += clients_section(plan, clients)
     lines += health_section(health)
+    lines += retention_section(retention)
     lines += offload_section(offload)
     return "\n".join(lines).rstrip() + "\n"

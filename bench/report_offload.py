@@ -1,4 +1,4 @@
-"""Benchmark 8's summary rows and section of docs/benchmarks.md, and a runner for it alone:
+"""Benchmark 9's summary rows and section of docs/benchmarks.md, and a runner for it alone:
 ``python -m bench.report_offload [--quick] [--out PATH]``."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from bench.offload import OffloadResult, Side, run_offload
 from bench.plan import OFFLOAD_RATIO_TARGET
 from bench.summary import SummaryRow, summary_table
 
-HEADING = "## 8. Offload over loopback"
+HEADING = "## 9. Offload over loopback"
 
 
 def offload_summary_rows(result: OffloadResult | None) -> list[SummaryRow]:

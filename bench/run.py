@@ -20,6 +20,7 @@ from bench.health import HealthFigure, run_health
 from bench.offload import OffloadResult, run_offload
 from bench.profiles import ProfileResult, run_profiles
 from bench.report import Plan, render
+from bench.retention import RetentionResult, run_retention
 from bench.skew import SkewResult, run_skew
 from bench.timelapse import TimelapseResult, run_timelapse
 
@@ -72,6 +73,8 @@ QUICK = Plan(
     clients_budget_s=5.0,
     clients_real_max=4,
     health_commands=10,
+    retention_files=1_000,
+    retention_runs=5,
     offload_files=2,
     offload_file_mb=2.0,
     offload_rounds=1,
@@ -180,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         section_s["health"] = time.monotonic() - t0
 
-        print("8. offload over loopback", flush=True)
+        print("8. the retention planner", flush=True)
+        t0 = time.monotonic()
+        retention: RetentionResult = run_retention(plan.retention_files, plan.retention_runs)
+        section_s["retention"] = time.monotonic() - t0
+
+        print("9. offload over loopback", flush=True)
         t0 = time.monotonic()
         offload: OffloadResult = run_offload(
             root, children, plan.offload_files, plan.offload_file_mb, plan.offload_rounds
@@ -200,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             total_s,
             clients=clients,
             health=health,
+            retention=retention,
             offload=offload,
         )
         atomic_write_text(args.out, text)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bench.checksum import ChecksumResult
 from bench.clients import AIOHTTP, RAW, ClientsResult, SizeResult
-from bench.common import yes_no
+from bench.common import ms, yes_no
 from bench.fanout import FanoutResult
 from bench.health import HealthFigure
 from bench.plan import (
@@ -16,12 +16,14 @@ from bench.plan import (
     FLAT_TOLERANCE_MS,
     GROWTH_TOLERANCE,
     HEALTH_P99_TARGET_MS,
+    RETENTION_TARGET_MS,
     SKEW_TARGET_MS,
     STOP_TARGET_MS,
     TIMELAPSE_DRIFT_TARGET_MS,
     TIMELAPSE_P99_TARGET_MS,
 )
 from bench.profiles import ProfileResult
+from bench.retention import RetentionResult
 from bench.skew import SkewResult
 from bench.timelapse import TimelapseResult
 
@@ -223,6 +225,7 @@ def summary_rows(
     profiles: list[ProfileResult],
     clients: ClientsResult | None,
     health: HealthFigure | None,
+    retention: RetentionResult | None = None,
 ) -> list[SummaryRow]:
     """Every headline row, in the order of the sections."""
     return [
@@ -233,4 +236,19 @@ def summary_rows(
         *_profiles_summary(profiles),
         *_clients_summary(clients),
         *health_summary_rows(health),
+        *retention_summary_rows(retention),
+    ]
+
+
+def retention_summary_rows(result: RetentionResult | None) -> list[SummaryRow]:
+    """The headline row: the slowest case's p95 against the target."""
+    if result is None:
+        return []
+    return [
+        SummaryRow(
+            f"retention planner over {result.files:,} files, p95 of the slowest case",
+            ms(result.worst_p95_ms / 1e3),
+            f"< {RETENTION_TARGET_MS:g} ms",
+            result.worst_p95_ms < RETENTION_TARGET_MS,
+        )
     ]

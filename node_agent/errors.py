@@ -37,6 +37,24 @@ class RecordingConflict(AgentError):
     code = "recording_conflict"
 
 
+class ChecksumMismatch(RecordingConflict):
+    """A confirm's SHA-256 is not the manifest's: the copy is not this recording."""
+
+    code = "checksum_mismatch"
+
+
+class RecordingInProgress(RecordingConflict):
+    """The recording is still being written: it cannot be confirmed or deleted yet."""
+
+    code = "recording_in_progress"
+
+
+class NoManifest(RecordingConflict):
+    """The recording has no manifest, so there is no SHA-256 to check a copy against."""
+
+    code = "no_manifest"
+
+
 class RecorderFailure(AgentError):
     """The camera or encoder failed; the message says which and why."""
 

@@ -41,6 +41,7 @@ async def start_parts(ctx: AgentContext) -> bool:
     # Before anything else: recordings a crash left without a manifest get one.
     recovered = await asyncio.to_thread(recover, settings.recordings_path, ctx.node_id, __version__)
     ctx.recorder.note_recovered(recovered)
+    ctx.housekeeper.start()  # its first round scans the folder (and runs retention)
     await ctx.clock.read_once()
     ctx.clock.start()
     try:
@@ -61,6 +62,7 @@ async def stop_parts(ctx: AgentContext, sighup: bool) -> None:
     manifest = await asyncio.to_thread(ctx.recorder.shutdown)
     if manifest:
         log.info("finished %s on shutdown (sha256 %s)", manifest.file_name, manifest.sha256)
+    await ctx.housekeeper.stop()
     if ctx.link:
         await ctx.link.stop()
     await ctx.clock.stop()
@@ -109,7 +111,10 @@ def create_app(settings: AgentSettings) -> FastAPI:
     app.include_router(recorder_router(ctx.recorder), dependencies=protected)
     app.include_router(
         storage_router(
-            ctx.node_id, settings.recordings_path, lambda: ctx.recorder.status().file_name
+            ctx.node_id,
+            settings.recordings_path,
+            ctx.housekeeper.active_file,
+            ctx.housekeeper,
         ),
         dependencies=protected,
     )

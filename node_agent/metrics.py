@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from node_agent.schemas import NodeStatus, RecorderState
+from node_agent.schemas import DiskLevel, DiskStatus, NodeStatus, RecorderState
 from node_agent.telemetry.reading import Reading
 
 
@@ -97,6 +97,7 @@ class AgentCollector(Collector):
         )
         mins.add_metric(ids, s.disk.minutes_left * 60)
         yield mins
+        yield from disk_metrics(s.disk, labels, ids)
 
         synced = GaugeMetricFamily(
             "camfleet_chrony_synchronized",
@@ -121,3 +122,62 @@ class AgentCollector(Collector):
         for reading in self._readings():
             up.add_metric([*ids, reading.collector], 1 if reading.ok else 0)
         yield up
+
+
+def disk_metrics(d: DiskStatus, labels: list[str], ids: list[str]) -> Iterator[Metric]:
+    """The housekeeper's figures: free share, footage not yet offloaded, level and alarm."""
+    gauges: list[tuple[str, str, float]] = [
+        ("camfleet_disk_total_bytes", "Size of the recordings disk", d.total_bytes),
+        (
+            "camfleet_disk_free_ratio",
+            "Free share of the recordings disk (0-1)",
+            d.free_percent / 100,
+        ),
+        (
+            "camfleet_disk_unoffloaded_bytes",
+            "Bytes of finished recordings with no confirmed copy elsewhere",
+            d.unoffloaded_bytes,
+        ),
+        (
+            "camfleet_disk_unoffloaded_recordings",
+            "Finished recordings with no confirmed copy elsewhere",
+            d.unoffloaded_count,
+        ),
+        (
+            "camfleet_disk_offloaded_bytes",
+            "Bytes of offloaded recordings (retention may delete them)",
+            d.offloaded_bytes,
+        ),
+        (
+            "camfleet_disk_alarm",
+            "1 when the disk is full of footage not yet offloaded (recording stopped or starts "
+            "refused; nothing deleted)",
+            1 if d.alarm else 0,
+        ),
+    ]
+    for name, text, value in gauges:
+        g = GaugeMetricFamily(name, text, labels=labels)
+        g.add_metric(ids, value)
+        yield g
+    age = GaugeMetricFamily(
+        "camfleet_disk_oldest_unoffloaded_age_seconds",
+        "Age of the oldest recording not yet offloaded (0 when none is waiting)",
+        labels=labels,
+    )
+    age.add_metric(ids, d.oldest_unoffloaded_age_s or 0.0)
+    yield age
+    level = GaugeMetricFamily(
+        "camfleet_disk_level",
+        "1 for the disk's level: ok, warn (offload soon) or critical (starts refused)",
+        labels=[*labels, "level"],
+    )
+    for lv in DiskLevel:
+        level.add_metric([*ids, lv.value], 1 if d.level == lv else 0)
+    yield level
+    deleted = CounterMetricFamily(
+        "camfleet_retention_deleted_bytes",
+        "Bytes of offloaded footage deleted by retention and deletes since the agent started",
+        labels=labels,
+    )
+    deleted.add_metric(ids, d.deleted_bytes_total)
+    yield deleted

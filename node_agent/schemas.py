@@ -256,6 +256,11 @@ class DiskStatus(Answer):
         description="Set when the disk is full of footage not yet offloaded: recording "
         "stopped (or starts refused) and nothing was deleted. Offload to clear it.",
     )
+    deleted_bytes_total: int = Field(
+        default=0,
+        description="Bytes of offloaded footage retention and deletes freed since the agent "
+        "started.",
+    )
 
 
 class NodeStatus(Answer):

@@ -130,6 +130,50 @@ class StorageSettings(BaseModel):
     min_free_minutes: float = Field(
         default=15.0, ge=0, description="A start needs this many minutes (or planned_duration_s)."
     )
+    warn_free_percent: float = Field(
+        default=15.0,
+        gt=0,
+        le=100,
+        description="Under this much free space (percent of the disk) the level is 'warn': "
+        "offload soon.",
+    )
+    critical_free_percent: float = Field(
+        default=10.0,
+        ge=0,
+        lt=100,
+        description="Under this much free space the level is 'critical' and starts are refused "
+        "(after retention has deleted what offloaded footage it could).",
+    )
+    retention_free_percent: float = Field(
+        default=15.0,
+        gt=0,
+        le=100,
+        description="While free space is under this percent, retention deletes offloaded "
+        "recordings, oldest first, until it is reached again. Never un-offloaded ones.",
+    )
+    housekeeping_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="How often the housekeeper rescans the recordings and runs retention.",
+    )
+    delete_after_confirm: bool = Field(
+        default=False,
+        description="Delete each recording right after a copy elsewhere is confirmed by its "
+        "SHA-256, whatever the free space.",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> StorageSettings:
+        c, w, r = self.critical_free_percent, self.warn_free_percent, self.retention_free_percent
+        if not c < w <= r:
+            raise ValueError(
+                f"storage thresholds must be critical_free_percent < warn_free_percent <= "
+                f"retention_free_percent; got {c:g} < {w:g} <= {r:g}: retention must start "
+                "deleting offloaded footage no later than the warning, and the warning must "
+                "come before starts are refused"
+            )
+        return self
 
 
 class GateSettings(BaseModel):

@@ -24,8 +24,9 @@ from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import JoinRequest, NodeStatus
 from node_agent.settings import AgentSettings, resolve_identity
+from node_agent.storage.housekeeper import Housekeeper
 from node_agent.telemetry.clock import ClockMonitor
-from node_agent.telemetry.disk import collect_disk, read_disk
+from node_agent.telemetry.disk import collect_disk
 from node_agent.telemetry.reading import Reading
 from node_agent.telemetry.thermal import read_thermal
 from node_agent.timelapse.runner import Timelapse
@@ -40,6 +41,7 @@ class AgentContext:
     node_id: str
     api_token: SecretStr
     recorder: Recorder
+    housekeeper: Housekeeper
     clock: ClockMonitor
     timelapse: Timelapse
     link: CoordinatorLink | None
@@ -59,7 +61,7 @@ class AgentContext:
             uptime_s=round(time.monotonic() - self.started_monotonic, 3),
             recorder=rec,
             clock=self.clock.latest,
-            disk=read_disk(self.settings.recordings_path, rec.bitrate_bps),
+            disk=self.housekeeper.disk_status(rec.bitrate_bps),
             coordinator=self.link.state if self.link else "none",
             timelapse=self.timelapse.status(),
         )
@@ -109,6 +111,12 @@ def timelapse_preview(timelapse: Timelapse) -> bytes | None:
         return None
 
 
+def active_file(recorder: Recorder | None) -> str | None:
+    """The recording the recorder is writing (armed or running), if any."""
+    job = recorder.active_job() if recorder is not None else None
+    return job.path.name if job is not None else None
+
+
 def build_context(settings: AgentSettings) -> AgentContext:
     """Create folders, resolve identity and build the parts (nothing started yet)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +127,13 @@ def build_context(settings: AgentSettings) -> AgentContext:
     )
     lock = CameraLock(settings.data_dir / "camera.lock")
     timelapse = build_timelapse(settings, lock)
+    recorder: Recorder | None = None
+    housekeeper = Housekeeper(
+        settings.recordings_path,
+        settings.storage,
+        node_id,
+        active_file=lambda: active_file(recorder),
+    )
     recorder = Recorder(
         settings.recordings_path,
         settings.camera,
@@ -129,6 +144,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
         settings.gates,
         settings.max_schedule_ahead_s,
         preview_fallback=lambda: timelapse_preview(timelapse),
+        keeper=housekeeper,
     )
     # The node's own key: it proves to the coordinator that a join comes from this node.
     key = load_or_create_key(settings.data_dir / "node_key.pem")
@@ -143,5 +159,14 @@ def build_context(settings: AgentSettings) -> AgentContext:
             key,
         )
     return AgentContext(
-        settings, node_id, api_token, recorder, clock, timelapse, link, time.monotonic(), key
+        settings,
+        node_id,
+        api_token,
+        recorder,
+        housekeeper,
+        clock,
+        timelapse,
+        link,
+        time.monotonic(),
+        key,
     )

@@ -1,4 +1,4 @@
-"""Benchmark 8 runs on its own at a tiny size and writes its summary row and section."""
+"""Benchmark 9 runs on its own at a tiny size and writes its summary row and section."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_quick_offload_bench_writes_its_row_and_section(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     text = out.read_text()
-    assert text.index("## Summary") < text.index("## 8. Offload over loopback")
+    assert text.index("## Summary") < text.index("## 9. Offload over loopback")
     assert re.search(r"\| offload throughput, .* \| \d+\.\d\d \(", text), text
     # four copiers, each with a time, a throughput and CPU per GB
     rows = re.findall(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,3 +120,41 @@ def test_lock_view_and_self_test_from_the_dashboard(fleet: RunningFleet, page: P
     expect(page.locator("#banner")).to_contain_text("Stopped")
     lockviews = list(fleet.recordings_dir("CAM_C").glob("*_lockview.jpg"))
     assert len(lockviews) == 1
+
+
+def test_offload_and_delete_from_the_dashboard(fleet: RunningFleet, page: Page) -> None:
+    page.goto(f"{fleet.url}/?token={fleet.operator_token}")
+    expect(page.locator("article.card")).to_have_count(1)
+    expect(page.locator("article.card dd.unoffloaded")).to_contain_text("(")
+    page.click("#start")
+    expect(page.locator("#stop")).to_be_enabled()
+    page.wait_for_timeout(1200)
+    page.click("#stop")
+    expect(page.locator("#banner")).to_contain_text("Stopped")
+    session_row = page.locator("#sessions tr").first
+    expect(session_row.locator("a.zip")).to_have_count(0)
+    session_row.locator("button[data-offload-session]").click()
+    job = page.locator("#offload-job")
+    expect(job).to_contain_text("Offload")
+    expect(job.locator(".state").first).to_have_text("done", timeout=20_000)
+    expect(job).to_contain_text("1 confirmed")
+    assert job.locator("progress").evaluate("p => p.value === p.max && p.max > 1")
+    # Every archived recording links to its file, and the session to its zip and tar.
+    link = page.locator("#recordings a.download").first
+    expect(link).to_have_attribute("href", re.compile(r"^/api/v1/recordings/\d+/file$"))
+    expect(page.locator("#recordings .state.confirmed").first).to_be_visible()
+    expect(page.locator("#sessions tr").first.locator("a.zip")).to_have_count(1)
+    zip_href = page.locator("#sessions tr").first.locator("a.zip").get_attribute("href")
+    got = page.request.get(f"{fleet.url}{zip_href}")
+    assert got.status == 200 and got.body()[:2] == b"PK"
+    file_href = link.get_attribute("href")
+    assert page.request.get(f"{fleet.url}{file_href}").status == 200
+
+    page.click("#delete-offloaded")
+    expect(page.locator("#delete-dialog")).to_be_visible()
+    page.click("#delete-cancel")
+    expect(page.locator("#delete-dialog")).to_be_hidden()
+    page.click("#delete-offloaded")
+    page.click("#delete-confirm")
+    expect(page.locator("#banner")).to_contain_text("freed")
+    expect(page.locator("#banner")).to_contain_text("cam-c: freed")

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, inspect
 
 from app import db
 
-TABLES = {"node", "recording_session", "command_result", "recording"}
+TABLES = {"node", "recording_session", "command_result", "recording", "offload_job", "offload_file"}
 
 
 def tables(url: str) -> set[str]:
@@ -34,6 +34,7 @@ def test_migrated_schema_matches_the_models(db_url: str) -> None:
     from sqlmodel import SQLModel
 
     import app.nodes.models
+    import app.offload.models
     import app.recordings.models
     import app.sessions.models  # noqa: F401
 

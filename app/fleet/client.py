@@ -9,16 +9,27 @@ the cap, malformed, not the model) becomes that call's ``NodeCall`` with the rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
-from app.fleet.transport import AiohttpTransport, HttpResponse, Transport, TransportError
+from app.fleet.transport import (
+    AiohttpTransport,
+    HttpResponse,
+    StreamAnswer,
+    Transport,
+    TransportError,
+)
 from app.fleet.wire import (
+    ConfirmRequest,
+    ConfirmResult,
+    DeleteResult,
     LockViewRequest,
     LockViewResult,
     NodeStatus,
@@ -52,6 +63,11 @@ MAX_ANSWER_BYTES: dict[str, int] = {
     "timelapse_start": 256 * KIB,
     "timelapse_stop": 256 * KIB,
     "timelapse_status": 256 * KIB,
+    "confirm": 256 * KIB,
+    # one line per file deleted: even a node with 100,000 recordings answers within it
+    "delete_offloaded": 32 * MIB,
+    "lockview_file": 16 * MIB,
+    "error_body": 64 * KIB,
 }
 
 
@@ -228,6 +244,96 @@ class AgentClient:
         return await self._call(
             node, "timelapse_status", "GET", "/api/v1/timelapse", TimelapseStatus
         )
+
+    async def confirm(
+        self, node: NodeAddress, name: str, req: ConfirmRequest
+    ) -> NodeCall[ConfirmResult]:
+        """Tell a node a verified copy of ``name`` exists: it marks the recording offloaded."""
+        path = f"/api/v1/recordings/{quote(name, safe='')}/confirm"
+        return await self._call(node, "confirm", "POST", path, ConfirmResult, req, 10.0)
+
+    async def delete_offloaded(
+        self, node: NodeAddress, timeout_s: float = 60.0
+    ) -> NodeCall[DeleteResult]:
+        """Have a node delete every recording it has confirmed copies of."""
+        return await self._call(
+            node,
+            "delete_offloaded",
+            "DELETE",
+            "/api/v1/recordings?offloaded=true",
+            DeleteResult,
+            timeout_s=timeout_s,
+        )
+
+    async def lockview_file(self, node: NodeAddress, name: str) -> NodeCall[bytes]:
+        """A recording's Lock View still (a small JPEG, read whole)."""
+        t0, resp = await self._exchange(
+            node,
+            "lockview_file",
+            "GET",
+            f"/api/v1/recordings/{quote(name, safe='')}",
+            None,
+            10.0,
+            "image/jpeg",
+        )
+        if isinstance(resp, NodeCall):
+            return resp
+        if not resp.body.startswith(b"\xff\xd8"):
+            return _failed(node, t0, f"the agent's {name} is not a JPEG", resp.status)
+        return _done(node, t0, resp.status, resp.body)
+
+    @contextlib.asynccontextmanager
+    async def download(
+        self,
+        node: NodeAddress,
+        name: str,
+        *,
+        range_header: str | None,
+        max_bytes: int,
+        idle_timeout_s: float,
+    ) -> AsyncIterator[NodeCall[StreamAnswer]]:
+        """Open a download of ``name`` (with ``Range`` when given): a NodeCall whose value's
+        ``chunks()`` yields the body, at most ``max_bytes`` of it, each piece within
+        ``idle_timeout_s`` (else TransportError from the iteration). An error answer, or no
+        answer, is a failed NodeCall, as for every other call."""
+        headers = {"Authorization": f"Bearer {node.api_token}", "Accept": "*/*"}
+        if range_header is not None:
+            headers["Range"] = range_header
+        path = f"/api/v1/recordings/{quote(name, safe='')}"
+        t0 = time.perf_counter()
+        async with contextlib.AsyncExitStack() as stack:
+            failure: str | None = None
+            try:
+                answer = await stack.enter_async_context(
+                    self.transport.stream(
+                        node.host,
+                        node.port,
+                        "GET",
+                        path,
+                        headers,
+                        idle_timeout_s=idle_timeout_s,
+                        max_bytes=max_bytes,
+                    )
+                )
+            except TransportError as err:
+                failure = f"unreachable: {err}"
+            except TimeoutError:
+                failure = f"unreachable: no answer within {idle_timeout_s:g} s"
+            except OSError as err:
+                failure = f"unreachable: {type(err).__name__}: {err}"[:300]
+            if failure is not None:
+                yield _failed(node, t0, failure)
+                return
+            if answer.status >= 400:
+                body = bytearray()
+                with contextlib.suppress(TransportError):
+                    async for chunk in answer.chunks():
+                        body += chunk
+                        if len(body) > MAX_ANSWER_BYTES["error_body"]:
+                            break
+                yield _failed(node, t0, _error_detail(bytes(body)), answer.status)
+                return
+            yield _done(node, t0, answer.status, answer)
 
     @staticmethod
     async def fan_out(

@@ -33,7 +33,16 @@ QUICK_COMMANDS = frozenset(
 PRIORITY_COMMANDS = frozenset({"start", "stop", "abort", "timelapse_stop"})
 # Commands after which the node's status has changed and is re-read at once.
 REFRESH_COMMANDS = frozenset(
-    {"start", "stop", "abort", "selftest", "timelapse_start", "timelapse_stop"}
+    {
+        "start",
+        "stop",
+        "abort",
+        "selftest",
+        "timelapse_start",
+        "timelapse_stop",
+        "confirm",  # the disk card's bytes not yet offloaded
+        "delete_offloaded",
+    }
 )
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
@@ -23,6 +25,8 @@ MAX_LINE_BYTES = 8 * 1024
 MAX_FIELD_BYTES = 8 * 1024
 MAX_HEADERS = 64
 _READ_CHUNK = 64 * 1024
+# Answer headers a stream passes on to its reader (everything else is dropped).
+STREAM_HEADERS = ("content-range", "accept-ranges", "content-length")
 
 
 class TransportError(Exception):
@@ -36,6 +40,27 @@ class HttpResponse:
     status: int
     content_type: str
     body: bytes
+
+
+@dataclass
+class StreamAnswer:
+    """An answer whose body is read as it arrives: at most ``max_bytes`` of it, each piece
+    within the idle deadline, else ``body`` raises TransportError."""
+
+    status: int
+    content_type: str
+    content_length: int | None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: AsyncIterator[bytes] | None = None
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body, piece by piece (closed by the stream that made it)."""
+        return self.body if self.body is not None else _nothing()
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # an async generator that yields nothing
 
 
 class Transport(Protocol):
@@ -56,6 +81,21 @@ class Transport(Protocol):
         """One exchange within ``timeout_s``; raise TransportError or TimeoutError on failure."""
         ...
 
+    def stream(
+        self,
+        host: str,
+        port: int,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        *,
+        idle_timeout_s: float,
+        max_bytes: int,
+    ) -> AbstractAsyncContextManager[StreamAnswer]:
+        """Open an exchange whose body is read piece by piece (a download); the answer's
+        head must come within ``idle_timeout_s``, and so must each piece after it."""
+        ...
+
     async def aclose(self) -> None:
         """Close every connection."""
         ...
@@ -64,29 +104,24 @@ class Transport(Protocol):
 class AiohttpTransport:
     """One shared ``aiohttp.ClientSession`` with keep-alive connections to every node."""
 
-    def __init__(self, max_connections_per_node: int = 4) -> None:
+    def __init__(self, max_connections_per_node: int = 4, max_streams_per_node: int = 8) -> None:
         self._per_node = max_connections_per_node
+        self._streams_per_node = max_streams_per_node
         self._session: aiohttp.ClientSession | None = None
+        # Downloads hold a connection for minutes: they get a pool of their own, so a
+        # transfer never makes a status call or a stop wait for a connection.
+        self._stream_session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         # Made on first use, inside the running loop (aiohttp binds to it).
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=0,  # the fan-out caps calls per node; no global queue
-                limit_per_host=self._per_node,
-                use_dns_cache=False,  # nodes are called at IP addresses only
-                enable_cleanup_closed=False,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,  # a compressed answer cannot slip past the size cap
-                max_line_size=MAX_LINE_BYTES,
-                max_field_size=MAX_FIELD_BYTES,
-                max_headers=MAX_HEADERS,
-                trust_env=False,  # never a proxy from the environment
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
+            self._session = _new_session(self._per_node)
         return self._session
+
+    def _stream_client(self) -> aiohttp.ClientSession:
+        if self._stream_session is None or self._stream_session.closed:
+            self._stream_session = _new_session(self._streams_per_node)
+        return self._stream_session
 
     async def request(
         self,
@@ -122,12 +157,95 @@ class AiohttpTransport:
         except aiohttp.ClientError as err:
             raise TransportError(_describe(err)) from err
 
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        host: str,
+        port: int,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        *,
+        idle_timeout_s: float,
+        max_bytes: int,
+    ) -> AsyncIterator[StreamAnswer]:
+        """A download: the head within ``idle_timeout_s``, then the body piece by piece."""
+        url = yarl.URL.build(scheme="http", host=host, port=port).join(yarl.URL(path))
+        session = self._stream_client()
+        try:
+            async with asyncio.timeout(idle_timeout_s):
+                resp = await session.request(
+                    method,
+                    url,
+                    headers={"Accept-Encoding": "identity", **headers},
+                    allow_redirects=False,
+                )
+        except aiohttp.ClientError as err:
+            raise TransportError(_describe(err)) from err
+        finished = False
+        try:
+            declared = resp.content_length
+            if declared is not None and declared > max_bytes:
+                raise TransportError(f"answer of {declared} bytes is over the {max_bytes}-byte cap")
+            kept = {k: v for k in STREAM_HEADERS if (v := resp.headers.get(k)) is not None}
+
+            async def body() -> AsyncGenerator[bytes, None]:
+                nonlocal finished
+                total = 0
+                while True:
+                    try:
+                        async with asyncio.timeout(idle_timeout_s):
+                            chunk = await resp.content.readany()
+                    except TimeoutError as err:
+                        raise TransportError(
+                            f"the node sent nothing for {idle_timeout_s:g} s"
+                        ) from err
+                    except aiohttp.ClientError as err:
+                        raise TransportError(_describe(err)) from err
+                    if not chunk:
+                        finished = True
+                        return
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise TransportError(f"answer is over the {max_bytes}-byte cap")
+                    yield chunk
+
+            pieces = body()
+            try:
+                yield StreamAnswer(resp.status, resp.content_type or "", declared, kept, pieces)
+            finally:
+                await pieces.aclose()
+        finally:
+            if finished:
+                resp.release()  # read to its end: the connection may be used again
+            else:
+                resp.close()  # a body left half-read is never reused
+
     async def aclose(self) -> None:
-        """Close the session and its connections."""
-        if self._session is not None:
-            with contextlib.suppress(Exception):
-                await self._session.close()
-            self._session = None
+        """Close the sessions and their connections."""
+        for session in (self._session, self._stream_session):
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    await session.close()
+        self._session = self._stream_session = None
+
+
+def _new_session(per_host: int) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=0,  # the fan-out (or the offload engine) caps calls per node; no global queue
+        limit_per_host=per_host,
+        use_dns_cache=False,  # nodes are called at IP addresses only
+        enable_cleanup_closed=False,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,  # a compressed answer cannot slip past the size cap
+        max_line_size=MAX_LINE_BYTES,
+        max_field_size=MAX_FIELD_BYTES,
+        max_headers=MAX_HEADERS,
+        trust_env=False,  # never a proxy from the environment
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
 
 
 async def _read_capped(stream: aiohttp.StreamReader, max_bytes: int) -> bytes:

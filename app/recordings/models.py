@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+import sqlalchemy as sa
 from pydantic import BaseModel
+from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.fleet.wire import Manifest
+
+
+class ArchiveState(StrEnum):
+    """Where the coordinator's own copy of a recording stands."""
+
+    none = "none"  # not in the archive (a transfer may be under way)
+    archived = "archived"  # verified and durable in the archive, not yet confirmed to the node
+    confirmed = "confirmed"  # ... and the node has marked it offloaded
+    corrupt = "corrupt"  # the last copy did not match the manifest's SHA-256
 
 
 class Recording(SQLModel, table=True):
@@ -30,6 +43,19 @@ class Recording(SQLModel, table=True):
     offloaded: bool = False
     manifest_json: str = Field(sa_column=Column(Text, nullable=False))
     collected_at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The coordinator's archive (app.offload): never taken from a node's manifest.
+    archive_state: str = Field(
+        default=ArchiveState.none.value,
+        max_length=16,
+        sa_column_kwargs={"server_default": ArchiveState.none.value},
+    )
+    archive_path: str | None = Field(
+        default=None, max_length=512, description="Relative to archive_dir: SESSION/file."
+    )
+    archive_sha256: str | None = Field(default=None, max_length=64)
+    archived_at_ns: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    confirmed_at_ns: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    corrupt_copies: int = Field(default=0, sa_column_kwargs={"server_default": sa.text("0")})
 
     def manifest(self) -> Manifest:
         """The stored manifest."""
@@ -39,12 +65,21 @@ class Recording(SQLModel, table=True):
 class RecordingPublic(BaseModel):
     """One recording in ``GET /api/v1/recordings``."""
 
+    id: int
     node_id: str
     session_id: str
     file_name: str
     sha256: str
     size_bytes: int
-    offloaded: bool
+    offloaded: bool = PField(description="The node's manifest says a verified copy exists.")
+    archive_state: ArchiveState = PField(
+        description="The coordinator's copy: none, archived (verified, not yet confirmed to "
+        "the node), confirmed, or corrupt (the last copy did not match; both kept)."
+    )
+    corrupt_copies: int = PField(description="Copies that did not match, kept as .corrupt-N.")
+    download_url: str | None = PField(
+        description="GET this for the archived file (Range supported); null until archived."
+    )
     manifest: Manifest
 
 

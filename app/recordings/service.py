@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from app.fleet.wire import Manifest
 from app.recordings import repository
-from app.recordings.models import Recording, RecordingListPublic, RecordingPublic
+from app.recordings.models import ArchiveState, Recording, RecordingListPublic, RecordingPublic
 
 
 def _columns(m: Manifest, text: str) -> dict[str, Any]:
@@ -67,19 +67,31 @@ def _ingest_once(db: Session, node_id: str, manifests: Sequence[Manifest]) -> se
     return {r.session_id for r in rows}
 
 
+def download_url(r: Recording) -> str | None:
+    """Where the archived file is served, once there is one."""
+    if r.archive_state in (ArchiveState.archived, ArchiveState.confirmed):
+        return f"/api/v1/recordings/{r.id}/file"
+    return None
+
+
+def public(r: Recording) -> RecordingPublic:
+    """A recording as the API shows it."""
+    assert r.id is not None
+    return RecordingPublic(
+        id=r.id,
+        node_id=r.node_id,
+        session_id=r.session_id,
+        file_name=r.file_name,
+        sha256=r.sha256,
+        size_bytes=r.size_bytes,
+        offloaded=r.offloaded,
+        archive_state=ArchiveState(r.archive_state),
+        corrupt_copies=r.corrupt_copies,
+        download_url=download_url(r),
+        manifest=r.manifest(),
+    )
+
+
 def list_recordings(db: Session, session_id: str | None = None) -> RecordingListPublic:
     """Every recording the fleet knows."""
-    return RecordingListPublic(
-        recordings=[
-            RecordingPublic(
-                node_id=r.node_id,
-                session_id=r.session_id,
-                file_name=r.file_name,
-                sha256=r.sha256,
-                size_bytes=r.size_bytes,
-                offloaded=r.offloaded,
-                manifest=r.manifest(),
-            )
-            for r in repository.list_all(db, session_id)
-        ]
-    )
+    return RecordingListPublic(recordings=[public(r) for r in repository.list_all(db, session_id)])

@@ -10,6 +10,7 @@ import os
 import threading
 from pathlib import Path
 
+from node_agent.recorder.keeper import StorageKeeper
 from node_agent.schemas import ClockStatus, GateResult
 from node_agent.settings import GateSettings, StorageSettings
 from node_agent.telemetry.disk import free_bytes, minutes_left
@@ -23,10 +24,14 @@ def storage_gate(
     planned_s: float | None,
     min_free_minutes: float,
     reserve_s: float,
+    critical: str | None = None,
 ) -> GateResult:
-    """Writable, and room for the planned duration (or ``min_free_minutes``) plus the reserve."""
+    """Writable, not at the critical level (``critical`` says why it is), and room for the
+    planned duration (or ``min_free_minutes``) plus the reserve."""
     if writable_error is not None:
         return GateResult(gate="storage", ok=False, reason=f"not writable: {writable_error}")
+    if critical is not None:
+        return GateResult(gate="storage", ok=False, reason=critical)
     need_s = (planned_s if planned_s is not None else min_free_minutes * 60) + reserve_s
     have_min = minutes_left(free_bytes, bitrate_bps)
     if have_min * 60 < need_s:
@@ -106,6 +111,15 @@ def check_writable(directory: Path) -> str | None:
     return None
 
 
+def start_need_bytes(bitrate_bps: int, planned_s: float | None, storage: StorageSettings) -> int:
+    """The bytes a start needs free: the planned duration (or ``min_free_minutes``) plus the
+    reserve, at ``bitrate_bps``."""
+    need_s = (planned_s if planned_s is not None else storage.min_free_minutes * 60) + (
+        storage.reserve_s
+    )
+    return int(need_s * bitrate_bps / 8)
+
+
 def check_gates(
     directory: Path,
     bitrate_bps: int,
@@ -113,18 +127,28 @@ def check_gates(
     storage: StorageSettings,
     gates: GateSettings,
     clock: ClockStatus,
+    keeper: StorageKeeper | None = None,
 ) -> list[GateResult]:
     """Storage, temperature, battery and clock, read now (the camera is checked when it
-    opens)."""
+    opens). With a ``keeper``, retention first frees what offloaded footage it may."""
     thermal = read_thermal(gates.thermal_path)
+    writable = check_writable(directory)
+    critical = None
+    if writable is not None:
+        free = 0
+    elif keeper is not None:
+        free, critical = keeper.room_for_start(start_need_bytes(bitrate_bps, planned_s, storage))
+    else:
+        free = free_bytes(directory)
     return [
         storage_gate(
-            check_writable(directory),
-            free_bytes(directory) if directory.exists() else 0,
+            writable,
+            free,
             bitrate_bps,
             planned_s,
             storage.min_free_minutes,
             storage.reserve_s,
+            critical,
         ),
         temperature_gate(thermal.value, gates.max_cpu_temp_c, str(gates.thermal_path)),
         battery_gate(None, gates.min_battery_percent, "none"),

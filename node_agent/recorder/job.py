@@ -17,19 +17,21 @@ from node_agent.camera.protocol import CameraBackend, CapturedFrame
 from node_agent.clock import Clock
 from node_agent.naming import journal_path, lockview_name
 from node_agent.recorder.counters import RecordingCounters, measured_bitrate_bps
+from node_agent.recorder.keeper import StorageKeeper
 from node_agent.recorder.manifest import write_manifest
 from node_agent.recorder.policies import (
     NS_PER_S,
     FrameTimeline,
     RateWindow,
     probation_verdict,
+    reserve_bytes,
     reserve_reached,
 )
 from node_agent.recorder.recovery import write_journal
 from node_agent.recorder.schedule import Fired, wait_until_ns
 from node_agent.recorder.spec import RecordingSpec
 from node_agent.recorder.writer import Mp4Writer
-from node_agent.schemas import ClockStatus, Manifest
+from node_agent.schemas import ClockStatus, Manifest, RecorderState, StartResult
 from node_agent.settings import CameraSettings, Profile, StorageSettings
 from node_agent.telemetry.disk import free_bytes
 
@@ -52,6 +54,7 @@ class RecordingJob:
         on_probation_failed: Callable[[Profile, str], None] | None = None,
         on_done: Callable[[RecordingJob], None] | None = None,
         disk_free: Callable[[Path], int] = free_bytes,
+        keeper: StorageKeeper | None = None,
     ) -> None:
         self.spec = spec
         self.counters = RecordingCounters()
@@ -64,6 +67,7 @@ class RecordingJob:
         self._on_probation_failed = on_probation_failed
         self._on_done = on_done  # frees the camera, notes how it ended
         self._disk_free = disk_free
+        self._keeper = keeper  # asked to free offloaded footage before the reserve stops us
         self.stop_event = threading.Event()
         self.started_event = threading.Event()
         self.done_event = threading.Event()
@@ -124,6 +128,8 @@ class RecordingJob:
                 if self._on_done is not None:
                     self._on_done(self)
                 self.done_event.set()
+                if self._keeper is not None:
+                    self._keeper.request_refresh()  # a new manifest, a file no longer active
 
     def _capture(self, fired: Fired) -> None:
         spec, c, cam = self.spec, self.counters, self.camera
@@ -164,9 +170,14 @@ class RecordingJob:
                 self._judge_probation()
             if now >= next_disk_check:
                 next_disk_check = now + NS_PER_S
+                reserve_s = self.storage.reserve_s
                 why = reserve_reached(
-                    self._disk_free(spec.path.parent), self.storage.reserve_s, spec.bitrate_bps
+                    self._disk_free(spec.path.parent), reserve_s, spec.bitrate_bps
                 )
+                if why is not None and self._keeper is not None:
+                    # Retention deletes offloaded footage first; only when nothing offloaded
+                    # is left does the recording stop (never deleting unconfirmed footage).
+                    why = self._keeper.make_room(reserve_bytes(reserve_s, spec.bitrate_bps), why)
                 if why is not None:
                     c.stop_reason = why
                     log.error("recording %s stopped: %s", spec.session_id, why)
@@ -230,3 +241,19 @@ class RecordingJob:
             stop_reason=c.stop_reason,
             lockview_file=lockview.name if lockview.exists() else None,
         )
+
+
+def start_result(job: RecordingJob, command_id: str) -> StartResult:
+    """What a start command answers about the recording it armed."""
+    spec = job.spec
+    state = RecorderState.recording if job.started_event.is_set() else RecorderState.armed
+    return StartResult(
+        session_id=spec.session_id,
+        command_id=command_id,
+        state=state,
+        file_name=spec.path.name,
+        start_at_ns=spec.start_at_ns,
+        scheduled=spec.requested_start_ns is not None,
+        armed_at_ns=spec.armed_at_ns,
+        profile=spec.profile.name,
+    )

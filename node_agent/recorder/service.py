@@ -25,7 +25,8 @@ from node_agent.errors import GateRefused, NotFound, RecordingConflict
 from node_agent.naming import manifest_name, recording_name
 from node_agent.recorder.arming import ArmingFailed, open_camera, open_writer
 from node_agent.recorder.gates import check_gates
-from node_agent.recorder.job import RecordingJob
+from node_agent.recorder.job import RecordingJob, start_result
+from node_agent.recorder.keeper import StorageKeeper
 from node_agent.recorder.manifest import read_manifest
 from node_agent.recorder.profiles import Profiles
 from node_agent.recorder.spec import Identity, RecordingSpec
@@ -68,8 +69,10 @@ class Recorder:
         clock: Clock | None = None,
         backend_factory: BackendFactory = make_backend,
         preview_fallback: Callable[[], bytes | None] | None = None,
+        keeper: StorageKeeper | None = None,
     ) -> None:
         self.directory = directory
+        self.keeper = keeper  # retention before a start is refused or a recording stops
         self.camera = camera
         self.storage = storage or StorageSettings()
         self.gates = gates or GateSettings()
@@ -113,7 +116,7 @@ class Recorder:
             job = self.active_job()
             if job is not None:
                 if job.session_id == req.session_id:
-                    return self._remember(req.command_id, _start_result(job, req.command_id))
+                    return self._remember(req.command_id, start_result(job, req.command_id))
                 raise RecordingConflict(
                     f"this node is already recording session {job.session_id}; "
                     f"stop it before starting {req.session_id}"
@@ -139,7 +142,7 @@ class Recorder:
             job = self._arm(req.session_id, start_at, req.start_at_ns, owner="recording")
             self.job = job
             job.begin()
-            result = _start_result(job, req.command_id)
+            result = start_result(job, req.command_id)
             result.warnings = [f"{g.gate}: {g.reason}" for g in gates if g.warning]
             return self._remember(req.command_id, result)
 
@@ -244,6 +247,7 @@ class Recorder:
             self.storage,
             self.gates,
             self.chrony.latest,
+            self.keeper,
         )
 
     def warm_up(self) -> str:
@@ -378,6 +382,7 @@ class Recorder:
             clock_status=lambda: self.chrony.latest,
             on_probation_failed=self._probation_failed,
             on_done=self._job_done,
+            keeper=self.keeper,
         )
 
     def _job_done(self, job: RecordingJob) -> None:
@@ -395,18 +400,3 @@ class Recorder:
         while len(self._commands) > _MAX_REMEMBERED_COMMANDS:
             self._commands.popitem(last=False)
         return result
-
-
-def _start_result(job: RecordingJob, command_id: str) -> StartResult:
-    spec = job.spec
-    state = RecorderState.recording if job.started_event.is_set() else RecorderState.armed
-    return StartResult(
-        session_id=spec.session_id,
-        command_id=command_id,
-        state=state,
-        file_name=spec.path.name,
-        start_at_ns=spec.start_at_ns,
-        scheduled=spec.requested_start_ns is not None,
-        armed_at_ns=spec.armed_at_ns,
-        profile=spec.profile.name,
-    )

@@ -14,7 +14,7 @@ from node_agent.clock import Clock
 from node_agent.errors import RecorderFailure, RecordingConflict
 from node_agent.naming import lockview_name, manifest_name
 from node_agent.recorder.job import RecordingJob
-from node_agent.recorder.manifest import read_manifest, write_manifest
+from node_agent.recorder.manifest import MANIFEST_LOCK, read_manifest, rewrite_manifest
 from node_agent.recorder.profiles import Profiles
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import LockViewResult
@@ -66,9 +66,11 @@ class RecorderStills:
         path = self.directory / lockview_name(session_id, cam_id)
         size = save_jpeg(path, frame, self.camera.jpeg_quality)
         manifest_path = self.directory / manifest_name(session_id, cam_id)
-        if manifest_path.exists():  # taken after the stop: the manifest learns of it now
-            manifest = read_manifest(manifest_path)
-            write_manifest(self.directory, manifest.model_copy(update={"lockview_file": path.name}))
+        with MANIFEST_LOCK:  # a confirm may rewrite the same manifest
+            if manifest_path.exists():  # taken after the stop: the manifest learns of it now
+                manifest = read_manifest(manifest_path)
+                update = {"lockview_file": path.name}
+                rewrite_manifest(manifest_path, manifest.model_copy(update=update))
         return LockViewResult(
             session_id=session_id,
             file_name=path.name,

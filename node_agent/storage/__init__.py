@@ -1,1 +1,2 @@
-"""Storage: the recordings folder (listing, safe name resolution) and its routes."""
+"""Storage: the recordings folder and its housekeeper (status, confirm by checksum, retention
+of offloaded footage only, downloads with Range) and their routes."""
