@@ -20,8 +20,8 @@ from bench.plan import (
 )
 from bench.profiles import ProfileResult
 from bench.report_clients import clients_section
-from bench.retention import RetentionResult, retention_section
 from bench.report_offload import offload_section, offload_summary_rows
+from bench.retention import RetentionResult, retention_section
 from bench.skew import RUN_AFTER_START_S, SkewResult
 from bench.summary import summary_rows, summary_table
 from bench.timelapse import TimelapseResult
