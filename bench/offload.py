@@ -1,4 +1,4 @@
-"""Benchmark 8, offload over loopback: the coordinator's verified, durable offload beside a
+"""Benchmark 9, offload over loopback: the coordinator's verified, durable offload beside a
 plain HTTP download of the same files from the same agent, in the same run.
 
 One real coordinator and one real agent (synthetic camera). Each round writes a new

@@ -1,4 +1,4 @@
-"""Benchmark 8's summary rows and section of docs/benchmarks.md, and a runner for it alone:
+"""Benchmark 9's summary rows and section of docs/benchmarks.md, and a runner for it alone:
 ``python -m bench.report_offload [--quick] [--out PATH]``."""
 
 from __future__ import annotations

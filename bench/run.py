@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         retention: RetentionResult = run_retention(plan.retention_files, plan.retention_runs)
         section_s["retention"] = time.monotonic() - t0
+
         print("9. offload over loopback", flush=True)
         t0 = time.monotonic()
         offload: OffloadResult = run_offload(

@@ -1,4 +1,4 @@
-"""Benchmark 8 runs on its own at a tiny size and writes its summary row and section."""
+"""Benchmark 9 runs on its own at a tiny size and writes its summary row and section."""
 
 from __future__ import annotations
 
