@@ -135,15 +135,11 @@ class OffloadEngine:
         if f.state != FileState.queued:
             return  # failed when the job was made (a name that is not safe)
         try:
-            async with (
-                self._key_lock(f"{f.session_id}/{f.file_name}"),
-                self._node_slot(f.node_id),
-                self._total,
-            ):
+            async with self._key_lock(f"{f.session_id}/{f.file_name}"):
                 if f.node_id in job.gone:
                     await self._finish(f, FileState.failed, job.gone[f.node_id])
                     return
-                await self._process(f)
+                await self._process(job, f)
                 if self._gave_up(f):
                     job.gone[f.node_id] = (
                         f"not tried: this job gave up on node {f.node_id} "
@@ -175,6 +171,15 @@ class OffloadEngine:
             slot = self._nodes[node_id] = asyncio.Semaphore(self.settings.offload_per_node)
         return slot
 
+    @contextlib.asynccontextmanager
+    async def _transfer_slot(self, node_id: str) -> AsyncIterator[None]:
+        """A place among the transfers from ``node_id`` and over the fleet. It covers the
+        pull of the bytes only: the commit and the confirm of one file overlap the next
+        file's pull (``make bench`` section 9, 8 files of 64 MB from one node: 2.35 s with
+        the slot held to the confirm, 2.02 s like this)."""
+        async with self._node_slot(node_id), self._total:
+            yield
+
     def _gave_up(self, f: LiveFile) -> bool:
         """Every attempt of ``f`` failed: its node is not there."""
         return f.state == FileState.failed and f.progress.attempts >= (
@@ -204,7 +209,7 @@ class OffloadEngine:
             return min(limit, rate) if limit > 0 else rate
         return limit
 
-    async def _process(self, f: LiveFile) -> None:
+    async def _process(self, job: LiveJob, f: LiveFile) -> None:
         snap = await self.fleet.store.run(lambda db: _snapshot(db, f.recording_id, self.root))
         if snap is None:
             await self._finish(f, FileState.failed, "the recording is no longer known")
@@ -231,13 +236,17 @@ class OffloadEngine:
                 f, FileState.failed, f"{paths.relative} is already archived for {snap.taken_by}"
             )
             return
-        try:
-            self._pace(f.node_id)
-        except Paused as err:
-            await self._finish(f, FileState.skipped, str(err))
-            return
-        await self._save(f, FileState.transferring)
-        digest = await self._fetch(f, paths, m)
+        async with self._transfer_slot(f.node_id):
+            if f.node_id in job.gone:  # given up on while this file waited for its turn
+                await self._finish(f, FileState.failed, job.gone[f.node_id])
+                return
+            try:
+                self._pace(f.node_id)
+            except Paused as err:
+                await self._finish(f, FileState.skipped, str(err))
+                return
+            await self._save(f, FileState.transferring)
+            digest = await self._fetch(f, paths, m)
         if digest is None:
             return
         note = await self._side_files(f, paths, m)
