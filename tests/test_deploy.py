@@ -16,6 +16,7 @@ from app.context import build_fleet
 from app.db import make_engine
 from app.fleet.client import NodeAddress
 from app.metrics import FleetCollector
+from app.offload.metrics import OffloadMetrics
 from app.settings import load_coordinator_settings
 from node_agent.metrics import AgentCollector
 from node_agent.settings import load_agent_settings
@@ -127,7 +128,7 @@ def test_prometheus_config_and_rules_pass_promtool(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 7 rules found" in done.stdout
+    assert "SUCCESS: 8 rules found" in done.stdout
 
 
 def exported_metric_names(tmp_path: Path) -> set[str]:
@@ -147,6 +148,7 @@ def exported_metric_names(tmp_path: Path) -> set[str]:
         update={"clock": status.clock.model_copy(update={"offset_ns": 5})}
     )
     fleet.registry.register(FleetCollector(fleet.state))
+    OffloadMetrics.register(fleet.registry)
     fleet.command_latency.labels("start").observe(0.01)
     text = (generate_latest(registry) + generate_latest(fleet.registry)).decode()
     samples = (line for line in text.splitlines() if line and not line.startswith("#"))
