@@ -22,7 +22,7 @@ from node_agent.camera.lock import CameraLock
 from node_agent.link import CoordinatorLink, hostname
 from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
-from node_agent.schemas import JoinRequest, NodeStatus
+from node_agent.schemas import JoinRequest, NodeStatus, RecorderState
 from node_agent.settings import AgentSettings, resolve_identity
 from node_agent.storage.housekeeper import Housekeeper
 from node_agent.telemetry.clock import ClockMonitor
@@ -133,6 +133,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
         settings.storage,
         node_id,
         active_file=lambda: active_file(recorder),
+        hold=lambda: recorder is not None and recorder.state == RecorderState.armed,
     )
     recorder = Recorder(
         settings.recordings_path,

@@ -309,3 +309,41 @@ def test_the_loop_stops_even_when_a_wake_up_races_the_stop(tmp_path: Path) -> No
         assert stopping in done and task.done(), "the cancel was lost: the loop kept running"
 
     asyncio.run(scenario())
+
+
+def test_no_round_runs_while_a_scheduled_start_is_armed(tmp_path: Path) -> None:
+    """Retention would delete the offloaded recording at once; while the recorder is armed
+    the loop waits, and the round runs as soon as the start has come."""
+    m = add_recording(tmp_path, "S1", 4096, age_s=60, offloaded=True)
+    armed = True
+
+    async def scenario() -> None:
+        nonlocal armed
+        hk = Housekeeper(
+            tmp_path,
+            StorageSettings.model_validate(
+                {
+                    "critical_free_percent": 97,
+                    "warn_free_percent": 98,
+                    "retention_free_percent": 99.9,  # never reached here: every round deletes
+                    "housekeeping_interval_s": 0.05,
+                }
+            ),
+            "cam-c",
+            now_ns=lambda: NOW_NS,
+            hold=lambda: armed,
+        )
+        hk.start()
+        try:
+            await asyncio.sleep(0.6)
+            assert (tmp_path / m.file_name).exists(), "a round ran while a start was armed"
+            armed = False
+            for _ in range(100):
+                if not (tmp_path / m.file_name).exists():
+                    break
+                await asyncio.sleep(0.05)
+            assert not (tmp_path / m.file_name).exists(), "the held round never ran"
+        finally:
+            await hk.stop()
+
+    asyncio.run(scenario())

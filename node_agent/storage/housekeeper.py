@@ -53,6 +53,10 @@ def read_space(directory: Path) -> Space:
     return Space(st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize)
 
 
+# How often a held round looks again whether it may run.
+HOLD_POLL_S = 0.2
+
+
 class Housekeeper:
     """Keeps the recordings disk: its status, confirm by checksum, retention of offloaded
     footage only, and the alarm when the disk is full of footage not yet offloaded."""
@@ -64,11 +68,14 @@ class Housekeeper:
         node_id: str,
         active_file: Callable[[], str | None] = lambda: None,
         now_ns: Callable[[], int] = time.time_ns,
+        hold: Callable[[], bool] = lambda: False,
     ) -> None:
         self.directory = directory
         self.settings = settings
         self.node_id = node_id
         self.active_file = active_file
+        # True while a round must wait: the recorder is armed for a scheduled start.
+        self.hold = hold
         self._now_ns = now_ns
         self.lock = threading.Lock()
         self.inventory = Inventory(directory)
@@ -298,6 +305,12 @@ class Housekeeper:
     async def _run(self) -> None:
         assert self._wake is not None
         while not self._stopping:
+            # No round begins while a scheduled start is armed: a rescan reads and
+            # validates every manifest under the GIL, which the start's last
+            # millisecond of spinning needs to itself.
+            if self.hold():
+                await asyncio.sleep(HOLD_POLL_S)
+                continue
             try:
                 await asyncio.to_thread(self.tick)
             except OSError as err:  # a missing or broken disk: said each round, not fatal
