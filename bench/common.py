@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app.demo import Child, clean_env, stop_all
 from app.fleet.client import AgentClient, NodeAddress, NodeCall
-from node_agent.fsutil import atomic_write_bytes
+from common.fsutil import atomic_write_bytes
 from node_agent.schemas import StartRequest, StartResult, StopRequest, StopResult
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

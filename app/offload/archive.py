@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.fleet.wire import SESSION_ID_PATTERN, Manifest
+from common.fsutil import fsync_dir
 
 # What the agent names its files (one path component, its own alphabet).
 VIDEO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,250}\.mp4$")
@@ -80,37 +81,12 @@ def paths_for(root: Path, m: Manifest) -> ArchivePaths:
     return ArchivePaths(root, m.session_id, m.file_name, f"{m.session_id}_{m.cam_id}.json", still)
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a folder so a rename or a new file inside it survives a power cut."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def make_folder(folder: Path) -> None:
     """Create a session folder durably (its entry in the archive root is fsynced)."""
     if folder.is_dir():
         return
     folder.mkdir(parents=True, exist_ok=True)
     fsync_dir(folder.parent)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """temp + fsync + rename + fsync of the folder: a reader sees the old file or the new."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def set_aside(path: Path, video: Path) -> Path:

@@ -38,13 +38,13 @@ from app.offload.archive import (
     paths_for,
     set_aside,
     sha256_of,
-    write_atomic,
 )
 from app.offload.live import LiveFile, LiveJob
 from app.offload.metrics import OffloadMetrics
 from app.offload.models import FileState, JobState
 from app.offload.transfer import PartBusy, PartFile, Paused, Pull, TransferFailed, pull
 from app.recordings.models import ArchiveState
+from common.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,9 @@ class OffloadEngine:
     async def _side_files(self, f: LiveFile, paths: ArchivePaths, m: Manifest) -> str | None:
         """The manifest and the Lock View beside the video; what went wrong, if anything
         (a missing still does not hold the recording back)."""
-        await asyncio.to_thread(write_atomic, paths.manifest, m.model_dump_json(indent=2).encode())
+        await asyncio.to_thread(
+            atomic_write_bytes, paths.manifest, m.model_dump_json(indent=2).encode()
+        )
         still = paths.still
         if still is None or await asyncio.to_thread(still.exists):
             return None
@@ -331,7 +333,7 @@ class OffloadEngine:
         )
         if not call.ok or call.value is None:
             return f"the Lock View was not copied: {call.error}"
-        await asyncio.to_thread(write_atomic, still, call.value)
+        await asyncio.to_thread(atomic_write_bytes, still, call.value)
         return None
 
     async def _confirm(

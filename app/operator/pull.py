@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from app.fleet.wire import manifest_name
 from app.operator.client import (
     OperatorClient,
     OperatorError,
@@ -34,8 +35,7 @@ from app.operator.client import (
 )
 from app.operator.progress import Display, Rate, human_bytes, make_display
 from app.operator.transfer import Pulled, pull_file
-from node_agent.fsutil import atomic_write_bytes
-from node_agent.naming import manifest_name
+from common.fsutil import atomic_write_bytes
 
 SOURCES = ("auto", "archive", "nodes")
 MAX_PLACE = 512  # ConfirmRequest.copied_to: printable ASCII, at most 512 characters

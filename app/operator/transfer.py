@@ -21,7 +21,7 @@ from typing import BinaryIO
 import httpx
 
 from app.operator.client import error_detail
-from node_agent.fsutil import fsync_dir
+from common.fsutil import fsync_dir
 
 READ_CHUNK = 1 << 20
 RETRIES = 4  # after the first attempt

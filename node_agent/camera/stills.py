@@ -12,9 +12,9 @@ from pathlib import Path
 
 import av
 
+from common.fsutil import atomic_write_bytes
 from node_agent.camera.lock import CameraLock
 from node_agent.camera.protocol import BackendFactory
-from node_agent.fsutil import atomic_write_bytes
 
 
 def encode_jpeg(frame: av.VideoFrame, quality: int = 85) -> bytes:

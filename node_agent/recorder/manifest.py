@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from node_agent.fsutil import atomic_write_bytes
+from common.fsutil import atomic_write_bytes
 from node_agent.naming import manifest_name
 from node_agent.schemas import Manifest
 

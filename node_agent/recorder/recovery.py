@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 from pydantic import ValidationError
 
-from node_agent.fsutil import atomic_write_bytes
+from common.fsutil import atomic_write_bytes
 from node_agent.naming import RECORDING_NAME, journal_path, manifest_name
 from node_agent.recorder.manifest import write_manifest
 from node_agent.schemas import Codec, Manifest, Position, Wire

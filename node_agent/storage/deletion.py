@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from node_agent.fsutil import fsync_dir
+from common.fsutil import fsync_dir
 from node_agent.naming import SERVED_NAME
 from node_agent.recorder.manifest import MANIFEST_LOCK, read_manifest
 from node_agent.storage.retention import Deletion

@@ -13,7 +13,7 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from node_agent.fsutil import fsync_dir
+from common.fsutil import fsync_dir
 from node_agent.naming import video_name
 from node_agent.recorder.writer import fps_fraction
 from node_agent.timelapse.errors import NoStills, TimelapseFailure
