@@ -40,8 +40,13 @@ def test_the_right_checksum_marks_it_offloaded_durably_before_the_answer(node: S
     m = node.record("C1")
     video = node.recordings / m["file_name"]
     assert hashlib.sha256(video.read_bytes()).hexdigest() == m["sha256"]
-    before = node.status()["disk"]
-    assert before["unoffloaded_count"] >= 1 and before["oldest_unoffloaded_age_s"] is not None
+    # The housekeeper rescans in its own round when a recording ends (woken by the stop),
+    # so the status counts the new recording within moments of the stop's answer.
+    deadline = time.monotonic() + 10
+    while (before := node.status()["disk"])["unoffloaded_count"] < 1:
+        assert time.monotonic() < deadline, f"the new recording was never counted: {before}"
+        time.sleep(0.05)
+    assert before["oldest_unoffloaded_age_s"] is not None
 
     answer = confirm(node, m["file_name"], m["sha256"], copied_at_ns=1_800_000_000_000_000_000)
     assert answer.status_code == 200, answer.text
