@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
 
 from common.http import ErrorBody
+from node_agent.power.schemas import PowerStatus
 from node_agent.timelapse.schemas import TimelapseStatus
 
 __all__ = ["ErrorBody"]  # re-exported: part of the wire contract
@@ -279,6 +280,9 @@ class NodeStatus(Answer):
     coordinator: str = Field(description="'joined', 'retrying', or 'none' when not configured.")
     timelapse: TimelapseStatus | None = Field(
         default=None, description="The timelapse mode, when the agent has one."
+    )
+    power: PowerStatus | None = Field(
+        default=None, description="Battery and AC, and what the power monitor did."
     )
 
 

@@ -21,6 +21,8 @@ from common.settings import (
     format_validation_error,
     yaml_under_env,
 )
+from node_agent.dashcam.settings import DashcamSettings
+from node_agent.power.settings import PowerSettings
 from node_agent.schemas import CAM_ID_PATTERN, NODE_ID_PATTERN, Codec, Position
 from node_agent.timelapse.settings import TimelapseSettings
 
@@ -183,7 +185,13 @@ class GateSettings(BaseModel):
 
     max_cpu_temp_c: float = Field(default=80.0, gt=0, le=150)
     thermal_path: Path = Path("/sys/class/thermal/thermal_zone0/temp")
-    min_battery_percent: float = Field(default=10.0, ge=0, le=100)
+    min_battery_percent: float = Field(
+        default=55.0,
+        ge=0,
+        le=100,
+        description="Refuse a start under this battery percentage: at or above "
+        "power.disconnect_percent, so a recording is not started only to be stopped.",
+    )
     max_clock_offset_ms: float = Field(default=5.0, gt=0)
     require_clock_sync: bool = Field(
         default=False, description="Refuse (not just warn) when the clock is unsynchronized."
@@ -222,6 +230,8 @@ class AgentSettings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     gates: GateSettings = GateSettings()
     timelapse: TimelapseSettings = TimelapseSettings()
+    power: PowerSettings = PowerSettings()
+    dashcam: DashcamSettings = DashcamSettings()
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> AgentSettings:
@@ -229,6 +239,18 @@ class AgentSettings(BaseSettings):
         check_token("fleet_token", self.fleet_token)
         if self.coordinator_url and self.fleet_token is None:
             raise ValueError("coordinator_url is set but fleet_token is not: set both or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _battery_thresholds_in_order(self) -> AgentSettings:
+        p, g = self.power, self.gates.min_battery_percent
+        if not p.disconnect_percent <= g <= p.warn_percent:
+            raise ValueError(
+                "gates.min_battery_percent must lie between power.disconnect_percent and "
+                f"power.warn_percent; got {p.disconnect_percent:g} <= {g:g} <= "
+                f"{p.warn_percent:g}: a start under the disconnect threshold would be "
+                "stopped at once"
+            )
         return self
 
     @classmethod
