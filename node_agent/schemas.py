@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
 
 from common.http import ErrorBody
+from node_agent.dashcam.schemas import DashcamStatus
 from node_agent.power.schemas import PowerStatus
 from node_agent.timelapse.schemas import TimelapseStatus
 
@@ -283,6 +284,9 @@ class NodeStatus(Answer):
     )
     power: PowerStatus | None = Field(
         default=None, description="Battery and AC, and what the power monitor did."
+    )
+    dashcam: DashcamStatus | None = Field(
+        default=None, description="The dashcam mode, when dashcam.enabled."
     )
 
 
