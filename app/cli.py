@@ -31,6 +31,8 @@ examples:
   camfleet offload ~/footage                 every recording not yet offloaded
   camfleet download SESSION_ID ~/footage     the same pull; never confirms
   camfleet archive SESSION_ID --wait         the coordinator offloads into its archive
+  camfleet dashcam --config /etc/camfleet/agent.yaml --dry-run --once
+                                             print the dashcam loop's plan, run nothing
 
 exit codes of offload, download and archive: 0 every file verified, 1 some file
 failed or was corrupt (kept as FILE.corrupt, nothing confirmed), 2 usage or
@@ -87,6 +89,22 @@ def run_agent(args: argparse.Namespace) -> int:
         return 2
     _serve(create_app(settings), settings.host, settings.port, args.log_level)
     return 0
+
+
+def run_dashcam_command(args: argparse.Namespace) -> int:
+    """``camfleet dashcam``: the dashcam loop alone (the agent's YAML settings)."""
+    from common.settings import SettingsError
+    from node_agent.dashcam.daemon import run_dashcam
+    from node_agent.settings import load_agent_settings
+
+    if args.config:
+        os.environ["CAMFLEET_AGENT_CONFIG"] = args.config
+    try:
+        settings = load_agent_settings()
+    except SettingsError as err:
+        print(err, file=sys.stderr)
+        return 2
+    return run_dashcam(settings, dry_run=args.dry_run, once=args.once)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -247,6 +265,19 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--port", type=int)
         p.add_argument("--log-level", default="info")
 
+    p = command(
+        "dashcam",
+        "run the dashcam loop alone: copy a USB dashcam's footage when home, upload it to "
+        "a NAS by rsync, confirmed by checksum",
+    )
+    p.add_argument("--config", help="the agent's YAML settings file (its dashcam: section)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="log every command it would run (uhubctl, mount, rsync, shutdown); run none",
+    )
+    p.add_argument("--once", action="store_true", help="run one cycle and exit")
+
     p = command("demo", "run a coordinator and three synthetic cameras on loopback")
     p.add_argument("--port", type=int, default=8080, help="coordinator port; agents use the next 3")
     p.add_argument(
@@ -302,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_agent(args)
     if args.cmd == "demo":
         return run_demo(args)
+    if args.cmd == "dashcam":
+        return run_dashcam_command(args)
     if args.cmd == "nodes":
         return _operator(args, "GET", "/api/v1/nodes")
     if args.cmd == "start":

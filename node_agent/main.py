@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from common.http import AuthGate, Guard, check_bearer, install_error_handlers
 from node_agent import __version__
+from node_agent.dashcam.routes import make_router as dashcam_router
 from node_agent.errors import AgentError
 from node_agent.metrics import AgentCollector
 from node_agent.recorder.recovery import recover
@@ -53,11 +54,16 @@ async def start_parts(ctx: AgentContext) -> bool:
     log.info("camera: %s", await asyncio.to_thread(ctx.recorder.probe_camera))
     if ctx.link:
         ctx.link.start()
+    if ctx.dashcam:
+        await ctx.dashcam.start()
     return await timelapse_up(ctx.timelapse, settings)
 
 
 async def stop_parts(ctx: AgentContext, sighup: bool) -> None:
-    """Stop the timelapse, finish the recording, leave the coordinator, stop the clock."""
+    """Stop the dashcam (unmounted, camera safe) and the timelapse, finish the recording,
+    leave the coordinator, stop the clock."""
+    if ctx.dashcam:
+        await ctx.dashcam.stop()
     await timelapse_down(ctx.timelapse, sighup)
     manifest = await asyncio.to_thread(ctx.recorder.shutdown)
     if manifest:
@@ -119,6 +125,8 @@ def create_app(settings: AgentSettings) -> FastAPI:
         dependencies=protected,
     )
     app.include_router(timelapse_router(ctx.timelapse), dependencies=protected)
+    if ctx.dashcam:
+        app.include_router(dashcam_router(ctx.dashcam), dependencies=protected)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=protected)
     async def openapi() -> JSONResponse:

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from common.identity import load_or_create_key, public_key_text
 from node_agent import __version__
 from node_agent.camera.lock import CameraLock
+from node_agent.dashcam.service import Dashcam
 from node_agent.link import CoordinatorLink, hostname
 from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
@@ -47,6 +48,7 @@ class AgentContext:
     link: CoordinatorLink | None
     started_monotonic: float
     key: Ed25519PrivateKey
+    dashcam: Dashcam | None = None  # when dashcam.enabled
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
@@ -64,6 +66,7 @@ class AgentContext:
             disk=self.housekeeper.disk_status(rec.bitrate_bps),
             coordinator=self.link.state if self.link else "none",
             timelapse=self.timelapse.status(),
+            dashcam=self.dashcam.status() if self.dashcam else None,
         )
 
     def readings(self) -> list[Reading[Any]]:
@@ -170,4 +173,18 @@ def build_context(settings: AgentSettings) -> AgentContext:
         link,
         time.monotonic(),
         key,
+        build_agent_dashcam(settings, node_id),
     )
+
+
+def build_agent_dashcam(settings: AgentSettings, node_id: str) -> Dashcam | None:
+    """The dashcam loop when ``dashcam.enabled`` (its own runner: ``dashcam.dry_run``)."""
+    if not settings.dashcam.enabled:
+        return None
+    from node_agent.commands import CommandRunner
+    from node_agent.dashcam.wiring import build_dashcam, make_uploader, policy_reader
+
+    runner = CommandRunner(dry_run=settings.dashcam.dry_run)
+    # At the merge with the power monitor: power=lambda: ctx.power.decision.
+    power = policy_reader(settings, runner)
+    return build_dashcam(settings, node_id, runner, power, make_uploader(settings, runner))

@@ -17,6 +17,7 @@ COMMANDS = (
     "coordinator",
     "agent",
     "demo",
+    "dashcam",
     "nodes",
     "start",
     "stop",

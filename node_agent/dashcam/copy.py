@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from common.fsutil import fsync_dir
@@ -16,8 +17,16 @@ from common.fsutil import fsync_dir
 CHUNK = 1 << 20
 
 
-def copy_hashed(src: Path, dst: Path, chunk: int = CHUNK) -> tuple[int, str]:
-    """Copy ``src`` to ``dst`` (atomically); returns (bytes copied, SHA-256 hex)."""
+class CopyAborted(InterruptedError):
+    """``abort()`` said stop (SIGTERM): the temp file is gone, ``dst`` untouched."""
+
+
+def copy_hashed(
+    src: Path, dst: Path, chunk: int = CHUNK, abort: Callable[[], bool] | None = None
+) -> tuple[int, str]:
+    """Copy ``src`` to ``dst`` (atomically); returns (bytes copied, SHA-256 hex).
+
+    ``abort`` is asked between chunks, so a stop does not wait for a whole file."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.part-{os.getpid()}")
     digest = hashlib.sha256()
@@ -25,6 +34,8 @@ def copy_hashed(src: Path, dst: Path, chunk: int = CHUNK) -> tuple[int, str]:
     try:
         with src.open("rb") as fin, tmp.open("wb") as fout:
             while block := fin.read(chunk):
+                if abort is not None and abort():
+                    raise CopyAborted(f"copy of {src} stopped")
                 digest.update(block)
                 fout.write(block)
                 size += len(block)

@@ -80,3 +80,11 @@ class DashcamStatus(BaseModel):
     uploaded_total: int = Field(default=0, description="Files confirmed on the NAS since start.")
     failed_total: int = Field(default=0, description="Upload attempts that failed since start.")
     last_error: str | None = None
+
+
+class DashcamReport(BaseModel):
+    """``GET /api/v1/dashcam``: the loop's status and the newest manifests."""
+
+    status: DashcamStatus
+    manifests: list[IngestManifest] = Field(description="Newest first, at most ``limit``.")
+    total_manifests: int = Field(description="Every manifest in the staging folder's ledger.")
