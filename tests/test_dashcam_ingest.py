@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from node_agent.dashcam.copy import CopyAborted, copy_hashed
 from node_agent.dashcam.detect import FoundCamera, UsbDevice
 from node_agent.dashcam.ingest import (
     Ingestor,
@@ -152,3 +153,17 @@ def test_clean_up_never_touches_another_camera(tmp_path: Path) -> None:
     other = FoundCamera(CAMERA.node, "sda1", "OTHER", CAMERA.usb)
     assert ing.clean_camera(card, other, lambda: None).deleted == []
     assert (card / "a.mp4").exists()
+
+
+def test_a_stop_ends_a_copy_between_chunks_and_leaves_no_part_file(tmp_path: Path) -> None:
+    src = tmp_path / "big.mp4"
+    src.write_bytes(os.urandom(3 << 20))
+    asked: list[int] = []
+
+    def abort() -> bool:
+        asked.append(1)
+        return len(asked) > 1  # SIGTERM arrives during the second chunk
+
+    with pytest.raises(CopyAborted):
+        copy_hashed(src, tmp_path / "out" / "big.mp4", abort=abort)
+    assert list((tmp_path / "out").iterdir()) == []

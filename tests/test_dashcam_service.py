@@ -221,3 +221,29 @@ def test_the_loop_runs_and_stop_leaves_the_safe_state(tmp_path: Path) -> None:
     # after the copy: off (camera.after_copy); at stop: still off, not switched again
     assert rig.uhubctl() == [ALL_OFF, ON, ON, OFF]
     assert rig.dashcam.status().state == DashcamState.camera_off
+
+
+def test_run_now_while_a_cycle_runs_is_busy(tmp_path: Path) -> None:
+    rig, _ = with_card(tmp_path)
+    release = asyncio.Event()
+    entered = asyncio.Event()
+    plain = rig.uploader.upload_pending
+
+    async def slow_upload() -> list[object]:
+        entered.set()
+        await release.wait()
+        return list(await plain())
+
+    rig.uploader.upload_pending = slow_upload  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await rig.dashcam.start(loop=False)
+        first = asyncio.create_task(rig.dashcam.cycle())
+        await entered.wait()
+        assert rig.dashcam.running and rig.dashcam.status().state == DashcamState.uploading
+        with pytest.raises(DashcamBusy, match="a dashcam cycle is running"):
+            await rig.dashcam.run_now()
+        release.set()
+        assert "2 of 2 staged file(s) confirmed" in ((await first).last_cycle_result or "")
+
+    asyncio.run(scenario())
