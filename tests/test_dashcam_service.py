@@ -234,7 +234,7 @@ def test_run_now_while_a_cycle_runs_is_busy(tmp_path: Path) -> None:
         await release.wait()
         return list(await plain())
 
-    rig.uploader.upload_pending = slow_upload  # type: ignore[method-assign]
+    rig.uploader.upload_pending = slow_upload  # type: ignore[method-assign,assignment]
 
     async def scenario() -> None:
         await rig.dashcam.start(loop=False)
