@@ -6,6 +6,9 @@ missing=()
 command -v chronyd >/dev/null || missing+=("chronyd (chrony)")
 command -v promtool >/dev/null || missing+=("promtool (prometheus)")
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=("chromium")
+command -v rsync >/dev/null || missing+=("rsync")
+command -v ssh >/dev/null || missing+=("ssh (openssh-client)")
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=("sshd (openssh-server)")
 # Debian's postgresql keeps its server programs out of PATH, one folder per major version.
 for tool in pg_ctl initdb; do
   command -v "$tool" >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/$tool" >/dev/null ||
@@ -13,6 +16,6 @@ for tool in pg_ctl initdb; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   list=$(printf '%s, ' "${missing[@]}")
-  echo "make test: missing ${list%, }; install them with: sudo apt-get install chrony prometheus chromium postgresql" >&2
+  echo "make test: missing ${list%, }; install them with: sudo apt-get install chrony prometheus chromium postgresql rsync openssh-server openssh-client" >&2
   exit 1
 fi

@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("preflight.sh")
-INSTALL = "sudo apt-get install chrony prometheus chromium postgresql"
+INSTALL = (
+    "sudo apt-get install chrony prometheus chromium postgresql rsync openssh-server openssh-client"
+)
 
 
 def preflight(tmp_path: Path, tools: list[str]) -> subprocess.CompletedProcess[str]:
@@ -25,7 +27,7 @@ def preflight(tmp_path: Path, tools: list[str]) -> subprocess.CompletedProcess[s
 
 
 def test_a_missing_chronyd_is_one_line_with_the_install_command(tmp_path: Path) -> None:
-    done = preflight(tmp_path, ["promtool", "chromium", "pg_ctl", "initdb"])
+    done = preflight(tmp_path, ["promtool", "chromium", "pg_ctl", "initdb", "rsync", "ssh", "sshd"])
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
     assert "missing chronyd (chrony);" in done.stderr
@@ -35,10 +37,12 @@ def test_a_missing_chronyd_is_one_line_with_the_install_command(tmp_path: Path) 
 def test_every_missing_program_is_named(tmp_path: Path) -> None:
     done = preflight(tmp_path, [])
     assert done.returncode == 1
-    for name in ("chronyd", "promtool", "chromium"):
+    for name in ("chronyd", "promtool", "chromium", "rsync", "ssh (openssh-client)"):
         assert name in done.stderr
 
 
 def test_all_present_passes_quietly(tmp_path: Path) -> None:
-    done = preflight(tmp_path, ["chronyd", "promtool", "chromium", "pg_ctl", "initdb"])
+    done = preflight(
+        tmp_path, ["chronyd", "promtool", "chromium", "pg_ctl", "initdb", "rsync", "ssh", "sshd"]
+    )
     assert (done.returncode, done.stderr) == (0, "")
