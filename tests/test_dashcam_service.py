@@ -123,6 +123,8 @@ def test_nothing_is_deleted_from_the_camera_when_the_nas_did_not_confirm(tmp_pat
 
 def test_battery_under_disconnect_powers_the_camera_off_once(tmp_path: Path) -> None:
     rig, _ = with_card(tmp_path)
+    powered: list[bool | None] = []
+    rig.dashcam.on_camera = powered.append  # the power monitor's camera_powered
     start(rig)
     rig.power.append(DISCONNECT)
     assert cycle(rig).startswith("camera off: battery at 40.0 %")
@@ -130,6 +132,7 @@ def test_battery_under_disconnect_powers_the_camera_off_once(tmp_path: Path) -> 
     assert rig.uhubctl() == [ALL_OFF, ON, OFF]  # once, not every cycle
     assert rig.uploader.reachable_calls == 0 and rig.fakebin.calls("mount") == []
     assert rig.dashcam.status().state == DashcamState.camera_off
+    assert powered == [False, True, False]
     rig.power.append(MAINS)  # charged again: recording first, then the copy
     cycle(rig)
     assert rig.uhubctl()[3:5] == [ON, ON] and len(rig.ledger.manifests()) == 2

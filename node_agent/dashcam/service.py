@@ -73,6 +73,7 @@ class Dashcam:
         *,
         udevadm: str = "udevadm",
         sleep: Callable[[float], None] = time.sleep,
+        on_camera: Callable[[bool | None], None] | None = None,
     ) -> None:
         self.settings = settings
         self.usb = usb
@@ -84,6 +85,7 @@ class Dashcam:
         self.mounter = mounter or Mounter(runner)
         self.udevadm = udevadm
         self.sleep = sleep
+        self.on_camera = on_camera  # told whether the camera has power after each switch
         self.dry_run = runner.dry_run
         self.camera: CameraMode | None = None  # what the camera was last switched to
         self._state = DashcamState.idle
@@ -313,6 +315,8 @@ class Dashcam:
             self._status = self._status.model_copy(
                 update={"last_error": f"camera {mode}: {done.describe()}"}
             )
+        if self.on_camera is not None:
+            self.on_camera(None if self.camera is None else self.camera != "off")
         return done
 
     # -- status ----------------------------------------------------------------------
