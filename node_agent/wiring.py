@@ -1,13 +1,15 @@
 """The one place that builds the agent's parts and hands each its collaborators.
 
 ``build_context(settings)`` creates the folders, resolves the node's identity and
-constructs the camera lock, the clock monitor, the timelapse, the recorder and the
-coordinator link (nothing is started). ``AgentContext`` assembles the node's status
-from those parts' caches.
+constructs the command runner, the power monitor, the camera lock, the clock monitor,
+the timelapse, the recorder and the coordinator link (nothing is started).
+``AgentContext`` assembles the node's status from those parts' caches.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -19,10 +21,16 @@ from pydantic import SecretStr
 from common.identity import load_or_create_key, public_key_text
 from node_agent import __version__
 from node_agent.camera.lock import CameraLock
+from node_agent.commands import CommandRunner
 from node_agent.link import CoordinatorLink, hostname
+from node_agent.power.monitor import PowerMonitor
+from node_agent.power.policy import thresholds
+from node_agent.power.provider import make_provider
+from node_agent.power.schemas import PowerLevel
+from node_agent.recorder.gates import battery_gate
 from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
-from node_agent.schemas import JoinRequest, NodeStatus, RecorderState
+from node_agent.schemas import GateResult, JoinRequest, NodeStatus, RecorderState
 from node_agent.settings import AgentSettings, resolve_identity
 from node_agent.storage.housekeeper import Housekeeper
 from node_agent.telemetry.clock import ClockMonitor
@@ -31,6 +39,8 @@ from node_agent.telemetry.reading import Reading
 from node_agent.telemetry.thermal import read_thermal
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.wiring import build_timelapse
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +57,8 @@ class AgentContext:
     link: CoordinatorLink | None
     started_monotonic: float
     key: Ed25519PrivateKey
+    runner: CommandRunner  # every program the agent runs (dry-run aware)
+    power: PowerMonitor  # the battery, its thresholds, and the clean shutdown
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
@@ -64,6 +76,7 @@ class AgentContext:
             disk=self.housekeeper.disk_status(rec.bitrate_bps),
             coordinator=self.link.state if self.link else "none",
             timelapse=self.timelapse.status(),
+            power=self.power.status(),
         )
 
     def readings(self) -> list[Reading[Any]]:
@@ -72,6 +85,7 @@ class AgentContext:
             self.clock.reading(),
             collect_disk(self.settings.recordings_path, self.recorder.status().bitrate_bps),
             read_thermal(self.settings.gates.thermal_path),
+            power_reading(self.power),
         ]
 
     def join_request(self) -> JoinRequest:
@@ -102,6 +116,70 @@ def join_request(
     )
 
 
+def power_reading(power: PowerMonitor) -> Reading[Any]:
+    """The power collector's result (a failed provider is a failed collector)."""
+    r = power.reading
+    if r is None:
+        none = power.provider.name == "none"
+        return Reading("power", None, None if none else "no battery reading yet")
+    return Reading("power", r, None if r.ok else r.error or "failed")
+
+
+def build_power(settings: AgentSettings) -> tuple[CommandRunner, PowerMonitor]:
+    """The command runner (dry-run from ``dashcam.dry_run``) and the power monitor."""
+    runner = CommandRunner(dry_run=settings.dashcam.dry_run)
+    monitor = PowerMonitor(
+        settings.power,
+        thresholds(settings.power, settings.gates.min_battery_percent),
+        make_provider(settings.power, runner),
+        runner,
+        settings.recordings_path,
+    )
+    return runner, monitor
+
+
+def wire_power(
+    power: PowerMonitor, recorder: Recorder, timelapse: Timelapse, housekeeper: Housekeeper
+) -> None:
+    """What the agent does at each power level: under disconnect the recording is
+    finished (file and manifest) and the timelapse stopped; at shutdown the same, then
+    the housekeeper stops, so nothing holds a file when the disk is unmounted."""
+    paused: list[bool] = []  # whether the timelapse ran when the battery stopped it
+
+    async def stop_recording() -> None:
+        t, d = power.thresholds, power.decision
+        limit = t.shutdown if d.level == PowerLevel.shutdown or d.under_shutdown else t.disconnect
+        reason = f"battery under {limit:g} %"
+        manifest = await asyncio.to_thread(recorder.shutdown, 10.0, reason)
+        if manifest is not None:
+            log.warning("stopped %s: %s (sha256 %s)", manifest.file_name, reason, manifest.sha256)
+
+    async def stop_timelapse() -> None:
+        if timelapse.running:
+            paused.append(True)
+            await asyncio.to_thread(timelapse.stop)
+
+    async def resume_timelapse() -> None:
+        if paused:
+            paused.clear()
+            await asyncio.to_thread(timelapse.start)
+
+    async def stop_housekeeper() -> None:
+        await housekeeper.stop()
+
+    power.on_disconnect(stop_recording)
+    power.on_disconnect(stop_timelapse)
+    power.on_reconnect(resume_timelapse)
+    power.on_shutdown(stop_recording)
+    power.on_shutdown(stop_timelapse)
+    power.on_shutdown(stop_housekeeper)
+
+
+def power_gate(power: PowerMonitor, min_percent: float) -> GateResult:
+    """The battery gate from the monitor's latest decision."""
+    return battery_gate(power.decision, min_percent, power.last_known)
+
+
 def timelapse_preview(timelapse: Timelapse) -> bytes | None:
     """While the timelapse holds the camera, a preview shows its last still."""
     path = timelapse.latest_still() if timelapse.running else None
@@ -122,6 +200,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.recordings_path.mkdir(parents=True, exist_ok=True)
     node_id, api_token = resolve_identity(settings)
+    runner, power = build_power(settings)
     clock = ClockMonitor(
         settings.chronyc_path, settings.clock_poll_interval_s, tuple(settings.chronyc_args)
     )
@@ -146,7 +225,9 @@ def build_context(settings: AgentSettings) -> AgentContext:
         settings.max_schedule_ahead_s,
         preview_fallback=lambda: timelapse_preview(timelapse),
         keeper=housekeeper,
+        battery=partial(power_gate, power, settings.gates.min_battery_percent),
     )
+    wire_power(power, recorder, timelapse, housekeeper)
     # The node's own key: it proves to the coordinator that a join comes from this node.
     key = load_or_create_key(settings.data_dir / "node_key.pem")
     link = None
@@ -170,4 +251,6 @@ def build_context(settings: AgentSettings) -> AgentContext:
         link,
         time.monotonic(),
         key,
+        runner,
+        power,
     )
