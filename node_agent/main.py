@@ -20,6 +20,7 @@ from common.http import AuthGate, Guard, check_bearer, install_error_handlers
 from node_agent import __version__
 from node_agent.errors import AgentError
 from node_agent.metrics import AgentCollector
+from node_agent.power.preflight import preflight_problems
 from node_agent.recorder.recovery import recover
 from node_agent.recorder.routes import make_router as recorder_router
 from node_agent.recorder.writer import EncoderUnavailable
@@ -42,6 +43,7 @@ async def start_parts(ctx: AgentContext) -> bool:
     recovered = await asyncio.to_thread(recover, settings.recordings_path, ctx.node_id, __version__)
     ctx.recorder.note_recovered(recovered)
     ctx.housekeeper.start()  # its first round scans the folder (and runs retention)
+    await power_up(ctx)
     await ctx.clock.read_once()
     ctx.clock.start()
     try:
@@ -56,8 +58,20 @@ async def start_parts(ctx: AgentContext) -> bool:
     return await timelapse_up(ctx.timelapse, settings)
 
 
+async def power_up(ctx: AgentContext) -> None:
+    """Power preflight (problems logged and shown in the status, not fatal), then the
+    monitor's loop (its first reading at once)."""
+    problems = await asyncio.to_thread(preflight_problems, ctx.settings.power, ctx.runner)
+    for problem in problems:
+        log.error("power preflight: %s", problem)
+    ctx.power.problems = problems
+    ctx.power.start()
+
+
 async def stop_parts(ctx: AgentContext, sighup: bool) -> None:
-    """Stop the timelapse, finish the recording, leave the coordinator, stop the clock."""
+    """Stop the power monitor and the timelapse, finish the recording, leave the
+    coordinator, stop the clock."""
+    await ctx.power.stop()
     await timelapse_down(ctx.timelapse, sighup)
     manifest = await asyncio.to_thread(ctx.recorder.shutdown)
     if manifest:

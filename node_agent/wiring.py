@@ -1,9 +1,9 @@
 """The one place that builds the agent's parts and hands each its collaborators.
 
 ``build_context(settings)`` creates the folders, resolves the node's identity and
-constructs the camera lock, the clock monitor, the timelapse, the recorder and the
-coordinator link (nothing is started). ``AgentContext`` assembles the node's status
-from those parts' caches.
+constructs the command runner, the power monitor, the camera lock, the clock monitor,
+the timelapse, the recorder and the coordinator link (nothing is started).
+``AgentContext`` assembles the node's status from those parts' caches.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from pydantic import SecretStr
 from common.identity import load_or_create_key, public_key_text
 from node_agent import __version__
 from node_agent.camera.lock import CameraLock
+from node_agent.commands import CommandRunner
 from node_agent.link import CoordinatorLink, hostname
+from node_agent.power.monitor import PowerMonitor
+from node_agent.power.wiring import build_power, power_gate, power_reading, wire_power
 from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import JoinRequest, NodeStatus, RecorderState
@@ -47,6 +50,8 @@ class AgentContext:
     link: CoordinatorLink | None
     started_monotonic: float
     key: Ed25519PrivateKey
+    runner: CommandRunner  # every program the agent runs (dry-run aware)
+    power: PowerMonitor  # the battery, its thresholds, and the clean shutdown
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
@@ -64,6 +69,7 @@ class AgentContext:
             disk=self.housekeeper.disk_status(rec.bitrate_bps),
             coordinator=self.link.state if self.link else "none",
             timelapse=self.timelapse.status(),
+            power=self.power.status(),
         )
 
     def readings(self) -> list[Reading[Any]]:
@@ -72,6 +78,7 @@ class AgentContext:
             self.clock.reading(),
             collect_disk(self.settings.recordings_path, self.recorder.status().bitrate_bps),
             read_thermal(self.settings.gates.thermal_path),
+            power_reading(self.power),
         ]
 
     def join_request(self) -> JoinRequest:
@@ -122,6 +129,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.recordings_path.mkdir(parents=True, exist_ok=True)
     node_id, api_token = resolve_identity(settings)
+    runner, power = build_power(settings)
     clock = ClockMonitor(
         settings.chronyc_path, settings.clock_poll_interval_s, tuple(settings.chronyc_args)
     )
@@ -146,7 +154,9 @@ def build_context(settings: AgentSettings) -> AgentContext:
         settings.max_schedule_ahead_s,
         preview_fallback=lambda: timelapse_preview(timelapse),
         keeper=housekeeper,
+        battery=partial(power_gate, power, settings.gates.min_battery_percent),
     )
+    wire_power(power, recorder, timelapse, housekeeper)
     # The node's own key: it proves to the coordinator that a join comes from this node.
     key = load_or_create_key(settings.data_dir / "node_key.pem")
     link = None
@@ -170,4 +180,6 @@ def build_context(settings: AgentSettings) -> AgentContext:
         link,
         time.monotonic(),
         key,
+        runner,
+        power,
     )
