@@ -21,6 +21,7 @@ from node_agent import __version__
 from node_agent.dashcam.routes import make_router as dashcam_router
 from node_agent.errors import AgentError
 from node_agent.metrics import AgentCollector
+from node_agent.power.preflight import preflight_problems
 from node_agent.recorder.recovery import recover
 from node_agent.recorder.routes import make_router as recorder_router
 from node_agent.recorder.writer import EncoderUnavailable
@@ -43,6 +44,7 @@ async def start_parts(ctx: AgentContext) -> bool:
     recovered = await asyncio.to_thread(recover, settings.recordings_path, ctx.node_id, __version__)
     ctx.recorder.note_recovered(recovered)
     ctx.housekeeper.start()  # its first round scans the folder (and runs retention)
+    await power_up(ctx)
     await ctx.clock.read_once()
     ctx.clock.start()
     try:
@@ -59,11 +61,22 @@ async def start_parts(ctx: AgentContext) -> bool:
     return await timelapse_up(ctx.timelapse, settings)
 
 
+async def power_up(ctx: AgentContext) -> None:
+    """Power preflight (problems logged and shown in the status, not fatal), then the
+    monitor's loop (its first reading at once)."""
+    problems = await asyncio.to_thread(preflight_problems, ctx.settings.power, ctx.runner)
+    for problem in problems:
+        log.error("power preflight: %s", problem)
+    ctx.power.problems = problems
+    ctx.power.start()
+
+
 async def stop_parts(ctx: AgentContext, sighup: bool) -> None:
-    """Stop the dashcam (unmounted, camera safe) and the timelapse, finish the recording,
-    leave the coordinator, stop the clock."""
+    """Stop the dashcam (unmounted, camera safe), the power monitor and the timelapse,
+    finish the recording, leave the coordinator, stop the clock."""
     if ctx.dashcam:
         await ctx.dashcam.stop()
+    await ctx.power.stop()
     await timelapse_down(ctx.timelapse, sighup)
     manifest = await asyncio.to_thread(ctx.recorder.shutdown)
     if manifest:

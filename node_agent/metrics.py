@@ -8,6 +8,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from node_agent.power.metrics import power_metrics
 from node_agent.schemas import DiskLevel, DiskStatus, NodeStatus, RecorderState
 from node_agent.telemetry.reading import Reading
 
@@ -98,6 +99,7 @@ class AgentCollector(Collector):
         mins.add_metric(ids, s.disk.minutes_left * 60)
         yield mins
         yield from disk_metrics(s.disk, labels, ids)
+        yield from power_metrics(s.power, labels, ids)
 
         synced = GaugeMetricFamily(
             "camfleet_chrony_synchronized",

@@ -1,9 +1,9 @@
 """The one place that builds the agent's parts and hands each its collaborators.
 
 ``build_context(settings)`` creates the folders, resolves the node's identity and
-constructs the camera lock, the clock monitor, the timelapse, the recorder and the
-coordinator link (nothing is started). ``AgentContext`` assembles the node's status
-from those parts' caches.
+constructs the command runner, the power monitor, the camera lock, the clock monitor,
+the timelapse, the recorder and the coordinator link (nothing is started).
+``AgentContext`` assembles the node's status from those parts' caches.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from pydantic import SecretStr
 from common.identity import load_or_create_key, public_key_text
 from node_agent import __version__
 from node_agent.camera.lock import CameraLock
+from node_agent.commands import CommandRunner
 from node_agent.dashcam.service import Dashcam
 from node_agent.link import CoordinatorLink, hostname
+from node_agent.power.monitor import PowerMonitor
+from node_agent.power.wiring import build_power, power_gate, power_reading, wire_power
 from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import JoinRequest, NodeStatus, RecorderState
@@ -48,6 +51,8 @@ class AgentContext:
     link: CoordinatorLink | None
     started_monotonic: float
     key: Ed25519PrivateKey
+    runner: CommandRunner  # every program the agent runs (dry-run aware)
+    power: PowerMonitor  # the battery, its thresholds, and the clean shutdown
     dashcam: Dashcam | None = None  # when dashcam.enabled
 
     def status(self) -> NodeStatus:
@@ -66,6 +71,7 @@ class AgentContext:
             disk=self.housekeeper.disk_status(rec.bitrate_bps),
             coordinator=self.link.state if self.link else "none",
             timelapse=self.timelapse.status(),
+            power=self.power.status(),
             dashcam=self.dashcam.status() if self.dashcam else None,
         )
 
@@ -75,6 +81,7 @@ class AgentContext:
             self.clock.reading(),
             collect_disk(self.settings.recordings_path, self.recorder.status().bitrate_bps),
             read_thermal(self.settings.gates.thermal_path),
+            power_reading(self.power),
         ]
 
     def join_request(self) -> JoinRequest:
@@ -125,6 +132,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.recordings_path.mkdir(parents=True, exist_ok=True)
     node_id, api_token = resolve_identity(settings)
+    runner, power = build_power(settings)
     clock = ClockMonitor(
         settings.chronyc_path, settings.clock_poll_interval_s, tuple(settings.chronyc_args)
     )
@@ -149,7 +157,9 @@ def build_context(settings: AgentSettings) -> AgentContext:
         settings.max_schedule_ahead_s,
         preview_fallback=lambda: timelapse_preview(timelapse),
         keeper=housekeeper,
+        battery=partial(power_gate, power, settings.gates.min_battery_percent),
     )
+    wire_power(power, recorder, timelapse, housekeeper)
     # The node's own key: it proves to the coordinator that a join comes from this node.
     key = load_or_create_key(settings.data_dir / "node_key.pem")
     link = None
@@ -173,18 +183,21 @@ def build_context(settings: AgentSettings) -> AgentContext:
         link,
         time.monotonic(),
         key,
-        build_agent_dashcam(settings, node_id),
+        runner,
+        power,
+        build_agent_dashcam(settings, node_id, runner, power),
     )
 
 
-def build_agent_dashcam(settings: AgentSettings, node_id: str) -> Dashcam | None:
-    """The dashcam loop when ``dashcam.enabled`` (its own runner: ``dashcam.dry_run``)."""
+def build_agent_dashcam(
+    settings: AgentSettings, node_id: str, runner: CommandRunner, power: PowerMonitor
+) -> Dashcam | None:
+    """The dashcam loop when ``dashcam.enabled``, on the power monitor's decisions."""
     if not settings.dashcam.enabled:
         return None
-    from node_agent.commands import CommandRunner
-    from node_agent.dashcam.wiring import build_dashcam, make_uploader, policy_reader
+    from node_agent.dashcam.wiring import build_dashcam, make_uploader, wire_dashcam_power
 
-    runner = CommandRunner(dry_run=settings.dashcam.dry_run)
-    # At the merge with the power monitor: power=lambda: ctx.power.decision.
-    power = policy_reader(settings, runner)
-    return build_dashcam(settings, node_id, runner, power, make_uploader(settings, runner))
+    uploader = make_uploader(settings, runner, node_id)
+    dashcam = build_dashcam(settings, node_id, runner, lambda: power.decision, uploader)
+    wire_dashcam_power(dashcam, power)
+    return dashcam

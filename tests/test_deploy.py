@@ -129,7 +129,7 @@ def test_prometheus_config_and_rules_pass_promtool(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 8 rules found" in done.stdout
+    assert "SUCCESS: 9 rules found" in done.stdout
 
 
 def exported_metric_names(tmp_path: Path) -> set[str]:

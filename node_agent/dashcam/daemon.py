@@ -20,7 +20,11 @@ from pathlib import Path
 from node_agent.commands import CommandRunner
 from node_agent.dashcam.preflight import preflight
 from node_agent.dashcam.service import Dashcam
-from node_agent.dashcam.wiring import build_dashcam, make_uploader, policy_reader
+from node_agent.dashcam.wiring import build_dashcam, make_uploader, wire_dashcam_power
+from node_agent.power.monitor import PowerMonitor
+from node_agent.power.policy import thresholds
+from node_agent.power.preflight import preflight_problems
+from node_agent.power.provider import make_provider
 from node_agent.settings import AgentSettings, resolve_identity
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,7 @@ def _node_id(settings: AgentSettings, dry_run: bool) -> str:
         return socket.gethostname().split(".")[0][:40] or "dashcam"
 
 
-async def _serve(dashcam: Dashcam, once: bool) -> int:
+async def _serve(dashcam: Dashcam, power: PowerMonitor, once: bool) -> int:
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
 
@@ -58,6 +62,8 @@ async def _serve(dashcam: Dashcam, once: bool) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    await power.poll_once()  # the first decision before the camera is switched
+    power.start()
     await dashcam.start(loop=not once)
     failed = False
     if once:
@@ -65,6 +71,7 @@ async def _serve(dashcam: Dashcam, once: bool) -> int:
     else:
         await stopped.wait()
     await dashcam.stop()
+    await power.stop()
     return 1 if failed else 0
 
 
@@ -72,7 +79,9 @@ def run_dashcam(settings: AgentSettings, dry_run: bool, once: bool = False) -> i
     """Run the dashcam loop until SIGTERM (or one cycle with ``once``); the exit code."""
     dry = dry_run or settings.dashcam.dry_run
     _setup_logging(settings.dashcam.paths.log_path, dry)
-    problems = preflight(settings.dashcam)
+    runner = CommandRunner(dry_run=dry)
+    problems = [str(p) for p in preflight(settings.dashcam)]
+    problems += preflight_problems(settings.power, runner)
     for p in problems:
         (log.warning if dry else log.error)("preflight: %s", p)
     if problems and not dry:
@@ -82,14 +91,20 @@ def run_dashcam(settings: AgentSettings, dry_run: bool, once: bool = False) -> i
             file=sys.stderr,
         )
         return 2
-    runner = CommandRunner(dry_run=dry)
-    power = policy_reader(settings, runner)
-    dashcam = build_dashcam(
-        settings, _node_id(settings, dry), runner, power, make_uploader(settings, runner)
+    node_id = _node_id(settings, dry)
+    power = PowerMonitor(
+        settings.power,
+        thresholds(settings.power, settings.gates.min_battery_percent),
+        make_provider(settings.power, runner),
+        runner,
+        None,  # a dashcam Pi has no recordings disk of its own to unmount
     )
+    uploader = make_uploader(settings, runner, node_id)
+    dashcam = build_dashcam(settings, node_id, runner, lambda: power.decision, uploader)
+    wire_dashcam_power(dashcam, power)
     if dry:
         log.info("dry run: every command is logged as 'would run: ...' and none is run")
-    code = asyncio.run(_serve(dashcam, once))
+    code = asyncio.run(_serve(dashcam, power, once))
     if dry:
         print("dry run: nothing was run or changed; the 'would run' lines above are the plan")
     return code

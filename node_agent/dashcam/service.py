@@ -106,6 +106,10 @@ class Dashcam:
         if loop:
             self._task = asyncio.create_task(self._loop(), name="dashcam")
 
+    def wake(self) -> None:
+        """Run the next cycle now (the battery crossed a threshold), not at the next poll."""
+        self._wake.set()
+
     def request_stop(self) -> None:
         """Ask a cycle in progress to end now (a signal handler calls it; ``stop()`` after)."""
         self._stopping.set()

@@ -1,14 +1,11 @@
-"""Builds the dashcam's parts from the agent's settings (the agent and ``camfleet dashcam``).
-
-``PolicyReader`` is the power decision for a process without the power monitor: each call
-reads the provider and applies the pure policy (with its hysteresis). The agent passes its
-power monitor's cached ``decision`` instead when it has one.
-"""
+"""Builds the dashcam's parts from the agent's settings (the agent and ``camfleet dashcam``)
+and ties the loop to the power monitor: its decision drives each cycle, a disconnect
+wakes the loop at once (camera off now, not at the next poll), a shutdown stops it first
+(card unmounted, camera safe), and the monitor is told whether the camera has power."""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,47 +14,12 @@ from node_agent.commands import CommandRunner
 from node_agent.dashcam.ingest import Ingestor
 from node_agent.dashcam.ledger import Ledger
 from node_agent.dashcam.service import Dashcam, UploaderLike
-from node_agent.power.policy import START, Decision, Thresholds, decide
-from node_agent.power.provider import PowerProvider, make_provider
+from node_agent.power.monitor import PowerMonitor
+from node_agent.power.policy import Decision
 from node_agent.power.usb import make_usb
 from node_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
-
-
-def thresholds(settings: AgentSettings) -> Thresholds:
-    """The policy's thresholds from ``power.*`` and ``gates.min_battery_percent``."""
-    p = settings.power
-    return Thresholds(
-        warn=p.warn_percent,
-        refuse_start=settings.gates.min_battery_percent,
-        disconnect=p.disconnect_percent,
-        shutdown=p.shutdown_percent,
-        hysteresis=p.hysteresis_percent,
-        confirm_readings=p.confirm_readings,
-        stale_after_s=p.stale_after_s,
-    )
-
-
-class PolicyReader:
-    """A power decision read on demand (blocking: call it off the event loop)."""
-
-    def __init__(self, provider: PowerProvider, t: Thresholds) -> None:
-        self.provider = provider
-        self.thresholds = t
-        self.decision = START
-
-    def __call__(self) -> Decision:
-        reading = self.provider.read()
-        self.decision = decide(
-            reading, time.time_ns(), self.decision, self.thresholds, self.provider.name
-        )
-        return self.decision
-
-
-def policy_reader(settings: AgentSettings, runner: CommandRunner) -> PolicyReader:
-    """A ``PolicyReader`` over the provider ``power.provider`` names."""
-    return PolicyReader(make_provider(settings.power, runner), thresholds(settings))
 
 
 def build_dashcam(
@@ -88,6 +50,24 @@ class OfflineUploader:
         return []
 
 
-def make_uploader(settings: AgentSettings, runner: CommandRunner) -> UploaderLike:
-    """The rsync uploader of ``dashcam.upload``."""
+def make_uploader(settings: AgentSettings, runner: CommandRunner, node_id: str) -> UploaderLike:
+    """The rsync uploader of ``dashcam.upload`` (over the same staging folder)."""
     return OfflineUploader()
+
+
+def wire_dashcam_power(dashcam: Dashcam, power: PowerMonitor) -> None:
+    """The power monitor's levels, as the dashcam acts on them (see the module docstring)."""
+
+    async def camera_off_now() -> None:
+        dashcam.wake()
+
+    async def stop_dashcam() -> None:
+        await dashcam.stop()
+
+    def camera_powered(on: bool | None) -> None:
+        power.camera_powered = on
+
+    power.on_disconnect(camera_off_now)
+    power.on_reconnect(camera_off_now)
+    power.on_shutdown(stop_dashcam)
+    dashcam.on_camera = camera_powered

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from node_agent.power.schemas import SEVERITY, PowerLevel, PowerReading
+from node_agent.power.settings import PowerSettings
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,19 @@ class Decision:
 
 
 START = Decision(PowerLevel.unknown, "no battery reading yet")
+
+
+def thresholds(power: PowerSettings, min_battery_percent: float) -> Thresholds:
+    """The thresholds of ``power:`` and ``gates.min_battery_percent`` (the start gate)."""
+    return Thresholds(
+        warn=power.warn_percent,
+        refuse_start=min_battery_percent,
+        disconnect=power.disconnect_percent,
+        shutdown=power.shutdown_percent,
+        hysteresis=power.hysteresis_percent,
+        confirm_readings=power.confirm_readings,
+        stale_after_s=power.stale_after_s,
+    )
 
 
 def raw_level(percent: float, t: Thresholds) -> PowerLevel:

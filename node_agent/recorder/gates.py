@@ -10,6 +10,8 @@ import os
 import threading
 from pathlib import Path
 
+from node_agent.power.policy import Decision
+from node_agent.power.schemas import PowerLevel
 from node_agent.recorder.keeper import StorageKeeper
 from node_agent.schemas import ClockStatus, GateResult
 from node_agent.settings import GateSettings, StorageSettings
@@ -60,19 +62,38 @@ def temperature_gate(temp_c: float | None, max_c: float, source: str) -> GateRes
     return GateResult(gate="temperature", ok=True, reason=f"CPU at {temp_c:.1f} °C")
 
 
-def battery_gate(percent: float | None, min_percent: float, provider: str) -> GateResult:
-    """Battery over its limit; with no provider the node is taken to be on mains power."""
-    if percent is None:
+# Levels at which a start is refused.
+REFUSING = (PowerLevel.low, PowerLevel.disconnect, PowerLevel.shutdown)
+
+
+def battery_gate(
+    decision: Decision | None, min_percent: float, last_known: Decision | None = None
+) -> GateResult:
+    """The power monitor's decision as a gate: refused at low, disconnect and shutdown;
+    a warning when the reading is unknown (failed or stale) or under power.warn_percent;
+    ok on mains or AC. With no monitor (``None``) the node is taken to be on mains.
+
+    An unknown reading right after a refusing one still refuses: a provider that stops
+    answering on a nearly empty battery must not open the way to a start."""
+    if decision is None or decision.level == PowerLevel.mains:
         return GateResult(
-            gate="battery", ok=True, reason=f"no battery provider ({provider}): mains power assumed"
+            gate="battery", ok=True, reason="no battery provider (none): mains power assumed"
         )
-    if percent < min_percent:
-        return GateResult(
-            gate="battery",
-            ok=False,
-            reason=f"battery at {percent:.0f} %, limit {min_percent:g} %: charge or swap it",
-        )
-    return GateResult(gate="battery", ok=True, reason=f"battery at {percent:.0f} %")
+    need = f"a start needs {min_percent:g} % (gates.min_battery_percent)"
+    if decision.level in REFUSING:
+        return GateResult(gate="battery", ok=False, reason=f"{decision.reason}; {need}")
+    if decision.level == PowerLevel.unknown:
+        if last_known is not None and last_known.level in REFUSING:
+            return GateResult(
+                gate="battery",
+                ok=False,
+                reason=f"{decision.reason}; the last good reading said: {last_known.reason}; "
+                f"{need}",
+            )
+        return GateResult(gate="battery", ok=True, warning=True, reason=decision.reason)
+    return GateResult(
+        gate="battery", ok=True, warning=decision.level == PowerLevel.warn, reason=decision.reason
+    )
 
 
 def clock_gate(clock: ClockStatus, max_offset_ms: float, require_sync: bool) -> GateResult:
@@ -128,9 +149,11 @@ def check_gates(
     gates: GateSettings,
     clock: ClockStatus,
     keeper: StorageKeeper | None = None,
+    battery: GateResult | None = None,
 ) -> list[GateResult]:
     """Storage, temperature, battery and clock, read now (the camera is checked when it
-    opens). With a ``keeper``, retention first frees what offloaded footage it may."""
+    opens). With a ``keeper``, retention first frees what offloaded footage it may;
+    ``battery`` is the power monitor's gate (None: no monitor, mains assumed)."""
     thermal = read_thermal(gates.thermal_path)
     writable = check_writable(directory)
     critical = None
@@ -151,6 +174,6 @@ def check_gates(
             critical,
         ),
         temperature_gate(thermal.value, gates.max_cpu_temp_c, str(gates.thermal_path)),
-        battery_gate(None, gates.min_battery_percent, "none"),
+        battery or battery_gate(None, gates.min_battery_percent),
         clock_gate(clock, gates.max_clock_offset_ms, gates.require_clock_sync),
     ]

@@ -70,8 +70,10 @@ class Recorder:
         backend_factory: BackendFactory = make_backend,
         preview_fallback: Callable[[], bytes | None] | None = None,
         keeper: StorageKeeper | None = None,
+        battery: Callable[[], GateResult] | None = None,
     ) -> None:
         self.directory = directory
+        self.battery = battery  # the power monitor's gate; None: mains assumed
         self.keeper = keeper  # retention before a start is refused or a recording stops
         self.camera = camera
         self.storage = storage or StorageSettings()
@@ -186,13 +188,14 @@ class Recorder:
             job.stop()
             return job
 
-    def shutdown(self, timeout_s: float = 10.0) -> Manifest | None:
-        """Finish whatever is recording (the agent is exiting); returns its manifest."""
+    def shutdown(self, timeout_s: float = 10.0, reason: str = "agent shutdown") -> Manifest | None:
+        """Finish whatever is recording (the agent is exiting, or the battery is running
+        out: ``reason`` goes in the manifest's stop reason); returns its manifest."""
         with self._lock:
             job = self.active_job()
             if job is None:
                 return None
-            job.stop("agent shutdown")
+            job.stop(reason)
         job.done_event.wait(timeout_s)
         return job.manifest
 
@@ -248,6 +251,7 @@ class Recorder:
             self.gates,
             self.chrony.latest,
             self.keeper,
+            self.battery() if self.battery is not None else None,
         )
 
     def warm_up(self) -> str:

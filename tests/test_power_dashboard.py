@@ -1,0 +1,44 @@
+"""The battery line on a camera's dashboard card, in a real headless Chromium, from a real
+agent whose battery command reads a file the test writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import RunningFleet
+from tests.test_dashboard import browser, page  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_card_shows_the_battery_and_highlights_a_low_one(
+    fleet_factory: RunningFleet,
+    page: Page,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "battery.json"
+    state.write_text(json.dumps({"battery_percent": 52, "battery_voltage": 3.27, "on_ac": False}))
+    script = tmp_path / "battery-info.sh"
+    script.write_text(f"#!/bin/sh\ncat {state}\n")
+    script.chmod(0o755)
+    fleet = fleet_factory
+    fleet.start_coordinator()
+    fleet.start_agent(
+        "CAM_C",
+        "centre",
+        CAMFLEET_POWER__PROVIDER="command",
+        CAMFLEET_POWER__COMMAND=json.dumps([str(script)]),
+        CAMFLEET_POWER__POLL_INTERVAL_S="0.2",
+        CAMFLEET_POWER__SHUTDOWN_COMMAND=json.dumps([str(tmp_path / "no-poweroff"), "x"]),
+    )
+    fleet.start_agent("CAM_L", "left")  # provider none: no battery line
+    fleet.wait_online(2)
+    page.goto(f"{fleet.url}/?token={fleet.operator_token}")
+    line = page.locator('article.card[data-node="cam-c"] dd.battery')
+    expect(line).to_have_text("52 %, 3.27 V, low")
+    expect(line).to_have_class("battery level-low")
+    expect(page.locator('article.card[data-node="cam-l"] dd.battery')).to_have_count(0)
