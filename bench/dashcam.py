@@ -112,6 +112,8 @@ class DashcamResult:
     plain: Side
     ingest_s: list[float] = field(default_factory=list)
     upload_s: list[float] = field(default_factory=list)
+    rsync_s: list[float] = field(default_factory=list)  # the rsync calls, summed
+    check_s: list[float] = field(default_factory=list)  # the NAS's sha256sum calls, summed
     nas_sha256sum_s: list[float] = field(default_factory=list)
     verified: bool = True
     problems: list[str] = field(default_factory=list)
@@ -146,18 +148,21 @@ def _measured(job: dict[str, str]) -> dict[str, object]:
             rel = src.relative_to(camera).as_posix()
             stage_file(ledger, src, rel, f"{DEVICE_ID}/{rel}")
         t1 = time.perf_counter()
-        runner = CommandRunner(default_timeout_s=600)
+        runner = CommandRunner(default_timeout_s=600, journal_size=10_000)
         uploader = Uploader(
             settings, PollSettings(), ledger, runner, Path(job["data_dir"]), NODE_ID, CAM_ID
         )
         outcomes = asyncio.run(uploader.upload_pending())
     t2 = time.perf_counter()
     errors = [f"{o.staged_path}: {o.error}" for o in outcomes if not o.ok]
+    calls = runner.recent()
     return {
         "ingest_s": t1 - t0,
         "upload_s": t2 - t1,
         "ok": len(outcomes) - len(errors),
         "errors": errors,
+        "rsync_s": sum(c.duration_s for c in calls if Path(c.argv[0]).name == "rsync"),
+        "check_s": sum(c.duration_s for c in calls if "sha256sum" in c.argv[-1]),
     }
 
 
@@ -280,6 +285,8 @@ def run_dashcam(root: Path, files: int, file_mb: float, rounds: int) -> DashcamR
                 if job is measured:
                     result.ingest_s.append(float(out["ingest_s"]))  # type: ignore[arg-type]
                     result.upload_s.append(float(out["upload_s"]))  # type: ignore[arg-type]
+                    result.rsync_s.append(float(out["rsync_s"]))  # type: ignore[arg-type]
+                    result.check_s.append(float(out["check_s"]))  # type: ignore[arg-type]
                     if out["ok"] != files:
                         result.verified = False
             result.nas_sha256sum_s.append(_nas_sha256sum(sshd, nas_m / CAM_ID))
