@@ -17,6 +17,7 @@ CLIENT_RATIO_TARGET = 1.5  # issue 6: the chosen library within 1.5x of raw stre
 HEALTH_P99_TARGET_MS = 200.0
 RETENTION_TARGET_MS = 100.0  # issue 8: the planner over 100,000 files
 OFFLOAD_RATIO_TARGET = 0.9  # issue 8: verified, durable offload at 0.9x a plain download
+DASHCAM_RATIO_TARGET = 0.8  # issue 9: ingest + upload, checksums on both ends, at 0.8x rsync -a
 
 
 @dataclass
@@ -48,3 +49,6 @@ class Plan:
     offload_files: int = 8
     offload_file_mb: float = 64.0
     offload_rounds: int = 3
+    dashcam_files: int = 8
+    dashcam_file_mb: float = 128.0
+    dashcam_rounds: int = 3

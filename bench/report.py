@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench.checksum import ChecksumResult
 from bench.clients import ClientsResult
 from bench.common import Machine, median, ms, percentile, yes_no
+from bench.dashcam import DashcamResult
 from bench.fanout import FanoutResult
 from bench.health import HealthFigure, health_section
 from bench.offload import OffloadResult
@@ -20,6 +21,7 @@ from bench.plan import (
 )
 from bench.profiles import ProfileResult
 from bench.report_clients import clients_section
+from bench.report_dashcam import dashcam_section, dashcam_summary_rows
 from bench.report_offload import offload_section, offload_summary_rows
 from bench.retention import RetentionResult, retention_section
 from bench.skew import RUN_AFTER_START_S, SkewResult
@@ -354,6 +356,7 @@ def render(
     health: HealthFigure | None = None,
     retention: RetentionResult | None = None,
     offload: OffloadResult | None = None,
+    dashcam: DashcamResult | None = None,
 ) -> str:
     """The whole markdown document."""
     run = (
@@ -368,6 +371,7 @@ def render(
         *summary_table(
             summary_rows(skew, fanout, checksum, timelapse, profiles, clients, health, retention)
             + offload_summary_rows(offload)
+            + dashcam_summary_rows(dashcam)
         ),
         f"Written by {run}. These are the figures of one run on the machine below, everything "
         "on 127.0.0.1; they are reported, not asserted: each stands beside its target with "
@@ -393,4 +397,5 @@ def render(
     lines += health_section(health)
     lines += retention_section(retention)
     lines += offload_section(offload)
+    lines += dashcam_section(dashcam)
     return "\n".join(lines).rstrip() + "\n"

@@ -15,6 +15,7 @@ from types import FrameType
 from bench.checksum import ChecksumResult, run_checksum
 from bench.clients import ClientsResult, Size, run_clients
 from bench.common import BenchError, Children, atomic_write_text, machine
+from bench.dashcam import DashcamResult, run_dashcam
 from bench.fanout import FanoutResult, run_fanout
 from bench.health import HealthFigure, run_health
 from bench.offload import OffloadResult, run_offload
@@ -22,6 +23,7 @@ from bench.profiles import ProfileResult, run_profiles
 from bench.report import Plan, render
 from bench.retention import RetentionResult, run_retention
 from bench.skew import SkewResult, run_skew
+from bench.sshd import SshdError
 from bench.timelapse import TimelapseResult, run_timelapse
 
 FULL = Plan(
@@ -51,6 +53,10 @@ FULL = Plan(
     clients_start_rounds=9,
     clients_budget_s=15.0,
     clients_real_max=200,
+    # 1 GB of dashcam footage: 8 files of 128 MB (about a minute of 1080p each)
+    dashcam_files=8,
+    dashcam_file_mb=128.0,
+    dashcam_rounds=3,
 )
 QUICK = Plan(
     quick=True,
@@ -78,6 +84,9 @@ QUICK = Plan(
     offload_files=2,
     offload_file_mb=2.0,
     offload_rounds=1,
+    dashcam_files=2,
+    dashcam_file_mb=2.0,
+    dashcam_rounds=1,
 )
 
 
@@ -195,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         section_s["offload"] = time.monotonic() - t0
 
+        print("10. dashcam ingest and rsync upload over loopback ssh", flush=True)
+        t0 = time.monotonic()
+        dashcam: DashcamResult = run_dashcam(
+            root, plan.dashcam_files, plan.dashcam_file_mb, plan.dashcam_rounds
+        )
+        section_s["dashcam"] = time.monotonic() - t0
+
         total_s = time.monotonic() - t_start
         text = render(
             here,
@@ -210,11 +226,12 @@ def main(argv: list[str] | None = None) -> int:
             health=health,
             retention=retention,
             offload=offload,
+            dashcam=dashcam,
         )
         atomic_write_text(args.out, text)
         print(f"\n{text}\nwritten to {args.out} in {total_s:.0f} s", flush=True)
         ok = True
-    except BenchError as err:
+    except (BenchError, SshdError) as err:
         print(f"camfleet bench failed: {err}", file=sys.stderr)
     finally:
         children.stop()

@@ -49,10 +49,11 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
         "## 7. The coordinator under slow node commands",
         "## 8. The retention planner over 100,000 files",
         "## 9. Offload over loopback",
+        "## 10. Dashcam ingest and rsync upload over loopback ssh",
     ):
         assert heading in text, f"{heading!r} missing from:\n{text}"
     sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
-    assert len(sections) == 9 + 1, text  # the summary, then the nine benchmarks
+    assert len(sections) == 10 + 1, text  # the summary, then the ten benchmarks
     assert text.index("## Summary") < text.index("| machine |"), "the summary opens the file"
     for section in sections:
         assert re.search(r"\d+\.\d+ ms", section), f"no figure in ms in:\n{section}"
