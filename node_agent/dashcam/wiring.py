@@ -5,21 +5,18 @@ wakes the loop at once (camera off now, not at the next poll), a shutdown stops 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from typing import Any
 
 from node_agent import __version__
 from node_agent.commands import CommandRunner
 from node_agent.dashcam.ingest import Ingestor
 from node_agent.dashcam.ledger import Ledger
 from node_agent.dashcam.service import Dashcam, UploaderLike
+from node_agent.dashcam.upload import Uploader
 from node_agent.power.monitor import PowerMonitor
 from node_agent.power.policy import Decision
 from node_agent.power.usb import make_usb
 from node_agent.settings import AgentSettings
-
-log = logging.getLogger(__name__)
 
 
 def build_dashcam(
@@ -36,23 +33,18 @@ def build_dashcam(
     return Dashcam(d, make_usb(d.camera, runner), runner, power, uploader, ingestor)
 
 
-class OfflineUploader:
-    """Stands in while this build has no uploader: the NAS is never reachable, so the
-    camera keeps recording and nothing is copied or deleted."""
-
-    def reachable(self) -> bool:
-        """Never."""
-        log.warning("no uploader in this build (node_agent.dashcam.upload): staying offline")
-        return False
-
-    async def upload_pending(self) -> list[Any]:
-        """Nothing."""
-        return []
-
-
 def make_uploader(settings: AgentSettings, runner: CommandRunner, node_id: str) -> UploaderLike:
     """The rsync uploader of ``dashcam.upload`` (over the same staging folder)."""
-    return OfflineUploader()
+    d = settings.dashcam
+    return Uploader(
+        d.upload,
+        d.poll,
+        Ledger(d.paths.local_staging),
+        runner,
+        settings.data_dir,
+        node_id,
+        settings.cam_id,
+    )
 
 
 def wire_dashcam_power(dashcam: Dashcam, power: PowerMonitor) -> None:
