@@ -39,6 +39,8 @@ from bench.offload import Side
 from bench.sshd import Sshd, proc_cpu_s, running_sshd
 from node_agent.commands import CommandRunner
 from node_agent.dashcam.copy import copy_hashed
+from node_agent.dashcam.detect import FoundCamera, UsbDevice
+from node_agent.dashcam.ingest import Ingestor
 from node_agent.dashcam.ledger import Ledger
 from node_agent.dashcam.remote import Remote
 from node_agent.dashcam.schemas import IngestManifest
@@ -110,6 +112,7 @@ class DashcamResult:
     rounds: int
     measured: Side
     plain: Side
+    openssl: Side  # the measured path with dashcam.upload.remote_hasher: openssl
     ingest_s: list[float] = field(default_factory=list)
     upload_s: list[float] = field(default_factory=list)
     rsync_s: list[float] = field(default_factory=list)  # the rsync calls, summed
@@ -122,10 +125,15 @@ class DashcamResult:
     def ratio(self) -> float:
         return self.measured.mb_s() / self.plain.mb_s()
 
+    @property
+    def openssl_ratio(self) -> float:
+        return self.openssl.mb_s() / self.plain.mb_s()
 
-def upload_settings(sshd: Sshd, dest: Path) -> UploadSettings:
+
+def upload_settings(sshd: Sshd, dest: Path, hasher: str = "sha256sum") -> UploadSettings:
     """``dashcam.upload`` for the bench's sshd, ``dest`` as the NAS folder."""
     return UploadSettings(
+        remote_hasher=hasher,
         host=sshd.host,
         user=sshd.user,
         port=sshd.port,
@@ -144,9 +152,11 @@ def _measured(job: dict[str, str]) -> dict[str, object]:
     ledger = Ledger(staging)
     t0 = time.perf_counter()
     with ledger.locked():
-        for src in sorted(camera.rglob("*.MP4")):
-            rel = src.relative_to(camera).as_posix()
-            stage_file(ledger, src, rel, f"{DEVICE_ID}/{rel}")
+        # The agent's own ingest over the folder standing in for the mounted card: the walk,
+        # the ledger check, the copy while hashing (fsync, rename) and one manifest each.
+        ingestor = Ingestor(ledger, NODE_ID, CAM_ID, "bench", [".mp4"])
+        usb = UsbDevice("bench", camera, None, None, DEVICE_ID)
+        ingested = ingestor.ingest(camera, FoundCamera(camera, "bench", DEVICE_ID, usb))
         t1 = time.perf_counter()
         runner = CommandRunner(default_timeout_s=600, journal_size=10_000)
         uploader = Uploader(
@@ -155,6 +165,8 @@ def _measured(job: dict[str, str]) -> dict[str, object]:
         outcomes = asyncio.run(uploader.upload_pending())
     t2 = time.perf_counter()
     errors = [f"{o.staged_path}: {o.error}" for o in outcomes if not o.ok]
+    if len(ingested.copied) != len(outcomes):
+        errors.append(f"ingest copied {len(ingested.copied)} files, {len(outcomes)} uploaded")
     calls = runner.recent()
     return {
         "ingest_s": t1 - t0,
@@ -162,7 +174,9 @@ def _measured(job: dict[str, str]) -> dict[str, object]:
         "ok": len(outcomes) - len(errors),
         "errors": errors,
         "rsync_s": sum(c.duration_s for c in calls if Path(c.argv[0]).name == "rsync"),
-        "check_s": sum(c.duration_s for c in calls if "sha256sum" in c.argv[-1]),
+        "check_s": sum(
+            c.duration_s for c in calls if "sha256sum" in c.argv[-1] or "openssl dgst" in c.argv[-1]
+        ),
     }
 
 
@@ -256,8 +270,10 @@ def run_dashcam(root: Path, files: int, file_mb: float, rounds: int) -> DashcamR
         rounds=rounds,
         measured=Side("ingest (hash, fsync) + Uploader (rsync, NAS sha256sum, confirm)"),
         plain=Side("plain rsync -a over the same ssh (no hashing)"),
+        openssl=Side("the same, the NAS hashing with `openssl dgst -sha256` (remote_hasher)"),
     )
     result.measured.round_bytes = result.plain.round_bytes = files * file_bytes
+    result.openssl.round_bytes = files * file_bytes
     camera = base / "camera"
     write_camera(camera, files, file_bytes)
     with running_sshd(base / "sshd") as sshd:
@@ -276,9 +292,23 @@ def run_dashcam(root: Path, files: int, file_mb: float, rounds: int) -> DashcamR
                 "side": "plain",
                 "settings": upload_settings(sshd, nas_p).model_dump_json(),
             }
-            order = [(measured, result.measured), (plain, result.plain)]
+            nas_o, staging_o = base / "nas-openssl", base / "staging-openssl"
+            for folder in (nas_o, staging_o):
+                shutil.rmtree(folder, ignore_errors=True)
+            with_openssl = common | {
+                "side": "measured",
+                "staging": str(staging_o),
+                "settings": upload_settings(sshd, nas_o, "openssl").model_dump_json(),
+            }
+            order = [
+                (measured, result.measured),
+                (plain, result.plain),
+                (with_openssl, result.openssl),
+            ]
             for job, side in order if r % 2 == 0 else order[::-1]:
                 out = _run_side(job, side, sshd)
+                if job is with_openssl and out["ok"] != files:
+                    result.verified = False
                 if out["errors"]:
                     result.verified = False
                     result.problems += [str(e) for e in out["errors"]][:3]  # type: ignore[attr-defined]
@@ -291,9 +321,11 @@ def run_dashcam(root: Path, files: int, file_mb: float, rounds: int) -> DashcamR
                         result.verified = False
             result.nas_sha256sum_s.append(_nas_sha256sum(sshd, nas_m / CAM_ID))
             _check(result, camera, nas_m / CAM_ID / DEVICE_ID, nas_p, staging)
+            _check(result, camera, nas_o / CAM_ID / DEVICE_ID, nas_p, staging_o)
             print(
                 f"  dashcam round {r + 1}: ingest + upload {result.measured.seconds[-1]:.2f} s "
-                f"(ingest {result.ingest_s[-1]:.2f} s), plain rsync {result.plain.seconds[-1]:.2f} s",
+                f"(ingest {result.ingest_s[-1]:.2f} s), plain rsync {result.plain.seconds[-1]:.2f} s, "
+                f"with openssl on the NAS {result.openssl.seconds[-1]:.2f} s",
                 flush=True,
             )
     shutil.rmtree(base, ignore_errors=True)

@@ -29,13 +29,16 @@ def test_quick_dashcam_bench_writes_its_row_and_section(tmp_path: Path) -> None:
     assert re.search(
         r"\| dashcam ingest \+ rsync upload .* \| \d+\.\d\d \(\d+ vs \d+ MB/s", text
     ), text
-    # two paths, each with a time, a throughput and CPU per GB on both ends
+    # three paths, each with a time, a throughput and CPU per GB on both ends
     rows = re.findall(
-        r"^\| (?:ingest|plain).* \| (\d+\.\d) ms \| (\d+) MB/s \| (\d+\.\d\d) \| (\d+\.\d\d) \|",
+        r"^\| (?:ingest|plain|the same).* \| (\d+\.\d) ms \| (\d+) MB/s \| (\d+\.\d\d) \| (\d+\.\d\d) \|",
         text,
         re.M,
     )
-    assert len(rows) == 2, text
+    assert len(rows) == 3, text
+    assert re.search(
+        r"\| the same with the NAS hashing by openssl .* \| \d+\.\d\d \(\d+ MB/s\)", text
+    )
     assert "staging empty after each round: yes" in text, text
     assert re.search(
         r"NAS's `sha256sum` over the same .* alone, in one call, took \d+\.\d ms", text

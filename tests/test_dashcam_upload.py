@@ -140,6 +140,20 @@ def test_staged_files_are_sent_confirmed_by_the_nas_and_cleaned(rig: Rig) -> Non
     assert rig.upload(rig.uploader()) == []  # nothing left to do
 
 
+def test_the_nas_may_hash_with_openssl_and_is_still_checked(rig: Rig) -> None:
+    staged = rig.ingest()
+    settings = upload_settings(rig.sshd, rig.nas).model_copy(update={"remote_hasher": "openssl"})
+    runner = CommandRunner()
+    outcomes = rig.upload(rig.uploader(runner, settings))
+    assert all(o.ok for o in outcomes), outcomes
+    checks = [c for c in runner.recent() if "openssl dgst" in c.argv[-1]]
+    assert [c.argv[-1] for c in checks] == [
+        f"openssl dgst -sha256 -r {rig.nas}/{CAM_ID}/{m.staged_path}" for m in staged
+    ]
+    assert all(c.stdout.startswith(m.sha256) for c, m in zip(checks, staged, strict=True))
+    assert not any("sha256sum" in c.argv[-1] for c in runner.recent())
+
+
 def test_ssh_options_are_strict_and_the_key_is_never_printed(rig: Rig) -> None:
     rig.ingest({"A/B.MP4": 10})
     runner = CommandRunner()

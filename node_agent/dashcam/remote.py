@@ -51,9 +51,15 @@ def remote_path(dest_path: str, cam_id: str, staged_path: str) -> str:
     return posixpath.join(dest_path.rstrip("/") or "/", cam_id, staged_path)
 
 
-def sha256sum_command(path: str) -> str:
+def sha256sum_command(path: str, hasher: Literal["sha256sum", "openssl"] = "sha256sum") -> str:
     """The remote shell command that hashes ``path`` (quoted, though the patterns of
-    ``dest_path``, ``cam_id`` and ``STAGED_PATH`` already keep it shell-safe)."""
+    ``dest_path``, ``cam_id`` and ``STAGED_PATH`` already keep it shell-safe).
+
+    ``openssl dgst -sha256 -r`` answers ``HEX *PATH``, the line ``sha256sum`` prints for a
+    binary read, so one parser reads both. It takes no ``--``: the path is absolute (the
+    settings' pattern for ``dest_path``), so it cannot be read as an option."""
+    if hasher == "openssl":
+        return f"openssl dgst -sha256 -r {shlex.quote(path)}"
     return f"sha256sum -- {shlex.quote(path)}"
 
 

@@ -39,6 +39,12 @@ class UploadSettings(BaseModel):
         description="The NAS's host key; None: trust on first use, kept in the agent's "
         "data folder, and refused if it ever changes.",
     )
+    remote_hasher: Literal["sha256sum", "openssl"] = Field(
+        default="sha256sum",
+        description="How the NAS hashes its copy: sha256sum (coreutils or BusyBox: on every "
+        "NAS), or `openssl dgst -sha256`, several times faster where OpenSSL uses the CPU's "
+        "SHA instructions (see docs/benchmarks.md, section 10).",
+    )
     rsync_flags: list[str] = Field(
         default_factory=lambda: ["--archive", "--partial", "--inplace"],
         description="The seed's flags. --remove-source-files is refused: a staged file is "

@@ -251,7 +251,7 @@ class Uploader:
         dest = remote_path(self.settings.dest_path, self.cam_id, m.staged_path)
         where = remote.where(dest)
         delays = tuple(sent.delays_s)
-        check = remote.ssh_argv(sha256sum_command(dest))
+        check = remote.ssh_argv(sha256sum_command(dest, self.settings.remote_hasher))
         if self.runner.dry_run:
             # Nothing was sent, so there is nothing to read: the check is only logged.
             self.runner.run(check, mutates=True)
