@@ -4,6 +4,7 @@
 #   sudo deploy/setup-node.sh --role agent --cam-id CAM_L --position left \
 #        --coordinator-url http://cam-c.local:8080 --fleet-token "$FLEET_TOKEN" --chrony client
 #   sudo deploy/setup-node.sh --role both --cam-id CAM_C --position centre --chrony master
+#   sudo deploy/setup-node.sh --role dashcam --cam-id DASH_1      (the USB dashcam mode)
 #
 # Idempotent: existing configuration and secrets are kept. --root DIR installs under DIR
 # (for trying it out, and for the tests); --no-apt, --no-install (the venv) and
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-case "$ROLE" in agent|coordinator|both) ;; *) echo "setup-node: --role agent|coordinator|both is required" >&2; exit 2 ;; esac
+case "$ROLE" in agent|coordinator|both|dashcam) ;; *) echo "setup-node: --role agent|coordinator|both|dashcam is required" >&2; exit 2 ;; esac
 case "$CHRONY" in ""|master|client) ;; *) echo "setup-node: --chrony master|client" >&2; exit 2 ;; esac
 if [ "$ROLE" != coordinator ]; then
   [[ "$CAM_ID" =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$ ]] || { echo "setup-node: --cam-id like CAM_L is required" >&2; exit 2; }
@@ -62,6 +63,8 @@ if [ "$DO_APT" = 1 ]; then
   apt-get install -y -qq python3-venv python3-pip chrony
   # picamera2 comes from Raspberry Pi OS; the venv sees it through --system-site-packages
   apt-get install -y -qq python3-picamera2 || say "python3-picamera2 not available (not a Pi?)"
+  # the dashcam: USB hub ports, the upload to the NAS (lifepo4wered-cli comes from its maker)
+  if [ "$ROLE" = dashcam ]; then apt-get install -y -qq uhubctl rsync openssh-client; fi
 fi
 
 if [ -z "$ROOT" ]; then
@@ -98,6 +101,21 @@ if [ "$ROLE" = coordinator ] || [ "$ROLE" = both ]; then
   install -D -m 0644 "$SRC/deploy/systemd/camfleet-coordinator.service" "$UNITS/camfleet-coordinator.service"
 fi
 
+if [ "$ROLE" = dashcam ]; then
+  # One loop per camera: camfleet-dashcam.service runs it (as root: uhubctl, sysfs, mount);
+  # the agent unit is not installed beside it, so the USB port has one owner.
+  node_id="$(echo "$CAM_ID" | tr 'A-Z_' 'a-z-')"
+  sed -e "s|^node_id: .*|node_id: $node_id|" -e "s|^cam_id: .*|cam_id: $CAM_ID|" \
+      "$SRC/deploy/dashcam.example.yaml" | write_once "$ETC/agent.yaml" 0600
+  printf 'CAMFLEET_API_TOKEN=%s\n' "$(token)" | write_once "$ETC/agent.env" 0600
+  install -D -m 0644 "$SRC/deploy/systemd/camfleet-dashcam.service" "$UNITS/camfleet-dashcam.service"
+  install -D -m 0644 "$SRC/deploy/logrotate/camfleet" "$ROOT/etc/logrotate.d/camfleet"
+  install -d -m 0700 "$ROOT/var/lib/camera_service/staging"
+  install -d -m 0755 "$ROOT/var/log/camfleet"
+  say "dashcam: put the NAS's upload key at the ssh_key path in $ETC/agent.yaml (chmod 600),"
+  say "then try it with: camfleet dashcam --config $ETC/agent.yaml --dry-run --once"
+fi
+
 if [ -n "$CHRONY" ]; then
   install -D -m 0644 "$SRC/deploy/chrony/chrony-$CHRONY.conf" "$ROOT/etc/chrony/conf.d/camfleet.conf"
   say "chrony: $CHRONY configuration in /etc/chrony/conf.d/camfleet.conf"
@@ -107,6 +125,7 @@ if [ "$DO_SYSTEMCTL" = 1 ] && [ -z "$ROOT" ]; then
   systemctl daemon-reload
   [ -z "$CHRONY" ] || systemctl restart chrony
   if [ "$ROLE" != agent ]; then systemctl enable --now camfleet-coordinator.service; fi
-  if [ "$ROLE" != coordinator ]; then systemctl enable --now camfleet-agent.service; fi
+  if [ "$ROLE" = agent ] || [ "$ROLE" = both ]; then systemctl enable --now camfleet-agent.service; fi
+  if [ "$ROLE" = dashcam ]; then systemctl enable --now camfleet-dashcam.service; fi
 fi
 say "done"

@@ -109,6 +109,28 @@ def test_setup_installs_the_chrony_role(tmp_path: Path) -> None:
     assert "local stratum" in conf
 
 
+def test_setup_installs_the_dashcam_mode_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = run_setup(tmp_path, "--role", "dashcam", "--cam-id", "DASH_1")
+    units = tmp_path / "etc/systemd/system"
+    assert (units / "camfleet-dashcam.service").exists()
+    assert not (units / "camfleet-agent.service").exists()  # one owner of the USB port
+    assert (tmp_path / "etc/logrotate.d/camfleet").read_text() == (
+        DEPLOY / "logrotate" / "camfleet"
+    ).read_text()
+    assert (tmp_path / "var/lib/camera_service/staging").stat().st_mode & 0o777 == 0o700
+    assert "--dry-run --once" in out
+    etc = tmp_path / "etc" / "camfleet"
+    monkeypatch.setenv("CAMFLEET_AGENT_CONFIG", str(etc / "agent.yaml"))
+    settings = load_agent_settings(api_token=env_file(etc / "agent.env")["CAMFLEET_API_TOKEN"])
+    assert (settings.node_id, settings.cam_id, settings.dashcam.enabled) == (
+        "dash-1",
+        "DASH_1",
+        True,
+    )
+
+
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
