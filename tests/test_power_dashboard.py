@@ -1,5 +1,6 @@
-"""The battery line on a camera's dashboard card, in a real headless Chromium, from a real
-agent whose battery command reads a file the test writes."""
+"""The battery and dashcam lines on a camera's dashboard card, in a real headless Chromium,
+from real agents: one whose battery command reads a file the test writes, one in the dashcam
+mode (a dry run whose NAS is a closed loopback port)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from bench.common import free_port
 from tests.conftest import RunningFleet
 from tests.test_dashboard import browser, page  # noqa: F401 (fixtures)
 
@@ -35,10 +37,24 @@ def test_the_card_shows_the_battery_and_highlights_a_low_one(
         CAMFLEET_POWER__POLL_INTERVAL_S="0.2",
         CAMFLEET_POWER__SHUTDOWN_COMMAND=json.dumps([str(tmp_path / "no-poweroff"), "x"]),
     )
-    fleet.start_agent("CAM_L", "left")  # provider none: no battery line
+    # provider none: no battery line; the dashcam mode in a dry run, its NAS a closed port
+    fleet.start_agent(
+        "CAM_L",
+        "left",
+        CAMFLEET_DASHCAM__ENABLED="true",
+        CAMFLEET_DASHCAM__DRY_RUN="true",
+        CAMFLEET_DASHCAM__PATHS__LOCAL_STAGING=str(tmp_path / "staging"),
+        CAMFLEET_DASHCAM__UPLOAD__HOST="127.0.0.1",
+        CAMFLEET_DASHCAM__UPLOAD__PORT=str(free_port()),
+        CAMFLEET_DASHCAM__UPLOAD__CONNECT_TIMEOUT_S="0.5",
+        CAMFLEET_DASHCAM__POLL__INTERVAL_SECONDS="0.5",
+    )
     fleet.wait_online(2)
     page.goto(f"{fleet.url}/?token={fleet.operator_token}")
     line = page.locator('article.card[data-node="cam-c"] dd.battery')
     expect(line).to_have_text("52 %, 3.27 V, low")
     expect(line).to_have_class("battery level-low")
     expect(page.locator('article.card[data-node="cam-l"] dd.battery')).to_have_count(0)
+    dashcam = page.locator('article.card[data-node="cam-l"] dd.dashcam')
+    expect(dashcam).to_have_text("recording (dry run), 0 to upload, NAS unreachable")
+    expect(page.locator('article.card[data-node="cam-c"] dd.dashcam')).to_have_count(0)
