@@ -166,6 +166,11 @@ def test_battery_under_shutdown_finishes_the_recording_unmounts_the_disk_then_po
             wait_for("frames", lambda: agent.status()["recorder"]["frames"] > 15)
             battery.set(20)
             wait_for("poweroff", lambda: fake.calls("systemctl"), timeout_s=60)
+            # The fake logs its call before it returns; the monitor notes it after.
+            wait_for(
+                "poweroff noted",
+                lambda: any(a.endswith("poweroff: ok") for a in power(agent)["actions"]),
+            )
             status = agent.status()
             p = status["power"]
             assert p["level"] == "shutdown" and p["shutting_down"]
