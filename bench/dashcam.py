@@ -38,9 +38,8 @@ from bench.common import REPO_ROOT, BenchError
 from bench.offload import Side
 from bench.sshd import Sshd, proc_cpu_s, running_sshd
 from node_agent.commands import CommandRunner
-from node_agent.dashcam.copy import copy_hashed
 from node_agent.dashcam.detect import FoundCamera, UsbDevice
-from node_agent.dashcam.ingest import Ingestor
+from node_agent.dashcam.ingest import CameraFile, Ingestor
 from node_agent.dashcam.ledger import Ledger
 from node_agent.dashcam.remote import Remote
 from node_agent.dashcam.schemas import IngestManifest
@@ -64,26 +63,17 @@ def stage_file(
     cam_id: str = CAM_ID,
     device_id: str = DEVICE_ID,
 ) -> IngestManifest:
-    """Ingest one camera file into staging as the ingest does: copy while hashing, then
-    write its manifest. Returns the manifest."""
+    """Ingest one camera file into staging with the ingest's own step (copy while hashing,
+    then the manifest). ``source_path`` is ``src``'s path under the card's root."""
     st = src.stat()
-    size, sha = copy_hashed(src, ledger.staging / staged_path)
-    m = IngestManifest(
-        node_id=node_id,
-        cam_id=cam_id,
-        device_id=device_id,
-        device="bench:folder",
-        source_path=source_path,
-        source_size_bytes=st.st_size,
-        source_mtime_ns=st.st_mtime_ns,
-        staged_path=staged_path,
-        size_bytes=size,
-        sha256=sha,
-        ingested_at_ns=time.time_ns(),
-        software_version="bench",
-    )
-    ledger.write(m)
-    return m
+    root = src.parents[len(Path(source_path).parts) - 1]  # the card's root
+    if src != root / source_path:
+        raise ValueError(f"{src} is not at {source_path} under a card's root")
+    ingestor = Ingestor(ledger, node_id, cam_id, "bench", [src.suffix])
+    usb = UsbDevice("bench", root, None, None, device_id)
+    camera = FoundCamera(root, "bench", device_id, usb)
+    f = CameraFile(source_path, st.st_size, st.st_mtime_ns)
+    return ingestor.copy_one(root, f, camera, staged_path)
 
 
 def write_camera(folder: Path, files: int, file_bytes: int) -> list[Path]:

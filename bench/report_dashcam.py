@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
-from bench.common import BenchError, atomic_write_text, median, ms, yes_no
+from bench.alone import run_alone
+from bench.common import BenchError, median, ms, yes_no
 from bench.dashcam import DashcamResult, run_dashcam
 from bench.offload import Side
 from bench.plan import DASHCAM_RATIO_TARGET
@@ -132,25 +129,17 @@ def dashcam_section(result: DashcamResult | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.report_dashcam", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
-    parser.add_argument("--out", type=Path, required=True, help="where to write the section")
-    args = parser.parse_args(argv)
-    from bench.run import FULL, QUICK
-
-    plan = QUICK if args.quick else FULL
-    root = Path(tempfile.mkdtemp(prefix="camfleet-bench-dashcam-"))
-    try:
-        result = run_dashcam(root, plan.dashcam_files, plan.dashcam_file_mb, plan.dashcam_rounds)
-    except (BenchError, SshdError) as err:
-        print(f"dashcam bench failed: {err}", file=sys.stderr)
-        print(f"data and logs kept in {root}", file=sys.stderr)
-        return 1
-    text = "\n".join([*summary_table(dashcam_summary_rows(result)), *dashcam_section(result)])
-    atomic_write_text(args.out, text.rstrip() + "\n")
-    print(text, flush=True)
-    shutil.rmtree(root, ignore_errors=True)
-    return 0 if result.verified else 1
+    return run_alone(
+        "dashcam",
+        __doc__,
+        lambda plan, root: run_dashcam(
+            root, plan.dashcam_files, plan.dashcam_file_mb, plan.dashcam_rounds
+        ),
+        lambda r: [*summary_table(dashcam_summary_rows(r)), *dashcam_section(r)],
+        lambda r: r.verified,
+        argv,
+        (BenchError, SshdError),
+    )
 
 
 if __name__ == "__main__":

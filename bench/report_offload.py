@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import argparse
 import math
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from bench.common import BenchError, Children, atomic_write_text, median, ms, yes_no
+from bench.alone import run_alone
+from bench.common import Children, median, ms, yes_no
 from bench.offload import OffloadResult, Side, run_offload
-from bench.plan import OFFLOAD_RATIO_TARGET
+from bench.plan import OFFLOAD_RATIO_TARGET, Plan
 from bench.summary import SummaryRow, summary_table
 
 HEADING = "## 9. Offload over loopback"
@@ -93,30 +91,25 @@ def offload_section(result: OffloadResult | None) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.report_offload", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
-    parser.add_argument("--out", type=Path, required=True, help="where to write the section")
-    args = parser.parse_args(argv)
-    from bench.run import FULL, QUICK
-
-    plan = QUICK if args.quick else FULL
-    files, file_mb, rounds = plan.offload_files, plan.offload_file_mb, plan.offload_rounds
-    root = Path(tempfile.mkdtemp(prefix="camfleet-bench-offload-"))
+def _measure(plan: Plan, root: Path) -> OffloadResult:
     children = Children()
     try:
-        result = run_offload(root, children, files, file_mb, rounds)
-    except BenchError as err:
-        print(f"offload bench failed: {err}", file=sys.stderr)
-        print(f"data and logs kept in {root}", file=sys.stderr)
-        return 1
+        return run_offload(
+            root, children, plan.offload_files, plan.offload_file_mb, plan.offload_rounds
+        )
     finally:
         children.stop()
-    text = "\n".join([*summary_table(offload_summary_rows(result)), *offload_section(result)])
-    atomic_write_text(args.out, text.rstrip() + "\n")
-    print(text, flush=True)
-    shutil.rmtree(root, ignore_errors=True)
-    return 0 if result.verified else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_alone(
+        "offload",
+        __doc__,
+        _measure,
+        lambda r: [*summary_table(offload_summary_rows(r)), *offload_section(r)],
+        lambda r: r.verified,
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ class Ingestor:
                 log.warning("%s", reason)
                 result.refused.append(reason)
                 continue
-            m = self._copy_one(root, f, camera, staged)
+            m = self.copy_one(root, f, camera, staged)
             taken.add(staged)
             seen.add((camera.device_id, f.rel, f.size_bytes, f.mtime_ns))
             result.copied.append(m)
@@ -188,9 +188,11 @@ class Ingestor:
                 self.on_copied(m)
         return result
 
-    def _copy_one(
+    def copy_one(
         self, root: Path, f: CameraFile, camera: FoundCamera, staged: str
     ) -> IngestManifest:
+        """Copy ``f`` to ``staged`` while hashing it, then write its manifest (one step of
+        ``ingest``; the bench and the upload tests stage files with it too)."""
         dst = self.ledger.staging / staged
         size, sha = copy_hashed(root / f.rel, dst, abort=self.abort)
         m = IngestManifest(
