@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.dashcam import stage_file
 from node_agent.dashcam.errors import DashcamBusy
 from node_agent.dashcam.schemas import DashcamState
 from node_agent.power.policy import START, Thresholds, decide
@@ -180,6 +181,25 @@ def test_a_failing_step_is_recorded_and_the_next_cycle_retries(tmp_path: Path) -
     rig.sysfs.add_block(node_target=str(tmp_path / "card"))
     assert "copied 2" in cycle(rig)
     assert rig.dashcam.status().last_error is None
+
+
+def test_footage_staged_earlier_is_uploaded_even_when_the_camera_cannot_be_read(
+    tmp_path: Path,
+) -> None:
+    rig = make_rig(tmp_path)  # the camera shows no block device this time
+    card = tmp_path / "earlier-card"
+    write_footage(card, {"DCIM/OLD0001.MP4": b"from the last visit" * 100})
+    ledger = rig.dashcam.ledger
+    staged = stage_file(ledger, card / "DCIM/OLD0001.MP4", "DCIM/OLD0001.MP4", "DEV1/OLD0001.MP4")
+    start(rig)
+    result = cycle(rig)
+    assert result.startswith("failed: copy failed:") and "gave no block device" in result
+    assert result.endswith("1 of 1 staged file(s) confirmed on the NAS"), result
+    assert rig.uploader.calls == 1
+    after = ledger.read(staged.staged_path)
+    assert after is not None and after.offloaded
+    assert rig.dashcam.status().last_error == result
+    assert rig.uhubctl()[-1] == ON  # the camera went back to recording
 
 
 def test_dry_run_logs_the_plan_and_runs_nothing(

@@ -218,10 +218,19 @@ class Dashcam:
             return f"no uploads on this battery ({decision.reason}): the camera keeps recording"
         lock = contextlib.nullcontext() if self.dry_run else self.ledger.locked()
         with lock:
-            copied = await asyncio.to_thread(self._offload)
+            copy_failed: Exception | None = None
+            try:
+                copied = await asyncio.to_thread(self._offload)
+            except (DashcamStepFailed, CameraNotFound, OSError) as err:
+                # Footage staged on earlier visits still goes to the NAS; the cycle is
+                # reported failed once that is done.
+                copy_failed, copied = err, f"copy failed: {err}"
             if self._stopping.is_set():
                 return f"{copied}; stopped before the upload"
-            uploaded = await self._upload()
+            pending = await asyncio.to_thread(self.ledger.pending_upload)
+            uploaded = await self._upload() if pending else "nothing to upload"
+        if copy_failed is not None:
+            raise DashcamStepFailed(f"{copied}; {uploaded}") from copy_failed
         return f"{copied}; {uploaded}"
 
     def _offload(self) -> str:
