@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -62,6 +63,16 @@ def paced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
         yield running
     finally:
         stop_all(running.children())
+
+
+def _wait_attempts(c: httpx.Client, job_id: str, at_least: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        files = c.get(f"/api/v1/offload/{job_id}").json()["files"]
+        if files and files[0]["attempts"] >= at_least:
+            return
+        assert time.monotonic() < deadline, files
+        time.sleep(0.05)
 
 
 def _wait_bytes(c: httpx.Client, job_id: str, at_least: int) -> dict[str, Any]:
@@ -124,17 +135,31 @@ def node_manifest_of(fleet: RunningFleet, m: dict[str, Any]) -> dict[str, Any]:
     return node_manifest(fleet, m["cam_id"], Manifest.model_validate(m))
 
 
+def gone_size() -> int:
+    """A file larger than what the kernel may buffer between agent and coordinator (the
+    receive buffer autotunes up to tcp_rmem's maximum, 32 MiB here, plus the send buffer):
+    otherwise the agent may have handed the whole rest over before it is stopped, and the
+    coordinator reads it at its pace without ever waiting for the node."""
+    limits = [Path(f"/proc/sys/net/ipv4/tcp_{k}mem") for k in ("r", "w")]
+    try:
+        buffered = sum(int(p.read_text().split()[2]) for p in limits)
+    except (OSError, ValueError, IndexError):
+        buffered = 40 << 20
+    return max(SIZE, buffered + (8 << 20))
+
+
 @pytest.mark.parametrize("how", ["killed", "stopped"])
 def test_a_node_gone_mid_file_is_resumed_from_the_byte_it_reached(
     paced: RunningFleet, how: str
 ) -> None:
     fleet = paced
-    m = plant(fleet, "CAM_C", f"GONE-{how}", SIZE)
+    size = gone_size()
+    m = plant(fleet, "CAM_C", f"GONE-{how}", size)
     with fleet.client() as c:
         wait_known(c, 1, m.session_id)
         job_id = c.post("/api/v1/offload", json={"session_id": m.session_id}).json()["job_id"]
         reached = _wait_bytes(c, job_id, SIZE // 5)["bytes_done"]
-        assert 0 < reached < SIZE
+        assert 0 < reached < size
         agent = fleet.agents["CAM_C"]
         if how == "killed":
             fleet.kill(agent)
@@ -142,15 +167,21 @@ def test_a_node_gone_mid_file_is_resumed_from_the_byte_it_reached(
             fleet.start_agent("CAM_C", "centre")  # back, at a new port
         else:
             os.killpg(agent.proc.pid, signal.SIGSTOP)
-            time.sleep(2.5)  # the idle deadline (1 s) gives up on it, more than once
-            os.killpg(agent.proc.pid, signal.SIGCONT)
+            try:
+                # Stopped until the idle deadline (1 s) has given up on it: what the socket
+                # buffers already hold is read first, at the pace, so a fixed sleep was not
+                # always long enough.
+                _wait_attempts(c, job_id, 2)
+                time.sleep(0.5)  # and a retry finds nobody again
+            finally:
+                os.killpg(agent.proc.pid, signal.SIGCONT)
         job = wait_job(c, job_id)
     (f,) = job["files"]
     assert f["state"] in ("confirmed", "archived"), f
     assert f["attempts"] >= 2
     # It went on from the byte it had reached, and took no byte twice.
     assert f["resume_offsets"] and f["resume_offsets"][0] >= reached
-    assert f["bytes_received"] == SIZE
+    assert f["bytes_received"] == size
     assert sha256_of(archive_dir(fleet) / m.session_id / m.file_name) == m.sha256
     check_nothing_confirmed_without_a_copy(fleet, {"CAM_C": [m]})
 
