@@ -34,6 +34,13 @@ class CoordinatorSettings(BaseSettings):
     data_dir: Path = Path("./camfleet-data")
     database_url: str | None = None
     default_lead_ms: int = Field(default=1000, ge=0)
+    lead_rtt_factor: float = Field(
+        default=3.0, ge=1, le=100, description="The lead is at least the p99 round trip x this."
+    )
+    beep: bool = Field(default=True, description="Play the start tone once every node has armed.")
+    beep_cams: list[str] = Field(
+        default_factory=lambda: ["CAM_C"], description="The cameras that play the start tone."
+    )
     min_lead_ms: int = Field(default=100, ge=0)
     max_lead_ms: int = Field(default=60_000, ge=1, le=3_600_000)
     command_timeout_s: float = Field(default=2.0, gt=0, le=120)

@@ -105,6 +105,25 @@ class StartRequest(Wire):
     )
 
 
+class BeepRequest(Wire):
+    """``POST /api/v1/recording/beep``: every node has armed; play the start tone at
+    ``at_ns`` (fleet time)."""
+
+    session_id: SessionId
+    command_id: CommandId
+    at_ns: StrictInt = Field(ge=0, le=2**63 - 1)
+
+
+class BeepResult(Answer):
+    """The tone is scheduled (the answer does not wait for it)."""
+
+    session_id: str
+    command_id: str
+    scheduled: bool = Field(description="False: tones are off here, or the instant has passed.")
+    at_ns: int = Field(description="The local instant the tone is played at.")
+    reason: str | None = None
+
+
 class StopRequest(Wire):
     """``POST /api/v1/recording/stop``."""
 
@@ -126,6 +145,32 @@ class StartResult(Answer):
     warnings: list[str] = Field(
         default_factory=list, description="Gates that passed with a warning (e.g. clock)."
     )
+    late_ns: int = Field(
+        default=0,
+        ge=0,
+        description="How far past its start instant the node armed; it starts at once.",
+    )
+
+
+class ChronySource(Answer):
+    """One line of ``chronyc -c sources`` joined with its ``sourcestats`` line."""
+
+    address: str
+    mode: str = Field(description="server, peer or refclock.")
+    state: str = Field(
+        description="selected, combined, not_combined, unreachable, falseticker, jittery "
+        "or unknown."
+    )
+    stratum: int
+    poll_log2: int
+    reach: int = Field(description="The reachability register (0-255).")
+    last_rx_s: float | None = Field(default=None, description="Seconds since the last sample.")
+    offset_ns: int | None = Field(default=None, description="Last sample's adjusted offset.")
+    error_ns: int | None = Field(default=None, description="Its error margin.")
+    samples: int | None = None
+    frequency_ppm: float | None = None
+    skew_ppm: float | None = None
+    std_dev_ns: int | None = None
 
 
 class ClockStatus(Answer):
@@ -140,6 +185,25 @@ class ClockStatus(Answer):
     reference: str | None = None
     error: str | None = None
     read_at_ns: int | None = None
+    # Issue 10 contract: the full tracking report, the bound, the role and the sources.
+    error_bound_ns: int | None = Field(
+        default=None,
+        description="|offset| + root dispersion + root delay / 2: how far from the fleet's "
+        "time this clock may be.",
+    )
+    rms_offset_ns: int | None = None
+    frequency_ppm: float | None = None
+    skew_ppm: float | None = None
+    root_delay_ns: int | None = None
+    root_dispersion_ns: int | None = None
+    leap_status: str | None = None
+    reference_id: str | None = None
+    selected_source: str | None = None
+    last_update_age_s: float | None = None
+    role: str | None = Field(default=None, description="master, client or none.")
+    master: str | None = Field(default=None, description="The master a client follows.")
+    follows_master: bool | None = None
+    sources: list[ChronySource] = Field(default_factory=list)
 
 
 class Manifest(Answer):
@@ -158,6 +222,12 @@ class Manifest(Answer):
     last_frame_ns: int
     clock_offset_ns: int | None
     clock_synchronized: bool
+    clock_error_bound_ns: int | None = Field(
+        default=None, description="The clock's error bound when the recording started."
+    )
+    clock_reference: str | None = Field(
+        default=None, description="The reference chrony followed (the master's address)."
+    )
     duration_s: float
     frame_count: int
     dropped_frames: int

@@ -6,7 +6,7 @@ import os
 import secrets
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -21,9 +21,11 @@ from common.settings import (
     format_validation_error,
     yaml_under_env,
 )
+from node_agent.audio.settings import AudioSettings
 from node_agent.dashcam.settings import DashcamSettings
 from node_agent.power.settings import PowerSettings
 from node_agent.schemas import CAM_ID_PATTERN, NODE_ID_PATTERN, Codec, Position
+from node_agent.sync.settings import SyncSettings
 from node_agent.timelapse.settings import TimelapseSettings
 
 
@@ -90,6 +92,25 @@ class CameraSettings(BaseModel):
         default_factory=dict,
         description="Extra options per encoder, e.g. {libx265: {preset: fast}}",
     )
+    audio: bool = Field(
+        default=False, description="Mux an audio track (the start beep lands in every file)."
+    )
+    audio_device: str = Field(
+        default="default",
+        description="ALSA capture device (PyAV format 'alsa'), or a WAV file with "
+        "audio_format 'wav'.",
+    )
+    audio_format: str = Field(default="alsa", pattern=r"^(alsa|wav)$")
+    audio_sample_rate: int = Field(default=48_000, ge=8000, le=192_000)
+    audio_channels: int = Field(default=1, ge=1, le=2)
+    audio_bitrate_bps: int = Field(default=96_000, ge=16_000, le=512_000)
+    frame_sync: str = Field(
+        default="off",
+        pattern=r"^(off|auto|server|client)$",
+        description="libcamera software camera sync through picamera2: auto is server on "
+        "the sync master and client elsewhere.",
+    )
+    frame_sync_timeout_s: float = Field(default=5.0, gt=0, le=120)
 
     @model_validator(mode="after")
     def _one_way_to_say_it(self) -> CameraSettings:
@@ -196,6 +217,18 @@ class GateSettings(BaseModel):
     require_clock_sync: bool = Field(
         default=False, description="Refuse (not just warn) when the clock is unsynchronized."
     )
+    # Issue 10 contract (the clock work replaces the two above with these):
+    clock_policy: Literal["refuse", "warn"] = Field(
+        default="refuse",
+        description="What an unsynchronized clock, or an error bound over the limit, does "
+        "to a start.",
+    )
+    max_clock_error_ms: float = Field(
+        default=5.0,
+        gt=0,
+        description="The limit on the clock's error bound (|offset| + root dispersion + "
+        "root delay / 2); tighter on wired nodes.",
+    )
 
 
 class AgentSettings(BaseSettings):
@@ -232,6 +265,8 @@ class AgentSettings(BaseSettings):
     timelapse: TimelapseSettings = TimelapseSettings()
     power: PowerSettings = PowerSettings()
     dashcam: DashcamSettings = DashcamSettings()
+    sync: SyncSettings = SyncSettings()
+    audio: AudioSettings = AudioSettings()
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> AgentSettings:

@@ -8,6 +8,9 @@ from node_agent.naming import manifest_name
 from node_agent.schemas import (
     NODE_ID_PATTERN,
     SESSION_ID_PATTERN,
+    BeepRequest,
+    BeepResult,
+    ChronySource,
     ConfirmRequest,
     ConfirmResult,
     DeleteResult,
@@ -38,6 +41,9 @@ from node_agent.timelapse.schemas import TimelapseStartRequest, TimelapseStatus
 __all__ = [
     "NODE_ID_PATTERN",
     "SESSION_ID_PATTERN",
+    "BeepRequest",
+    "BeepResult",
+    "ChronySource",
     "ConfirmRequest",
     "ConfirmResult",
     "DeleteResult",

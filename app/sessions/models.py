@@ -100,6 +100,11 @@ class SessionCreate(BaseModel):
         description="How long the recording is meant to last; each node's storage gate checks "
         "that it fits.",
     )
+    beep: bool | None = PField(
+        default=None,
+        description="Play the start tone on the coordinator's beep_cams once every node has "
+        "armed; default: the coordinator's beep setting.",
+    )
 
 
 class NodeCallPublic(BaseModel):

@@ -1,0 +1,2 @@
+"""Tones through ALSA: the start beep at the fleet's start instant, Lock View's tone, and
+short tones for degraded states."""
