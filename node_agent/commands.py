@@ -82,6 +82,7 @@ class CommandRunner:
     default_timeout_s: float = 30.0
     env: Mapping[str, str] | None = None
     journal_size: int = 100
+    quiet: bool = False  # log calls and failures at debug level (a poll every few seconds)
     journal: deque[Completed] = field(init=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
@@ -109,7 +110,7 @@ class CommandRunner:
             done = Completed(args, 0, dry_run=True)
             self._note(done)
             return done
-        log.info("run: %s", shlex.join(args))
+        log.log(logging.DEBUG if self.quiet else logging.INFO, "run: %s", shlex.join(args))
         env = None if self.env is None else {**os.environ, **self.env}
         t0 = time.monotonic()
         limit = self.default_timeout_s if timeout_s is None else timeout_s
@@ -139,7 +140,7 @@ class CommandRunner:
             out = err.stdout.decode(errors="replace") if isinstance(err.stdout, bytes) else ""
             done = Completed(args, TIMED_OUT, out, "", time.monotonic() - t0)
         if not done.ok:
-            log.warning("%s", done.describe())
+            log.log(logging.DEBUG if self.quiet else logging.WARNING, "%s", done.describe())
         self._note(done)
         if check and not done.ok:
             raise CommandFailed(done)

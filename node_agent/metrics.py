@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 
 from node_agent.power.metrics import power_metrics
 from node_agent.schemas import DiskLevel, DiskStatus, NodeStatus, RecorderState
+from node_agent.telemetry.clock_metrics import clock_metrics
 from node_agent.telemetry.reading import Reading
 
 
@@ -101,21 +102,7 @@ class AgentCollector(Collector):
         yield from disk_metrics(s.disk, labels, ids)
         yield from power_metrics(s.power, labels, ids)
 
-        synced = GaugeMetricFamily(
-            "camfleet_chrony_synchronized",
-            "1 when chrony reports a synchronised clock",
-            labels=labels,
-        )
-        synced.add_metric(ids, 1 if s.clock.synchronized else 0)
-        yield synced
-        if s.clock.offset_ns is not None:
-            offset = GaugeMetricFamily(
-                "camfleet_chrony_offset_seconds",
-                "Local clock minus reference time",
-                labels=labels,
-            )
-            offset.add_metric(ids, s.clock.offset_ns / 1e9)
-            yield offset
+        yield from clock_metrics(s.clock, labels, ids)
         up = GaugeMetricFamily(
             "camfleet_collector_success",
             "1 when the collector read its source on the last attempt",

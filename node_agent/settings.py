@@ -199,6 +199,9 @@ class StorageSettings(BaseModel):
         return self
 
 
+TRUE = {"1", "true", "yes", "on"}  # how an environment variable says true
+
+
 class GateSettings(BaseModel):
     """What a start checks before it arms the recorder."""
 
@@ -213,11 +216,6 @@ class GateSettings(BaseModel):
         description="Refuse a start under this battery percentage: at or above "
         "power.disconnect_percent, so a recording is not started only to be stopped.",
     )
-    max_clock_offset_ms: float = Field(default=5.0, gt=0)
-    require_clock_sync: bool = Field(
-        default=False, description="Refuse (not just warn) when the clock is unsynchronized."
-    )
-    # Issue 10 contract (the clock work replaces the two above with these):
     clock_policy: Literal["refuse", "warn"] = Field(
         default="refuse",
         description="What an unsynchronized clock, or an error bound over the limit, does "
@@ -229,6 +227,23 @@ class GateSettings(BaseModel):
         description="The limit on the clock's error bound (|offset| + root dispersion + "
         "root delay / 2); tighter on wired nodes.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_clock_keys(cls, data: Any) -> Any:
+        """Settings files from before the sync gate: ``max_clock_offset_ms`` becomes the
+        bound's limit, ``require_clock_sync`` the policy (true: refuse, false: warn)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        offset = data.pop("max_clock_offset_ms", None)
+        require = data.pop("require_clock_sync", None)
+        if offset is not None:
+            data.setdefault("max_clock_error_ms", offset)
+        if require is not None:
+            strict = require if isinstance(require, bool) else str(require).lower() in TRUE
+            data.setdefault("clock_policy", "refuse" if strict else "warn")
+        return data
 
 
 class AgentSettings(BaseSettings):

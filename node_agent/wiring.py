@@ -29,7 +29,8 @@ from node_agent.recorder.spec import Identity
 from node_agent.schemas import JoinRequest, NodeStatus, RecorderState
 from node_agent.settings import AgentSettings, resolve_identity
 from node_agent.storage.housekeeper import Housekeeper
-from node_agent.telemetry.clock import ClockMonitor
+from node_agent.sync.role import clock_role
+from node_agent.telemetry.chrony import ClockMonitor
 from node_agent.telemetry.disk import collect_disk
 from node_agent.telemetry.reading import Reading
 from node_agent.telemetry.thermal import read_thermal
@@ -133,9 +134,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
     settings.recordings_path.mkdir(parents=True, exist_ok=True)
     node_id, api_token = resolve_identity(settings)
     runner, power = build_power(settings)
-    clock = ClockMonitor(
-        settings.chronyc_path, settings.clock_poll_interval_s, tuple(settings.chronyc_args)
-    )
+    clock = build_clock(settings)
     lock = CameraLock(settings.data_dir / "camera.lock")
     timelapse = build_timelapse(settings, lock)
     recorder: Recorder | None = None
@@ -186,6 +185,21 @@ def build_context(settings: AgentSettings) -> AgentContext:
         runner,
         power,
         build_agent_dashcam(settings, node_id, runner, power),
+    )
+
+
+def build_clock(settings: AgentSettings) -> ClockMonitor:
+    """The clock monitor: chronyc as ``sync:`` reaches it, the role ``sync.role`` gives."""
+    sync = settings.sync
+    return ClockMonitor(
+        settings.chronyc_path,
+        settings.clock_poll_interval_s,
+        tuple(settings.chronyc_args),
+        host=sync.chronyc_host,
+        port=sync.chronyc_port,
+        timeout_s=sync.chronyc_timeout_s,
+        role=clock_role(sync, settings.cam_id, resolve=False),
+        refresh_role=partial(clock_role, sync, settings.cam_id),
     )
 
 

@@ -20,7 +20,7 @@ from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import Codec, Position, RecorderState, StartRequest, StopRequest
 from node_agent.settings import CameraSettings
-from node_agent.telemetry.clock import ClockMonitor
+from node_agent.telemetry.chrony import ClockMonitor
 from tests.chrony import chrony_pair
 
 

@@ -26,7 +26,7 @@ from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import Position, RecorderState, StartRequest, StopRequest, StopResult
 from node_agent.settings import CameraSettings, GateSettings
-from node_agent.telemetry.clock import ClockMonitor
+from node_agent.telemetry.chrony import ClockMonitor
 
 S = 1_000_000_000
 

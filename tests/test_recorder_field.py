@@ -27,7 +27,7 @@ from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import Codec, Position, RecorderState, StartRequest, StopRequest
 from node_agent.settings import CameraSettings, GateSettings, StorageSettings
-from node_agent.telemetry.clock import ClockMonitor
+from node_agent.telemetry.chrony import ClockMonitor
 
 SMALL = {"source": "synthetic", "bitrate_min_bps": 500_000, "bitrate_max_bps": 8_000_000}
 

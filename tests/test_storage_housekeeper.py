@@ -25,7 +25,7 @@ from node_agent.schemas import Codec, DiskLevel, Manifest, Position, StartReques
 from node_agent.settings import CameraSettings, GateSettings, StorageSettings, load_agent_settings
 from node_agent.storage.housekeeper import Housekeeper
 from node_agent.storage.levels import Footage, disk_level, standing_alarm
-from node_agent.telemetry.clock import ClockMonitor
+from node_agent.telemetry.chrony import ClockMonitor
 from node_agent.wiring import build_context
 from tests.tmpfs import mounted_tmpfs
 

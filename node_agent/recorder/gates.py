@@ -96,21 +96,60 @@ def battery_gate(
     )
 
 
-def clock_gate(clock: ClockStatus, max_offset_ms: float, require_sync: bool) -> GateResult:
-    """Clock offset within bounds; unsynchronized warns (or refuses when required)."""
+def _ms(ns: int | None, signed: bool = False) -> str:
+    if ns is None:
+        return "unknown"
+    return f"{ns / 1e6:+.3f} ms" if signed else f"{ns / 1e6:.3f} ms"
+
+
+def clock_numbers(clock: ClockStatus, limit_ms: float) -> str:
+    """offset, bound, limit, reference (and the update's age): what a person checks."""
+    parts = [
+        f"offset {_ms(clock.offset_ns, signed=True)}",
+        f"error bound {_ms(clock.error_bound_ns)}",
+        f"limit {limit_ms:g} ms",
+        f"reference {clock.reference or clock.selected_source or 'none'}",
+    ]
+    if clock.last_update_age_s is not None:
+        parts.append(f"last update {clock.last_update_age_s:.1f} s ago")
+    return ", ".join(parts)
+
+
+def unsynchronized_why(clock: ClockStatus) -> str:
+    """Why the clock is not synchronised, from the reading."""
+    if clock.error:
+        return clock.error
+    if clock.sources and clock.selected_source is None:
+        lost = ", ".join(f"{s.address} {s.state}" for s in clock.sources)
+        return f"chrony has no selected source ({lost})"
+    if clock.selected_source is not None:
+        return f"the selected source {clock.selected_source} is unreachable"
+    return "chrony reports no synchronised source"
+
+
+def clock_gate(clock: ClockStatus, max_error_ms: float, policy: str = "refuse") -> GateResult:
+    """Synchronised, and the error bound (|offset| + root dispersion + root delay / 2)
+    within ``max_error_ms``. ``policy`` "warn" (or a node whose ``sync.role`` is none)
+    lets the start go on with a warning; "refuse" refuses. The reason gives the numbers."""
+    soft = policy == "warn" or clock.role == "none"
+    numbers = clock_numbers(clock, max_error_ms)
+    if soft:
+        setting = "sync.role none" if clock.role == "none" else "gates.clock_policy warn"
+        then = f"starting anyway ({setting}): this camera may start out of step"
+    else:
+        then = "refused (gates.clock_policy refuse)"
     if not clock.synchronized or clock.offset_ns is None:
-        why = clock.error or "chrony reports no synchronised source"
-        text = f"clock unsynchronized ({why}): this camera may start out of step"
-        return GateResult(gate="clock", ok=not require_sync, warning=not require_sync, reason=text)
-    offset_ms = clock.offset_ns / 1e6
-    if abs(offset_ms) > max_offset_ms:
-        return GateResult(
-            gate="clock",
-            ok=False,
-            reason=f"clock offset {offset_ms:+.2f} ms exceeds {max_offset_ms:g} ms: "
-            "wait for chrony to settle or check the reference",
+        reason = f"clock unsynchronized: {unsynchronized_why(clock)} ({numbers}); {then}"
+        return GateResult(gate="clock", ok=soft, warning=soft, reason=reason)
+    bound = clock.error_bound_ns if clock.error_bound_ns is not None else abs(clock.offset_ns)
+    if bound > max_error_ms * 1e6:
+        reason = (
+            f"clock error bound {bound / 1e6:.3f} ms exceeds {max_error_ms:g} ms "
+            f"(gates.max_clock_error_ms; {numbers}); {then}: wait for chrony to settle "
+            "or check the network to the master"
         )
-    return GateResult(gate="clock", ok=True, reason=f"clock offset {offset_ms:+.3f} ms")
+        return GateResult(gate="clock", ok=soft, warning=soft, reason=reason)
+    return GateResult(gate="clock", ok=True, reason=f"clock synchronised ({numbers})")
 
 
 def check_writable(directory: Path) -> str | None:
@@ -175,5 +214,5 @@ def check_gates(
         ),
         temperature_gate(thermal.value, gates.max_cpu_temp_c, str(gates.thermal_path)),
         battery or battery_gate(None, gates.min_battery_percent),
-        clock_gate(clock, gates.max_clock_offset_ms, gates.require_clock_sync),
+        clock_gate(clock, gates.max_clock_error_ms, gates.clock_policy),
     ]

@@ -44,7 +44,7 @@ from node_agent.schemas import (
     StopResult,
 )
 from node_agent.settings import CameraSettings, GateSettings, Profile, StorageSettings
-from node_agent.telemetry.clock import ClockMonitor
+from node_agent.telemetry.chrony import ClockMonitor
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 | collector | module | source |
 |---|---|---|
-| clock | ``clock.ClockMonitor`` | ``chronyc -c tracking`` |
+| clock | ``chrony.ClockMonitor`` | ``chronyc -c -m tracking sources sourcestats`` |
 | disk | ``disk.collect_disk`` | ``statvfs`` of the recordings disk |
 | thermal | ``thermal.read_thermal`` | a sysfs thermal zone |
 
