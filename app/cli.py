@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from node_agent.sync.cli import add_sync_command, run_sync
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 DESCRIPTION = """\
@@ -33,6 +35,7 @@ examples:
   camfleet archive SESSION_ID --wait         the coordinator offloads into its archive
   camfleet dashcam --config /etc/camfleet/agent.yaml --dry-run --once
                                              print the dashcam loop's plan, run nothing
+  camfleet sync role client --dry-run        print this node's chrony config
 
 exit codes of offload, download and archive: 0 every file verified, 1 some file
 failed or was corrupt (kept as FILE.corrupt, nothing confirmed), 2 usage or
@@ -278,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--once", action="store_true", help="run one cycle and exit")
 
+    add_sync_command(command)
+
     p = command("demo", "run a coordinator and three synthetic cameras on loopback")
     p.add_argument("--port", type=int, default=8080, help="coordinator port; agents use the next 3")
     p.add_argument(
@@ -335,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args)
     if args.cmd == "dashcam":
         return run_dashcam_command(args)
+    if args.cmd == "sync":
+        return run_sync(args)
     if args.cmd == "nodes":
         return _operator(args, "GET", "/api/v1/nodes")
     if args.cmd == "start":

@@ -71,6 +71,9 @@ AGENT_DEFAULTS: dict[str, Any] = {
     "heartbeat_interval_s": 1,
     "join_backoff_max_s": 5,
     "camera": {"source": "synthetic", "width": 1280, "height": 720, "fps": 30.0},
+    # Three agents on one machine share its clock and run no chrony of their own: the
+    # clock gate warns instead of refusing (a real rig keeps the default, refuse).
+    "gates": {"clock_policy": "warn"},
 }
 # Short intervals so a killed agent shows offline within seconds, and back soon after.
 COORDINATOR_DEFAULTS: dict[str, Any] = {

@@ -32,7 +32,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from node_agent.main import create_app
-from node_agent.settings import AgentSettings, CameraSettings
+from node_agent.settings import AgentSettings, CameraSettings, GateSettings
 
 NO_CHRONYC = "/nonexistent/camfleet-bench/chronyc"
 
@@ -58,6 +58,7 @@ def agent_settings(
         api_token=SecretStr(token),
         chronyc_path=NO_CHRONYC,
         clock_poll_interval_s=3600,
+        gates=GateSettings(clock_policy="warn"),  # no chronyd here: the clock gate warns
         # One encoder thread each: a host stands in for many nodes, and x264's own thread
         # pool per armed encoder (hundreds per process here) would make the host, not the
         # command path, the thing measured. A real node has one encoder and all its cores.

@@ -85,6 +85,7 @@ def run_checksum(
         "CAMFLEET_CAM_ID": "CAM_01",
         "CAMFLEET_DATA_DIR": str(base / "CAM_01"),
         "CAMFLEET_CHRONYC_PATH": NO_CHRONYC,
+        "CAMFLEET_GATES__CLOCK_POLICY": "warn",  # no chronyd here: the clock gate warns
         "CAMFLEET_CLOCK_POLL_INTERVAL_S": "3600",
         "CAMFLEET_CAMERA__SOURCE": "synthetic",
         "CAMFLEET_CAMERA__WIDTH": str(width),

@@ -145,6 +145,7 @@ def run_skew(
                     "CAMFLEET_CAM_ID": cam,
                     "CAMFLEET_DATA_DIR": str(data_dir),
                     "CAMFLEET_CHRONYC_PATH": NO_CHRONYC,
+                    "CAMFLEET_GATES__CLOCK_POLICY": "warn",  # no chronyd here: the clock gate warns
                     "CAMFLEET_CLOCK_POLL_INTERVAL_S": "3600",
                 } | CAMERA
                 spawned.append(children.add(spawn_agent(cam, port, env, log)))

@@ -117,13 +117,16 @@ if [ "$ROLE" = dashcam ]; then
 fi
 
 if [ -n "$CHRONY" ]; then
+  # The default rendering; sync-$CHRONY.service renders it again from agent.yaml at boot.
   install -D -m 0644 "$SRC/deploy/chrony/chrony-$CHRONY.conf" "$ROOT/etc/chrony/conf.d/camfleet.conf"
-  say "chrony: $CHRONY configuration in /etc/chrony/conf.d/camfleet.conf"
+  install -D -m 0644 "$SRC/deploy/systemd/sync-$CHRONY.service" "$UNITS/sync-$CHRONY.service"
+  say "chrony: $CHRONY configuration in /etc/chrony/conf.d/camfleet.conf (sync-$CHRONY.service)"
 fi
 
 if [ "$DO_SYSTEMCTL" = 1 ] && [ -z "$ROOT" ]; then
   systemctl daemon-reload
   [ -z "$CHRONY" ] || systemctl restart chrony
+  [ -z "$CHRONY" ] || systemctl enable "sync-$CHRONY.service"
   if [ "$ROLE" != agent ]; then systemctl enable --now camfleet-coordinator.service; fi
   if [ "$ROLE" = agent ] || [ "$ROLE" = both ]; then systemctl enable --now camfleet-agent.service; fi
   if [ "$ROLE" = dashcam ]; then systemctl enable --now camfleet-dashcam.service; fi

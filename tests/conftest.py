@@ -27,6 +27,9 @@ TEST_CAMERA = {
     "CAMFLEET_CAMERA__BITRATE_BPS": "2000000",
     "CAMFLEET_CAMERA__BITRATE_MIN_BPS": "500000",
 }
+# Test agents share this machine's clock and have no chronyd to ask: the clock gate warns
+# instead of refusing (tests of the gate itself set the policy they test).
+NO_CHRONY = {"CAMFLEET_GATES__CLOCK_POLICY": "warn"}
 
 
 @dataclass
@@ -85,6 +88,7 @@ class RunningFleet:
                 "CAMFLEET_CAMERA__FPS": str(self.fps),
             }
             | TEST_CAMERA
+            | NO_CHRONY
             | extra
         )
         env = {k: v for k, v in env.items() if v != ""}  # "" means: leave the setting out

@@ -15,7 +15,7 @@ import httpx
 
 from app.demo import Child, spawn, stop_all, wait_healthy
 from bench.common import free_port
-from tests.conftest import TEST_CAMERA
+from tests.conftest import NO_CHRONY, TEST_CAMERA
 
 NO_CHRONYC = "/nonexistent/camfleet-tests/chronyc"
 
@@ -61,17 +61,21 @@ def solo_agent(root: Path, **env: str) -> Iterator[SoloAgent]:
     """An agent (CAM_C, synthetic camera 320x240, no coordinator) with ``env`` on top."""
     port = free_port()
     log = root / "agent.log"
-    full = {
-        "CAMFLEET_NODE_ID": "cam-c",
-        "CAMFLEET_CAM_ID": "CAM_C",
-        "CAMFLEET_DATA_DIR": str(root / "data"),
-        "CAMFLEET_API_TOKEN": secrets.token_urlsafe(24),
-        "CAMFLEET_CHRONYC_PATH": NO_CHRONYC,
-        "CAMFLEET_CLOCK_POLL_INTERVAL_S": "3600",
-        "CAMFLEET_CAMERA__FPS": "30",
-        "CAMFLEET_STORAGE__MIN_FREE_MINUTES": "0",
-        "CAMFLEET_STORAGE__RESERVE_S": "2",
-    } | TEST_CAMERA
+    full = (
+        {
+            "CAMFLEET_NODE_ID": "cam-c",
+            "CAMFLEET_CAM_ID": "CAM_C",
+            "CAMFLEET_DATA_DIR": str(root / "data"),
+            "CAMFLEET_API_TOKEN": secrets.token_urlsafe(24),
+            "CAMFLEET_CHRONYC_PATH": NO_CHRONYC,
+            "CAMFLEET_CLOCK_POLL_INTERVAL_S": "3600",
+            "CAMFLEET_CAMERA__FPS": "30",
+            "CAMFLEET_STORAGE__MIN_FREE_MINUTES": "0",
+            "CAMFLEET_STORAGE__RESERVE_S": "2",
+        }
+        | TEST_CAMERA
+        | NO_CHRONY
+    )
     full |= env
     child = spawn("CAM_C", "agent", port, full, log)
     try:

@@ -261,3 +261,60 @@ def test_the_dashcam_example_is_valid_agent_settings(monkeypatch: pytest.MonkeyP
     assert (d.upload.host, d.upload.dest_path) == ("192.168.1.203", "/data/dashcam")
     assert (d.poll.interval_seconds, d.poll.mount_timeout_seconds) == (30, 20)
     assert (settings.power.disconnect_percent, settings.power.shutdown_percent) == (50, 25)
+
+
+@pytest.mark.parametrize("role", ["master", "client"])
+def test_the_committed_chrony_configs_are_the_default_renderings(role: str) -> None:
+    from node_agent.sync.render import render
+    from node_agent.sync.settings import SyncSettings
+
+    committed = (DEPLOY / "chrony" / f"chrony-{role}.conf").read_text()
+    assert committed == render(role, SyncSettings()), (
+        f"deploy/chrony/chrony-{role}.conf drifted from node_agent/sync/render.py: "
+        f"regenerate it with `camfleet sync role {role} --dry-run`"
+    )
+
+
+@pytest.mark.parametrize("role", ["master", "client"])
+def test_the_sync_units_apply_the_role_before_time_sync(tmp_path: Path, role: str) -> None:
+    unit = DEPLOY / "systemd" / f"sync-{role}.service"
+    s = unit_settings(unit)
+    service = s["Service"]
+    assert (service["Type"], service["RemainAfterExit"]) == ("oneshot", "yes")
+    assert service["ExecStart"].endswith(
+        f"camfleet sync role {role} --config /etc/camfleet/agent.yaml"
+    )
+    assert "chrony.service" in s["Unit"]["After"] and "time-sync.target" in s["Unit"]["Before"]
+    other = "client" if role == "master" else "master"
+    assert s["Unit"]["Conflicts"] == f"sync-{other}.service"
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return
+    copy = tmp_path / unit.name
+    exec_start = service["ExecStart"].split()[0]
+    copy.write_text(unit.read_text().replace(exec_start, shutil.which("true") or "/bin/true"))
+    done = subprocess.run(
+        [analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    problems = [
+        line
+        for line in done.stderr.splitlines()
+        if copy.name in line and re.search(r"unknown|ignoring|invalid|failed", line, re.I)
+    ]
+    assert problems == []
+
+
+@pytest.mark.parametrize("name", ["camfleet-agent.service", "camfleet-dashcam.service"])
+def test_the_recording_units_wait_for_time_sync(name: str) -> None:
+    unit = unit_settings(DEPLOY / "systemd" / name)["Unit"]
+    assert "time-sync.target" in unit["After"].split()
+    assert "time-sync.target" in unit["Wants"].split()
+
+
+def test_setup_installs_the_sync_unit_of_the_role(tmp_path: Path) -> None:
+    run_setup(tmp_path, "--role", "coordinator", "--chrony", "client")
+    units = tmp_path / "etc" / "systemd" / "system"
+    assert (units / "sync-client.service").read_text() == (
+        DEPLOY / "systemd" / "sync-client.service"
+    ).read_text()
+    assert not (units / "sync-master.service").exists()

@@ -19,7 +19,7 @@ from node_agent.errors import NotFound, RecordingConflict
 from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import Codec, Position, RecorderState, StartRequest, StopRequest
-from node_agent.settings import CameraSettings
+from node_agent.settings import CameraSettings, GateSettings
 from node_agent.telemetry.chrony import ClockMonitor
 from tests.chrony import chrony_pair
 
@@ -34,6 +34,7 @@ def make_recorder(tmp_path: Path, clock: ClockMonitor | None = None, **camera: o
         Identity("node-1", "CAM_L", Position.left, "9.9.9"),
         clock or ClockMonitor("/nonexistent/chronyc"),
         CameraLock(tmp_path.parent / f"{tmp_path.name}.camera.lock"),
+        gates=GateSettings(clock_policy="warn", thermal_path=tmp_path / "no-thermal"),
         max_schedule_ahead_s=60,
     )
 

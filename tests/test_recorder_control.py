@@ -132,7 +132,7 @@ def make(
         Identity("node-1", "CAM_T", Position.left, "9.9.9"),
         ClockMonitor("/nonexistent/chronyc"),
         CameraLock(tmp_path / "camera.lock"),
-        gates=GateSettings(thermal_path=tmp_path / "no-thermal"),
+        gates=GateSettings(clock_policy="warn", thermal_path=tmp_path / "no-thermal"),
         max_schedule_ahead_s=60,
         clock=clock,
         backend_factory=factory,

@@ -55,7 +55,7 @@ def make(
         clock or ClockMonitor("/nonexistent/chronyc"),
         lock or CameraLock(tmp_path / "camera.lock"),
         storage or StorageSettings(min_free_minutes=1),
-        gates or GateSettings(thermal_path=tmp_path / "no-thermal"),
+        gates or GateSettings(clock_policy="warn", thermal_path=tmp_path / "no-thermal"),
         preview_fallback=preview_fallback,
     )
 
@@ -150,7 +150,9 @@ def test_storage_gate_refuses_an_unwritable_disk(tmp_path: Path) -> None:
 def test_temperature_gate_reads_sysfs(tmp_path: Path) -> None:
     thermal = tmp_path / "thermal_zone0_temp"
     thermal.write_text("91500\n")  # millidegrees, as sysfs has it
-    rec = make(tmp_path, gates=GateSettings(thermal_path=thermal, max_cpu_temp_c=80))
+    rec = make(
+        tmp_path, gates=GateSettings(clock_policy="warn", thermal_path=thermal, max_cpu_temp_c=80)
+    )
     err = refused(rec)
     assert [g.gate for g in err.refused] == ["temperature"]
     assert "91.5 °C" in err.refused[0].reason
@@ -168,25 +170,37 @@ def fake_chronyc(tmp_path: Path, line: str) -> ClockMonitor:
     return clock
 
 
-def test_clock_gate_refuses_a_large_offset_and_warns_when_unsynchronized(tmp_path: Path) -> None:
-    # "System time" -0.020 s: this clock is 20 ms fast of its reference
+def test_clock_gate_refuses_a_large_bound_and_an_unsynchronized_clock(tmp_path: Path) -> None:
+    # "System time" -0.020 s: this clock is 20 ms fast of its reference; root delay and
+    # dispersion 0.1 ms each: the bound is 20 + 0.1 + 0.05 ms.
     off = fake_chronyc(
         tmp_path,
         "7F000001,cam-c,9,1.0,-0.020000000,0,0,0,0,0,0.0001,0.0001,2.0,Normal",
     )
-    err = refused(make(tmp_path, clock=off))
+    refuse = GateSettings(thermal_path=tmp_path / "no-thermal")  # the default policy
+    err = refused(make(tmp_path, clock=off, gates=refuse))
     assert [g.gate for g in err.refused] == ["clock"]
-    assert "+20.00 ms exceeds 5 ms" in err.refused[0].reason
+    reason = err.refused[0].reason
+    assert "error bound 20.150 ms exceeds 5 ms" in reason
+    assert "offset +20.000 ms" in reason and "reference cam-c" in reason
 
     unsynced = ClockMonitor("/nonexistent/chronyc")
     asyncio.run(unsynced.read_once())
-    rec = make(tmp_path, clock=unsynced)
+    assert refused(make(tmp_path, clock=unsynced, gates=refuse)).refused[0].gate == "clock"
+    (tmp_path / "warn").mkdir()
+    rec = make(tmp_path / "warn", clock=unsynced)  # make's gates: clock_policy warn
     started = rec.start(StartRequest(session_id="S2", command_id="c2"))
     assert any(w.startswith("clock: clock unsynchronized") for w in started.warnings)
     rec.shutdown()
-    (tmp_path / "strict").mkdir()
-    strict = make(tmp_path / "strict", clock=unsynced, gates=GateSettings(require_clock_sync=True))
-    assert refused(strict).refused[0].gate == "clock"
+
+
+def test_old_clock_gate_keys_still_load() -> None:
+    old = GateSettings.model_validate({"max_clock_offset_ms": 2, "require_clock_sync": False})
+    assert old.max_clock_error_ms == 2 and old.clock_policy == "warn"
+    strict = GateSettings.model_validate({"require_clock_sync": "true"})
+    assert strict.clock_policy == "refuse" and strict.max_clock_error_ms == 5
+    both = GateSettings.model_validate({"require_clock_sync": False, "clock_policy": "refuse"})
+    assert both.clock_policy == "refuse"  # the new key wins
 
 
 def test_battery_gate_with_no_provider_assumes_mains(tmp_path: Path) -> None:
@@ -321,7 +335,7 @@ def test_a_filling_disk_stops_cleanly_at_the_reserve(small_disk: Path, tmp_path:
         ClockMonitor("/nonexistent/chronyc"),
         CameraLock(tmp_path / "camera.lock"),
         StorageSettings(reserve_s=4, min_free_minutes=0),  # 4 s at 4 Mb/s = 2 MB kept free
-        GateSettings(thermal_path=tmp_path / "none"),
+        GateSettings(clock_policy="warn", thermal_path=tmp_path / "none"),
     )
     rec.start(StartRequest(session_id="S1", command_id="c1"))
     deadline = time.monotonic() + 60
@@ -401,7 +415,7 @@ def test_selftest_passes_and_leaves_nothing_behind(tmp_path: Path) -> None:
 def test_selftest_fails_with_reasons(tmp_path: Path) -> None:
     thermal = tmp_path / "temp"
     thermal.write_text("99000")
-    rec = make(tmp_path, gates=GateSettings(thermal_path=thermal))
+    rec = make(tmp_path, gates=GateSettings(clock_policy="warn", thermal_path=thermal))
     result = run_selftest(rec, 1.0)
     assert not result.passed
     assert any("temperature" in e and "99.0 °C" in e for e in result.errors)

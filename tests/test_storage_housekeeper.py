@@ -184,7 +184,7 @@ def test_the_start_gate_runs_retention_before_refusing(small_disk: Path, tmp_pat
         ClockMonitor("/nonexistent/chronyc"),
         CameraLock(tmp_path / "camera.lock"),
         StorageSettings(reserve_s=1, min_free_minutes=0),
-        GateSettings(thermal_path=tmp_path / "none"),
+        GateSettings(clock_policy="warn", thermal_path=tmp_path / "none"),
         keeper=hk,
     )
     offloaded = add_recording(small_disk, "S1", 600_000, 500, offloaded=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class SyncSettings(BaseModel):
@@ -42,8 +42,26 @@ class SyncSettings(BaseModel):
     )
     chronyc_port: int | None = Field(default=None, ge=1, le=65535, description="chronyc's -p.")
     chronyc_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    chrony_unit: str = Field(
+        default="chrony.service",
+        pattern=r"^[A-Za-z0-9@._-]{1,128}$",
+        description="The systemd unit `camfleet sync role` restarts after writing the config.",
+    )
+    conf_path: str = Field(
+        default="/etc/chrony/conf.d/camfleet.conf",
+        description="Where `camfleet sync role` writes the rendered chrony configuration.",
+    )
     correct_start_by_offset: bool = Field(
         default=True,
         description="Shift a scheduled start by the measured clock offset, so a clock chrony "
         "does not steer (chronyd -x) still starts at the fleet's instant.",
     )
+
+    @model_validator(mode="after")
+    def _polls_in_order(self) -> SyncSettings:
+        if self.client_minpoll > self.client_maxpoll:
+            raise ValueError(
+                f"sync.client_minpoll {self.client_minpoll} > client_maxpoll "
+                f"{self.client_maxpoll}: a client polls every 2^minpoll to 2^maxpoll s"
+            )
+        return self

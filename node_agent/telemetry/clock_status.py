@@ -23,7 +23,7 @@ from node_agent.telemetry.chrony_parse import ChronyReport
 class ClockRole:
     """This node's place in the fleet's clock (from ``sync:``)."""
 
-    role: str = "none"  # master, client or none
+    role: str | None = None  # master, client or none; None: not told (a bare monitor)
     master: str | None = None  # the master a client follows (host, as configured)
     master_addresses: frozenset[str] = frozenset()  # what that host resolves to
 
