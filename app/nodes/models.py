@@ -53,6 +53,10 @@ class NodePublic(BaseModel):
     last_error: str | None
     rtt_ms: float | None
     status: NodeStatus | None
+    clock_flags: list[str] = PField(
+        default_factory=list,
+        description="Clock problems: not following the master, a bound over one frame period.",
+    )
 
 
 class NodeList(BaseModel):

@@ -22,6 +22,7 @@ from app.errors import (
 from app.fleet.client import NodeAddress
 from app.fleet.wire import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
 from app.nodes import repository
+from app.nodes.clockflags import with_clock_flags
 from app.nodes.models import Node, NodeList, NodePublic
 from app.timeutil import iso
 from common import identity
@@ -226,7 +227,7 @@ def to_public(fleet: Fleet, node: Node) -> NodePublic:
 def list_nodes(fleet: Fleet) -> NodeList:
     """The fleet, from the in-memory registry and the caches (no database wait)."""
     rows = sorted(fleet.nodes.values(), key=lambda n: (n.cam_id, n.node_id))
-    nodes = [to_public(fleet, n) for n in rows]
+    nodes = with_clock_flags([to_public(fleet, n) for n in rows])
     return NodeList(
         nodes=nodes,
         online=sum(n.online for n in nodes),
@@ -244,10 +245,9 @@ def _get(db: Session, node_id: str) -> Node:
 
 def get_node(fleet: Fleet, node_id: str) -> NodePublic:
     """One node from the in-memory registry, or NodeNotFound."""
-    node = fleet.nodes.get(node_id)
-    if node is None:
+    if node_id not in fleet.nodes:
         raise NodeNotFound(f"no node {node_id!r} has joined; GET /api/v1/nodes lists the fleet")
-    return to_public(fleet, node)
+    return next(n for n in list_nodes(fleet).nodes if n.node_id == node_id)
 
 
 async def preview(fleet: Fleet, node_id: str) -> bytes:
