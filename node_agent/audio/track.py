@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 NS_PER_S = 1_000_000_000
 QUEUE_FRAMES = 2000  # about 40 s of typical ALSA periods: the recording thread drains it
+# FFmpeg's AAC encoder primes with one frame of 1024 samples; the fragmented MP4 has no
+# edit list to hide it, so a decoder plays it first. The track is fed that much early.
+AAC_PRIMING_SAMPLES = 1024
 # The ALSA demuxer stamps each frame with the wall clock; a stamp further than this from
 # the time it was read is not believed (the read time is used instead).
 MAX_STAMP_SKEW_NS = 5 * NS_PER_S
@@ -189,7 +192,8 @@ class AudioTrack:
         if anchor is None or self._encoder_failed:
             return  # read before the first video frame: not part of the recording
         data = chunk.samples
-        start = (chunk.wall_ns - anchor) * self.rate // NS_PER_S  # in samples, from the anchor
+        # In samples from the anchor, less the encoder's priming (decoded before the first).
+        start = (chunk.wall_ns - anchor) * self.rate // NS_PER_S - AAC_PRIMING_SAMPLES
         if start < self.samples_written:  # overlaps what is written (or precedes the anchor)
             data = data[:, self.samples_written - start :]
         elif start > self.samples_written and self.samples_written == 0:
