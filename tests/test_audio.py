@@ -20,6 +20,7 @@ from node_agent.audio.tone import ToneCache, tone_wav
 from node_agent.commands import CommandRunner
 from node_agent.errors import RecordingConflict
 from node_agent.power.schemas import PowerLevel, PowerStatus
+from node_agent.recorder.service import Recorder
 from node_agent.schemas import (
     BeepRequest,
     ClockStatus,
@@ -181,7 +182,7 @@ def test_a_degraded_tone_on_entering_a_state_at_most_once_per_repeat_interval() 
     assert watcher.observe({"disk": "disk warn"}) == ["disk"]
 
 
-def agent_audio(tmp_path: Path, tones: bool = True) -> tuple[FakeBin, NodeAudio, object]:
+def agent_audio(tmp_path: Path, tones: bool = True) -> tuple[FakeBin, NodeAudio, Recorder]:
     bin_, audio = fake_aplay(tmp_path)
     audio.tones = tones
     settings = AgentSettings(data_dir=tmp_path / "data", audio=audio, cam_id="CAM_C")

@@ -45,7 +45,8 @@ def first_loud_s(path: Path) -> tuple[float, float]:
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         chunks = [f.to_ndarray()[0] for f in container.decode(stream)]
-        start_time = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+        start = stream.start_time
+        start_time = float(start * stream.time_base) if start and stream.time_base else 0.0
     pcm = np.concatenate(chunks)
     window = RATE // 100  # 10 ms
     n = pcm.size // window
