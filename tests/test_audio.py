@@ -104,11 +104,14 @@ def test_a_failing_aplay_is_an_error_in_the_record(tmp_path: Path) -> None:
 def test_a_scheduled_tone_is_played_at_its_instant(tmp_path: Path) -> None:
     bin_, settings = fake_aplay(tmp_path)
     player = TonePlayer(settings, ToneCache(tmp_path / "tones"), CommandRunner())
-    at = time.time_ns() + 300_000_000
+    at = time.time_ns() + 1_000_000_000  # the waiting process has time to start
     player.play_at(ToneKind.start, at)
     wait_for(lambda: bin_.calls("aplay"))
     late_ms = (bin_.calls("aplay")[0]["t_ns"] - at) / 1e6
     assert 0 <= late_ms < 30, late_ms
+    wait_for(lambda: player.records()[-1].exit_code is not None)
+    fired = player.records()[-1].played_at_ns
+    assert fired is not None and 0 <= fired - at < 30_000_000  # reported by the waiter
 
 
 def test_aplay_without_a_device_uses_alsas_default(tmp_path: Path) -> None:

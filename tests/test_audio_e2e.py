@@ -86,7 +86,7 @@ def test_the_start_beeps_once_on_cam_c_after_every_node_armed_at_start_at(
 ) -> None:
     f = audio_fleet
     with f.fleet.client() as c:
-        created = c.post("/api/v1/sessions", json={"name": "beep", "lead_ms": 1000})
+        created = c.post("/api/v1/sessions", json={"name": "beep", "lead_ms": 1500})
         assert created.status_code == 201, created.text
         session = created.json()
     sid, start_at = session["session_id"], session["start_at_ns"]

@@ -1,19 +1,24 @@
 """Tones through ``aplay``: played now, or at a scheduled instant; each one remembered.
 
-``aplay -q [-D device] FILE`` plays a cached WAV (``ToneCache``). A scheduled tone waits
-in its own thread with ``wait_until_ns`` (sleep, then spin the last ms, SCHED_FIFO when
-allowed) and then spawns aplay through the agent's ``CommandRunner``, like every other
-program: its journal, time-out and dry-run apply. The runner's own cost before the exec
-was measured on a loaded 2-core machine against a fake aplay that stamps the time as its
-first command: 1.6-2.0 ms from the call to the stamp through the runner against 1.56 ms
-for a bare ``subprocess.Popen`` (median of 40; p95 1.9-2.2 ms against 1.8 ms), so the
-runner adds 0.1-0.4 ms; most of the delay is fork and exec themselves. A real sound
-card adds its own output latency (ALSA's buffer, a few ms), the same on every node.
+``aplay -q [-D device] FILE`` plays a cached WAV (``ToneCache``), spawned through the
+agent's ``CommandRunner`` like every other program (its journal, time-out and dry-run
+apply). The runner's own cost before the exec was measured on a loaded 2-core machine
+against a fake aplay that stamps the time as its first command: 1.6-2.0 ms from the call
+to the stamp through the runner against 1.56 ms for a bare ``subprocess.Popen`` (median of
+40; p95 1.9-2.2 ms against 1.8 ms), so the runner adds 0.1-0.4 ms.
+
+A scheduled tone is not waited for in this process: at the start instant the recording
+thread starts encoding here and holds the GIL, which made a tone thread up to 12 ms late.
+Shortly before the instant (``PRESPAWN_NS``) the runner starts ``node_agent.audio.at``,
+which waits with ``wait_until_ns`` (sleep, then spin, SCHED_FIFO when allowed) in its own
+process, prints the instant it fired and execs aplay. A real sound card adds its own
+output latency (ALSA's buffer, a few ms), the same on every node.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -29,6 +34,9 @@ from node_agent.recorder.schedule import wait_until_ns
 log = logging.getLogger(__name__)
 
 KEEP_TONES = 20
+# The waiting process is started this long before the instant (or at once when less is
+# left): Python's start-up took 150 ms here at a load of 7 on 2 cores, once over 500 ms.
+PRESPAWN_NS = 2_000_000_000
 
 
 def aplay_argv(settings: AudioSettings, path: Path) -> list[str]:
@@ -101,12 +109,20 @@ class TonePlayer:
         return self.play_at(kind, self._time_ns(), reason)
 
     def _play(self, record: ToneRecord, path: Path) -> None:
-        if record.at_ns > self._time_ns() and wait_until_ns(record.at_ns, self._cancel) is None:
-            self._finish(record, None, "cancelled: the agent is stopping")
-            return
-        record.played_at_ns = self._time_ns()
         s = self.settings
-        done = self.runner.run(aplay_argv(s, path), timeout_s=s.start_tone_ms / 1000 + 10)
+        argv = aplay_argv(s, path)
+        timeout_s = s.start_tone_ms / 1000 + 10
+        if record.at_ns - self._time_ns() > 0:
+            if wait_until_ns(record.at_ns - PRESPAWN_NS, self._cancel) is None:
+                self._finish(record, None, "cancelled: the agent is stopping")
+                return
+            at = [sys.executable, "-m", "node_agent.audio.at", str(record.at_ns)]
+            done = self.runner.run([*at, *argv], timeout_s=timeout_s + PRESPAWN_NS / 1e9)
+            first = done.stdout.split("\n", 1)[0].strip()
+            record.played_at_ns = int(first) if first.isdigit() else None
+        else:
+            record.played_at_ns = self._time_ns()
+            done = self.runner.run(argv, timeout_s=timeout_s)
         self._finish(record, done.returncode, None if done.ok else done.describe())
 
     def _finish(self, record: ToneRecord, code: int | None, error: str | None) -> None:
