@@ -1,0 +1,89 @@
+"""The sync benchmark's trials: start-now and scheduled starts through the jittery network."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from app.fleet.client import AgentClient, NodeAddress, NodeCall
+from bench.common import BenchError, session_id, start_all, stop_all_nodes
+from bench.sync_fleet import Fleet
+from bench.sync_result import MODES, NodeTrial, SyncResult, Trial
+from node_agent.schemas import StartResult, StopResult
+
+# The latest a node may start after start_at: its uncorrected clock may be 40 ms off.
+SLACK_S = 0.1
+
+
+def _check(calls: list[NodeCall[StartResult]] | list[NodeCall[StopResult]], what: str) -> None:
+    bad = [c for c in calls if not c.ok or c.value is None]
+    if bad:
+        details = "; ".join(f"{c.node_id}: {c.status_code} {c.error}" for c in bad[:5])
+        raise BenchError(f"{what} failed on {len(bad)} of {len(calls)} nodes: {details}")
+
+
+def _clock_warnings(result: StartResult | None) -> int:
+    return 0 if result is None else sum(1 for w in result.warnings if "clock" in w.lower())
+
+
+async def _trial(
+    client: AgentClient, fleet: Fleet, nodes: list[NodeAddress], mode: str, lead_ns: int,
+    run_s: float,
+) -> Trial:
+    session = session_id(f"sy{len(nodes)}-{mode[:3]}")
+    start_at = time.time_ns() + lead_ns if mode == "scheduled" else None
+    t0 = time.perf_counter()
+    started = await start_all(client, nodes, session, start_at)
+    trial = Trial(mode, start_at, arm_s=time.perf_counter() - t0)
+    try:
+        _check(started, f"start of {session}")
+        instant = start_at if start_at is not None else time.time_ns()
+        await asyncio.sleep(max(0.0, (instant - time.time_ns()) / 1e9 + SLACK_S + run_s))
+    finally:
+        stopped = await stop_all_nodes(client, nodes, session, 30)
+    _check(stopped, f"stop of {session}")
+    readings = await asyncio.to_thread(lambda: [n.reading() for n in fleet.nodes])
+    by_id = {c.node_id: c for c in started}
+    for node, call, reading in zip(fleet.nodes, stopped, readings, strict=True):
+        manifest = call.value.manifest if call.value else None
+        if manifest is None:
+            raise BenchError(f"{call.node_id} returned no manifest for {session}")
+        trial.nodes.append(
+            NodeTrial(
+                shift_ns=node.shift_ns,
+                first_frame_ns=manifest.first_frame_ns,
+                offset_ns=manifest.clock_offset_ns,
+                manifest_bound_ns=manifest.clock_error_bound_ns,
+                synchronized=manifest.clock_synchronized,
+                read_offset_ns=reading.offset_ns if reading else None,
+                read_bound_ns=reading.bound_ns if reading else None,
+                read_residual_ns=reading.residual_bound_ns if reading else None,
+                clock_warnings=_clock_warnings(by_id[node.node_id].value),
+            )
+        )
+    return trial
+
+
+async def run_trials(fleet: Fleet, trials: int, lead_ms: int, run_s: float, out: SyncResult) -> None:
+    """One unmeasured warm-up start, then ``trials`` of each mode, alternating which first."""
+    nodes = [n.address for n in fleet.nodes if n.address is not None]
+    client = AgentClient(timeout_s=30)
+    lead_ns = lead_ms * 1_000_000
+    try:
+        warm = await client.fan_out(nodes, client.status)
+        if not all(c.ok for c in warm):
+            raise BenchError(f"status failed: {[c.error for c in warm if not c.ok][:3]}")
+        await _trial(client, fleet, nodes, "now", lead_ns, run_s)
+        for i in range(trials):
+            for mode in MODES if i % 2 == 0 else MODES[::-1]:
+                trial = await _trial(client, fleet, nodes, mode, lead_ns, run_s)
+                out.trials.append(trial)
+                print(
+                    f"  sync {mode:<9} trial {i + 1:>2}: spread uncorrected "
+                    f"{trial.raw_spread_ns / 1e6:7.3f} ms, corrected "
+                    f"{trial.fleet_spread_ns / 1e6:7.3f} ms, true {trial.true_spread_ns / 1e6:7.3f}"
+                    f" ms (arm {trial.arm_s * 1e3:.0f} ms)",
+                    flush=True,
+                )
+    finally:
+        await client.aclose()
