@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import random
 import signal
 import sys
@@ -142,13 +143,12 @@ async def _main(args: argparse.Namespace) -> None:
         return d
 
     loop = asyncio.get_running_loop()
-    servers = [
-        await serve_tcp(*_route(r), law("tcp", i)) for i, r in enumerate(args.tcp or [])
-    ]
+    servers = [await serve_tcp(*_route(r), law("tcp", i)) for i, r in enumerate(args.tcp or [])]
     for i, r in enumerate(args.udp or []):
         listen, target = _route(r)
-        relay_law = law("udp", i)
-        await loop.create_datagram_endpoint(lambda t=target, w=relay_law: _Relay(t, w), listen)
+        await loop.create_datagram_endpoint(
+            functools.partial(_Relay, target, law("udp", i)), listen
+        )
 
     def jitter_on() -> None:
         for d in laws:

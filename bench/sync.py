@@ -73,8 +73,12 @@ def run_sync(
     out = SyncResult(n, delay_ms, jitter_ms, lead_ms, settle_s, [])
     with fleet(root / "sync", n, delay_ms, jitter_ms, seed, MINPOLL, MAXPOLL) as f:
         out.shifts_ns = [node.shift_ns for node in f.nodes]
-        print(f"  sync: {n} namespaces, shifts " + ", ".join(
-            f"{s / 1e6:+.3f}" for s in out.shifts_ns) + " ms", flush=True)
+        print(
+            f"  sync: {n} namespaces, shifts "
+            + ", ".join(f"{s / 1e6:+.3f}" for s in out.shifts_ns)
+            + " ms",
+            flush=True,
+        )
         out.probe_shifts_ns = [
             clockshift.verify_python(node.ns.exec_argv([]), node.shift_ns) for node in f.nodes
         ]
@@ -84,8 +88,10 @@ def run_sync(
         for node in f.nodes:
             f.start_chronyd(node)
         f.wait_synced(120)
-        print(f"  sync: jitter on, chronyds restarted and synchronised; settling {settle_s:g} s",
-              flush=True)
+        print(
+            f"  sync: jitter on, chronyds restarted and synchronised; settling {settle_s:g} s",
+            flush=True,
+        )
         time.sleep(settle_s)  # chrony gathers samples through the jitter meanwhile
         asyncio.run(run_trials(f, trials, lead_ms, RUN_S, out))
     mine = f"{netns.PREFIX}{os.getpid()}n"

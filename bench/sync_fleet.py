@@ -86,11 +86,7 @@ class Fleet:
         """Until every client follows the master (through its relay)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            pending = [
-                n
-                for n in self.nodes
-                if not sync_chrony.synced(n.reading(), n.ns.host_addr)
-            ]
+            pending = [n for n in self.nodes if not sync_chrony.synced(n.reading(), n.ns.host_addr)]
             if not pending:
                 return
             for n in pending:
@@ -194,15 +190,15 @@ def fleet(
             jlog = work / "jitter.log"
             jitter = children.add(spawn_command("jitter", [sys.executable, *argv], {}, jlog, 0))
             _wait_line(jlog, jitter, "ready", 30)
-            f = Fleet(work, children, nodes, jitter, shim, master_port, relay_port, minpoll, maxpoll)
+            f = Fleet(
+                work, children, nodes, jitter, shim, master_port, relay_port, minpoll, maxpoll
+            )
             for node in nodes:
                 f.start_chronyd(node)
                 _spawn_agent(node, work, relay_port, children)
             agents = [node.agent for node in nodes if node.agent is not None]
             logs = [work / f"{node.node_id}.agent.log" for node in nodes]
-            asyncio.run(
-                wait_healthy([a.port for a in agents], agents, logs, timeout_s=60 + 5 * n)
-            )
+            asyncio.run(wait_healthy([a.port for a in agents], agents, logs, timeout_s=60 + 5 * n))
             for node in nodes:
                 token = (work / node.node_id / "api_token").read_text().strip()
                 node.address = NodeAddress(node.node_id, LOOPBACK, node.proxy_port, token)

@@ -27,7 +27,11 @@ def _clock_warnings(result: StartResult | None) -> int:
 
 
 async def _trial(
-    client: AgentClient, fleet: Fleet, nodes: list[NodeAddress], mode: str, lead_ns: int,
+    client: AgentClient,
+    fleet: Fleet,
+    nodes: list[NodeAddress],
+    mode: str,
+    lead_ns: int,
     run_s: float,
 ) -> Trial:
     session = session_id(f"sy{len(nodes)}-{mode[:3]}")
@@ -64,7 +68,9 @@ async def _trial(
     return trial
 
 
-async def run_trials(fleet: Fleet, trials: int, lead_ms: int, run_s: float, out: SyncResult) -> None:
+async def run_trials(
+    fleet: Fleet, trials: int, lead_ms: int, run_s: float, out: SyncResult
+) -> None:
     """One unmeasured warm-up start, then ``trials`` of each mode, alternating which first."""
     nodes = [n.address for n in fleet.nodes if n.address is not None]
     client = AgentClient(timeout_s=30)
