@@ -31,13 +31,15 @@ def sync_summary_rows(result: SyncResult | None, why: str | None = None) -> list
     true99 = result.spread_ms("scheduled", "true", 99)
     covered, judged = result.coverage("bound")
     rcov, rjudged = result.coverage("residual")
+    late = sum(t.late for t in result.of("scheduled"))
     return [
         SummaryRow(
             f"{what} at N = {result.n} ({result.delay_ms:g} ± {result.jitter_ms:g} ms jitter, "
             "shifted clocks)",
-            f"{_f(p99)} (true {_f(true99)}; start-now {_f(result.spread_ms('now', 'fleet', 99))})",
-            target,
-            p99 <= SYNC_TARGET_MS and true99 <= SYNC_TARGET_MS,
+            f"{_f(p99)} (true {_f(true99)}; start-now "
+            f"{_f(result.spread_ms('now', 'fleet', 99))}; {late} late nodes)",
+            f"{target}, no late node",
+            p99 <= SYNC_TARGET_MS and true99 <= SYNC_TARGET_MS and late == 0,
         ),
         SummaryRow(
             f"{ROW_PREFIX} the reported error bound covers the clock's true error",
@@ -52,8 +54,8 @@ def sync_summary_rows(result: SyncResult | None, why: str | None = None) -> list
 def _spread_table(result: SyncResult) -> list[str]:
     lines = [
         "| mode | trials | uncorrected p50 / p99 / max | offset-corrected p50 / p99 / max "
-        "| true p50 / p99 / max | arm time median |",
-        "|---|---|---|---|---|---|",
+        "| true p50 / p99 / max | arm time median (max) | lead median (max) | late nodes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for mode in MODES:
         trials = result.of(mode)
@@ -61,8 +63,15 @@ def _spread_table(result: SyncResult) -> list[str]:
             " / ".join(f"{result.spread_ms(mode, kind, p):.3f}" for p in (50, 99, 100)) + " ms"
             for kind in ("raw", "fleet", "true")
         ]
-        arm = median([t.arm_s for t in trials]) * 1e3 if trials else float("nan")
-        lines.append(f"| {mode} | {len(trials)} | {' | '.join(cells)} | {arm:.0f} ms |")
+        arms = [t.arm_s * 1e3 for t in trials]
+        arm = f"{median(arms):.0f} ms ({max(arms, default=float('nan')):.0f} ms)"
+        if mode == "scheduled":
+            leads = [t.lead_ns / 1e6 for t in trials]
+            lead = f"{median(leads):.0f} ms ({max(leads, default=float('nan')):.0f} ms)"
+            late = str(sum(t.late for t in trials))
+        else:
+            lead, late = "-", "-"
+        lines.append(f"| {mode} | {len(trials)} | {' | '.join(cells)} | {arm} | {lead} | {late} |")
     return [*lines, ""]
 
 
@@ -117,6 +126,7 @@ def _verdict(result: SyncResult) -> list[str]:
             "spread is the spread of the shifts. The node-side correction "
             "(`sync.correct_start_by_offset`) was not in this build"
         )
+    resid99 = percentile(resid, 99) / 1e6 if resid else float("nan")
     worst_resid = max(resid) / 1e6 if resid else float("nan")
     return [
         f"Scheduled starts: {how}. Offset-corrected spread p99 {_f(p99)}, true spread p99 "
@@ -129,10 +139,11 @@ def _verdict(result: SyncResult) -> list[str]:
         f"{manifest_bounds} of {len(result.node_trials())} node-trials, else from the bench's "
         f"own `chronyc tracking` right after the trial) covered the clock's true distance "
         f"from fleet time (|shift|) in {covered} of {judged} node-trials; the offset's own "
-        f"error stayed within dispersion + delay / 2 in {rcov} of {rjudged}. The largest "
-        f"dispersion + delay / 2 seen was {worst_resid:.3f} ms, so two corrected nodes may "
-        f"be up to {2 * worst_resid:.3f} ms apart by their own bounds: the corrected spread "
-        f"(p99 {_f(p99)}) is {'within' if p99 <= 2 * worst_resid else 'beyond'} that.",
+        f"error stayed within dispersion + delay / 2 in {rcov} of {rjudged}. Dispersion + "
+        f"delay / 2 was {resid99:.3f} ms at p99 ({worst_resid:.3f} ms at most), so two "
+        f"corrected nodes may be up to {2 * resid99:.3f} ms apart by their own bounds: the "
+        f"corrected spread (p99 {_f(p99)}) is {'within' if p99 <= 2 * resid99 else 'beyond'} "
+        "that.",
         "",
         "Gate: every agent ran `gates.clock_policy: warn`; the clock-gate warnings per node "
         "are in the table (with shifts of up to 40 ms the bound, which includes |offset|, "
@@ -167,7 +178,10 @@ def sync_section(result: SyncResult | None, why: str | None = None) -> list[str]
         f"{result.settle_s:g} s. One unmeasured warm-up start, then {len(result.of('now'))} "
         "trials per mode, alternating: *now* sends starts without `start_at_ns` (each node "
         "starts on receipt); *scheduled* sends `start_at_ns` = now + "
-        f"{result.lead_ms} ms in fleet time. Each records {RUN_S:g} s past its start, then "
+        f"max({result.lead_ms} ms, 2 x the slowest arm time of the last 5 trials, at most 10 s) "
+        "in fleet time (the lead adapts to the arm times, as the coordinator's does to round "
+        "trips); a node whose true first frame is over 150 ms past `start_at_ns`, or that "
+        f"reports `late_ns`, counts as late. Each records {RUN_S:g} s past its start, then "
         "stops. From each manifest: *uncorrected* = `first_frame_ns` (the node's clock), "
         "*offset-corrected* = `first_frame_ns - clock_offset_ns` (what the coordinator "
         "stores as the session's skew), *true* = `first_frame_ns - shift` (the master's "

@@ -124,7 +124,7 @@ def _agent_env(node: Node, work: Path, relay_port: int) -> dict[str, str]:
         "CAMFLEET_PORT": str(AGENT_PORT),
         "CAMFLEET_CHRONYC_PATH": sync_chrony.chronyc_path(),
         "CAMFLEET_CHRONYC_ARGS": json.dumps(["-h", LOOPBACK, "-p", str(cmd)]),
-        "CAMFLEET_CLOCK_POLL_INTERVAL_S": "1",
+        "CAMFLEET_CLOCK_POLL_INTERVAL_S": "2",
         "CAMFLEET_SYNC__ROLE": "client",
         "CAMFLEET_SYNC__MASTER_HOST": node.ns.host_addr,
         "CAMFLEET_SYNC__MASTER_PORT": str(relay_port),

@@ -64,6 +64,8 @@ class Trial:
     start_at_ns: int | None
     nodes: list[NodeTrial] = field(default_factory=list)
     arm_s: float = 0.0
+    lead_ns: int = 0  # the lead a scheduled trial used
+    late: int = 0  # nodes of a scheduled trial that armed after start_at
 
     def _spread(self, values: list[int]) -> int:
         return max(values) - min(values)

@@ -13,6 +13,13 @@ from node_agent.schemas import StartResult, StopResult
 
 # The latest a node may start after start_at: its uncorrected clock may be 40 ms off.
 SLACK_S = 0.1
+# A node whose true first frame is this far past start_at armed too late (it started at
+# once on arrival): more than the largest shift plus a few frames.
+LATE_NS = 150_000_000
+# The lead adapts as the coordinator's does: at least this factor times the slowest
+# arm time of the last few trials (a loaded machine arms slowly), at most MAX_LEAD_MS.
+LEAD_FACTOR = 2.0
+MAX_LEAD_MS = 10_000
 
 
 def _check(calls: list[NodeCall[StartResult]] | list[NodeCall[StopResult]], what: str) -> None:
@@ -38,7 +45,7 @@ async def _trial(
     start_at = time.time_ns() + lead_ns if mode == "scheduled" else None
     t0 = time.perf_counter()
     started = await start_all(client, nodes, session, start_at)
-    trial = Trial(mode, start_at, arm_s=time.perf_counter() - t0)
+    trial = Trial(mode, start_at, arm_s=time.perf_counter() - t0, lead_ns=lead_ns)
     try:
         _check(started, f"start of {session}")
         instant = start_at if start_at is not None else time.time_ns()
@@ -65,7 +72,20 @@ async def _trial(
                 clock_warnings=_clock_warnings(by_id[node.node_id].value),
             )
         )
+    if start_at is not None:
+        starts = [by_id[c.node_id].value for c in stopped]
+        trial.late = sum(
+            1
+            for n, r in zip(trial.nodes, starts, strict=True)
+            if n.true_ns - start_at > LATE_NS or (r is not None and r.late_ns > 0)
+        )
     return trial
+
+
+def _lead_ns(base_ms: int, arms_s: list[float]) -> int:
+    recent = arms_s[-5:]
+    adapted = LEAD_FACTOR * max(recent) * 1e3 if recent else 0.0
+    return round(min(max(base_ms, adapted), MAX_LEAD_MS) * 1e6)
 
 
 async def run_trials(
@@ -74,21 +94,29 @@ async def run_trials(
     """One unmeasured warm-up start, then ``trials`` of each mode, alternating which first."""
     nodes = [n.address for n in fleet.nodes if n.address is not None]
     client = AgentClient(timeout_s=30)
-    lead_ns = lead_ms * 1_000_000
+    arms: list[float] = []
     try:
         warm = await client.fan_out(nodes, client.status)
         if not all(c.ok for c in warm):
             raise BenchError(f"status failed: {[c.error for c in warm if not c.ok][:3]}")
-        await _trial(client, fleet, nodes, "now", lead_ns, run_s)
+        warmup = await _trial(client, fleet, nodes, "now", 0, run_s)
+        arms.append(warmup.arm_s)
         for i in range(trials):
             for mode in MODES if i % 2 == 0 else MODES[::-1]:
+                lead_ns = _lead_ns(lead_ms, arms)
                 trial = await _trial(client, fleet, nodes, mode, lead_ns, run_s)
+                arms.append(trial.arm_s)
                 out.trials.append(trial)
                 print(
                     f"  sync {mode:<9} trial {i + 1:>2}: spread uncorrected "
                     f"{trial.raw_spread_ns / 1e6:7.3f} ms, corrected "
                     f"{trial.fleet_spread_ns / 1e6:7.3f} ms, true {trial.true_spread_ns / 1e6:7.3f}"
-                    f" ms (arm {trial.arm_s * 1e3:.0f} ms)",
+                    f" ms (arm {trial.arm_s * 1e3:.0f} ms"
+                    + (
+                        f", lead {lead_ns / 1e6:.0f} ms, {trial.late} late)"
+                        if trial.start_at_ns
+                        else ")"
+                    ),
                     flush=True,
                 )
     finally:
