@@ -192,6 +192,14 @@ def sync_section(result: SyncResult | None, why: str | None = None) -> list[str]
         *_node_table(result),
         *_verdict(result),
     ]
+    retried = [x for t in result.trials for x in t.retried]
+    lines += [
+        f"Commands sent twice: {len(retried)} (an agent closes a keep-alive connection that "
+        "sat idle for 5 s; through the delaying link the client may reuse it before the "
+        "close arrives, and the command is lost with it. The bench resends it with the same "
+        "command id, which the agent treats as the same command.)",
+        "",
+    ]
     if result.leftover_namespaces or result.problems:
         lines += [
             "Problems: "

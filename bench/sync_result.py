@@ -66,6 +66,7 @@ class Trial:
     arm_s: float = 0.0
     lead_ns: int = 0  # the lead a scheduled trial used
     late: int = 0  # nodes of a scheduled trial that armed after start_at
+    retried: list[str] = field(default_factory=list)  # commands sent twice (connection lost)
 
     def _spread(self, values: list[int]) -> int:
         return max(values) - min(values)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from app.fleet.client import AgentClient, NodeAddress, NodeCall
 from bench.common import BenchError, session_id, start_all, stop_all_nodes
 from bench.sync_fleet import Fleet
 from bench.sync_result import MODES, NodeTrial, SyncResult, Trial
 from node_agent.schemas import StartResult, StopResult
+
+T = TypeVar("T")
 
 # The latest a node may start after start_at: its uncorrected clock may be 40 ms off.
 SLACK_S = 0.1
@@ -29,6 +33,24 @@ def _check(calls: list[NodeCall[StartResult]] | list[NodeCall[StopResult]], what
         raise BenchError(f"{what} failed on {len(bad)} of {len(calls)} nodes: {details}")
 
 
+async def _with_retry(
+    call: Callable[[list[NodeAddress]], Awaitable[list[NodeCall[T]]]],
+    nodes: list[NodeAddress],
+    retried: list[str],
+) -> list[NodeCall[T]]:
+    """``call`` on every node, then once more on those that were unreachable. Commands
+    are idempotent by command id, so the retry is safe; it is needed because an agent
+    closes a keep-alive connection idle for 5 s (uvicorn's default), and through a
+    delaying link the close reaches the client after it has reused the connection."""
+    calls = await call(nodes)
+    again = [n for n, c in zip(nodes, calls, strict=True) if not c.ok and c.status_code is None]
+    if not again:
+        return calls
+    retried.extend(n.node_id for n in again)
+    redo = {c.node_id: c for c in await call(again)}
+    return [redo.get(c.node_id, c) for c in calls]
+
+
 def _clock_warnings(result: StartResult | None) -> int:
     return 0 if result is None else sum(1 for w in result.warnings if "clock" in w.lower())
 
@@ -44,14 +66,20 @@ async def _trial(
     session = session_id(f"sy{len(nodes)}-{mode[:3]}")
     start_at = time.time_ns() + lead_ns if mode == "scheduled" else None
     t0 = time.perf_counter()
-    started = await start_all(client, nodes, session, start_at)
+    retried: list[str] = []
+    started = await _with_retry(
+        lambda some: start_all(client, some, session, start_at), nodes, retried
+    )
     trial = Trial(mode, start_at, arm_s=time.perf_counter() - t0, lead_ns=lead_ns)
     try:
         _check(started, f"start of {session}")
         instant = start_at if start_at is not None else time.time_ns()
         await asyncio.sleep(max(0.0, (instant - time.time_ns()) / 1e9 + SLACK_S + run_s))
     finally:
-        stopped = await stop_all_nodes(client, nodes, session, 30)
+        stopped = await _with_retry(
+            lambda some: stop_all_nodes(client, some, session, 30), nodes, retried
+        )
+    trial.retried = retried
     _check(stopped, f"stop of {session}")
     readings = await asyncio.to_thread(lambda: [n.reading() for n in fleet.nodes])
     by_id = {c.node_id: c for c in started}
