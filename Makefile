@@ -34,8 +34,9 @@ check: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
+# `make bench ONLY=sync` runs one section (sync, offload, dashcam) into the existing report
 bench: $(STAMP)
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(if $(ONLY),--only $(ONLY))
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from app import __version__, db
+from app.audio import routes as audio_routes
 from app.context import build_fleet
 from app.deps import TOKEN_COOKIE, require_operator
 from app.errors import CamfleetError
@@ -179,5 +180,6 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.include_router(offload_routes.nodes)
     app.include_router(selftest_routes.router)
     app.include_router(timelapse_routes.router)
+    app.include_router(audio_routes.router)
     app.include_router(web_routes.router)
     return app

@@ -80,11 +80,17 @@ def spawn_process(name: str, argv: list[str], env: dict[str, str], log: Path, po
     Unlike ``app.demo.spawn`` the child also gets SIGTERM if the bench itself is killed,
     so a crashed or interrupted bench leaves no agents behind.
     """
+    return spawn_command(name, [sys.executable, *argv], env, log, port)
+
+
+def spawn_command(name: str, argv: list[str], env: dict[str, str], log: Path, port: int) -> Child:
+    """Start the program ``argv`` as ``spawn_process`` starts Python (own session, log,
+    SIGTERM when the bench dies)."""
     full = clean_env() | env
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, *argv],
+            argv,
             env=full,
             cwd=REPO_ROOT,
             stdout=out,

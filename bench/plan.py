@@ -18,6 +18,7 @@ HEALTH_P99_TARGET_MS = 200.0
 RETENTION_TARGET_MS = 100.0  # issue 8: the planner over 100,000 files
 OFFLOAD_RATIO_TARGET = 0.9  # issue 8: verified, durable offload at 0.9x a plain download
 DASHCAM_RATIO_TARGET = 0.8  # issue 9: ingest + upload, checksums on both ends, at 0.8x rsync -a
+SYNC_TARGET_MS = 1.0  # issue 10: scheduled, offset-corrected start spread p99 over jitter
 
 
 @dataclass
@@ -52,3 +53,8 @@ class Plan:
     dashcam_files: int = 8
     dashcam_file_mb: float = 128.0
     dashcam_rounds: int = 3
+    # issue 10: N namespaces behind a jittery network, clocks shifted by known offsets
+    sync_nodes: int = 10
+    sync_trials: int = 20
+    sync_lead_ms: int = 1500
+    sync_settle_s: float = 60.0

@@ -23,9 +23,11 @@ from bench.profiles import ProfileResult
 from bench.report_clients import clients_section
 from bench.report_dashcam import dashcam_section, dashcam_summary_rows
 from bench.report_offload import offload_section, offload_summary_rows
+from bench.report_sync import sync_section, sync_summary_rows
 from bench.retention import RetentionResult, retention_section
 from bench.skew import RUN_AFTER_START_S, SkewResult
 from bench.summary import summary_rows, summary_table
+from bench.sync_result import SyncResult
 from bench.timelapse import TimelapseResult
 
 __all__ = ["Plan", "render"]
@@ -357,6 +359,8 @@ def render(
     retention: RetentionResult | None = None,
     offload: OffloadResult | None = None,
     dashcam: DashcamResult | None = None,
+    sync: SyncResult | None = None,
+    sync_why: str | None = None,
 ) -> str:
     """The whole markdown document."""
     run = (
@@ -372,6 +376,7 @@ def render(
             summary_rows(skew, fanout, checksum, timelapse, profiles, clients, health, retention)
             + offload_summary_rows(offload)
             + dashcam_summary_rows(dashcam)
+            + sync_summary_rows(sync, sync_why)
         ),
         f"Written by {run}. These are the figures of one run on the machine below, everything "
         "on 127.0.0.1; they are reported, not asserted: each stands beside its target with "
@@ -398,4 +403,5 @@ def render(
     lines += retention_section(retention)
     lines += offload_section(offload)
     lines += dashcam_section(dashcam)
+    lines += sync_section(sync, sync_why)
     return "\n".join(lines).rstrip() + "\n"

@@ -24,6 +24,9 @@ from bench.report import Plan, render
 from bench.retention import RetentionResult, run_retention
 from bench.skew import SkewResult, run_skew
 from bench.sshd import SshdError
+from bench.sync import run_sync
+from bench.sync import unavailable as sync_unavailable
+from bench.sync_result import SyncResult
 from bench.timelapse import TimelapseResult, run_timelapse
 
 FULL = Plan(
@@ -57,6 +60,10 @@ FULL = Plan(
     dashcam_files=8,
     dashcam_file_mb=128.0,
     dashcam_rounds=3,
+    sync_nodes=10,
+    sync_trials=20,
+    sync_lead_ms=1500,
+    sync_settle_s=60.0,
 )
 QUICK = Plan(
     quick=True,
@@ -87,6 +94,10 @@ QUICK = Plan(
     dashcam_files=2,
     dashcam_file_mb=2.0,
     dashcam_rounds=1,
+    sync_nodes=2,
+    sync_trials=2,
+    sync_lead_ms=1000,
+    sync_settle_s=5.0,
 )
 
 
@@ -104,8 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the agents' data and logs (kept on failure)"
     )
+    parser.add_argument(
+        "--only",
+        metavar="SECTION",
+        help="run one section (sync, offload, dashcam) and replace only it and its summary "
+        "rows in --out",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.only:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        from bench.only import run_only
+
+        return run_only(args.only, plan, args.out)
     here = machine()
     if not plan.quick and 2 <= here.nproc < min(plan.skew_sizes):
         # A control row with one agent per CPU: on a small machine N = 3 already
@@ -211,6 +233,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         section_s["dashcam"] = time.monotonic() - t0
 
+        print("11. one clock for the fleet: starts over a jittery network", flush=True)
+        t0 = time.monotonic()
+        sync_why = sync_unavailable()
+        sync: SyncResult | None = None
+        if sync_why is None:
+            sync = run_sync(
+                root, plan.sync_nodes, plan.sync_trials, plan.sync_lead_ms, plan.sync_settle_s
+            )
+        else:
+            print(f"  not measured: {sync_why}", flush=True)
+        section_s["sync"] = time.monotonic() - t0
+
         total_s = time.monotonic() - t_start
         text = render(
             here,
@@ -227,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             retention=retention,
             offload=offload,
             dashcam=dashcam,
+            sync=sync,
+            sync_why=sync_why,
         )
         atomic_write_text(args.out, text)
         print(f"\n{text}\nwritten to {args.out} in {total_s:.0f} s", flush=True)

@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from common.http import AuthGate, Guard, check_bearer, install_error_handlers
 from node_agent import __version__
+from node_agent.audio.metrics import AudioCollector
+from node_agent.audio.routes import make_router as audio_router
 from node_agent.dashcam.routes import make_router as dashcam_router
 from node_agent.errors import AgentError
 from node_agent.metrics import AgentCollector
@@ -58,6 +60,8 @@ async def start_parts(ctx: AgentContext) -> bool:
         ctx.link.start()
     if ctx.dashcam:
         await ctx.dashcam.start()
+    if ctx.audio:
+        ctx.audio.start(ctx.status)
     return await timelapse_up(ctx.timelapse, settings)
 
 
@@ -74,6 +78,8 @@ async def power_up(ctx: AgentContext) -> None:
 async def stop_parts(ctx: AgentContext, sighup: bool) -> None:
     """Stop the dashcam (unmounted, camera safe), the power monitor and the timelapse,
     finish the recording, leave the coordinator, stop the clock."""
+    if ctx.audio:
+        await ctx.audio.stop()
     if ctx.dashcam:
         await ctx.dashcam.stop()
     await ctx.power.stop()
@@ -127,7 +133,8 @@ def create_app(settings: AgentSettings) -> FastAPI:
     protected = [Depends(require_token)]
     app.include_router(health_router(ctx.node_id))
     app.include_router(status_router(ctx.status, registry), dependencies=protected)
-    app.include_router(recorder_router(ctx.recorder), dependencies=protected)
+    lockview_done = ctx.audio.lockview_done if ctx.audio else None
+    app.include_router(recorder_router(ctx.recorder, lockview_done), dependencies=protected)
     app.include_router(
         storage_router(
             ctx.node_id,
@@ -138,6 +145,9 @@ def create_app(settings: AgentSettings) -> FastAPI:
         dependencies=protected,
     )
     app.include_router(timelapse_router(ctx.timelapse), dependencies=protected)
+    if ctx.audio:
+        registry.register(AudioCollector(ctx.audio.status, ctx.node_id, settings.cam_id))
+        app.include_router(audio_router(ctx.audio), dependencies=protected)
     if ctx.dashcam:
         app.include_router(dashcam_router(ctx.dashcam), dependencies=protected)
 

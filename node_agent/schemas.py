@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
 
 from common.http import ErrorBody
+from node_agent.audio.schemas import AudioStatus
 from node_agent.dashcam.schemas import DashcamStatus
 from node_agent.power.schemas import PowerStatus
 from node_agent.timelapse.schemas import TimelapseStatus
@@ -258,6 +259,13 @@ class Manifest(Answer):
     )
     offloaded_at_ns: int | None = Field(default=None, description="When the copy was made.")
     offloaded_to: str | None = Field(default=None, description="Where the verified copy is.")
+    audio_track: bool = Field(
+        default=False, description="The file carries an audio track (camera.audio)."
+    )
+    audio_note: str | None = Field(
+        default=None,
+        description="Why the audio track is missing or cut short (the video was recorded).",
+    )
 
 
 class StopResult(Answer):
@@ -357,6 +365,9 @@ class NodeStatus(Answer):
     )
     dashcam: DashcamStatus | None = Field(
         default=None, description="The dashcam mode, when dashcam.enabled."
+    )
+    audio: AudioStatus | None = Field(
+        default=None, description="Tones (start beep, Lock View, degraded) and the audio track."
     )
 
 

@@ -18,6 +18,10 @@ from pydantic import SecretStr
 
 from common.identity import load_or_create_key, public_key_text
 from node_agent import __version__
+from node_agent.audio.overrides import apply_overrides
+from node_agent.audio.player import TonePlayer
+from node_agent.audio.service import NodeAudio
+from node_agent.audio.tone import ToneCache
 from node_agent.camera.lock import CameraLock
 from node_agent.commands import CommandRunner
 from node_agent.dashcam.service import Dashcam
@@ -55,6 +59,7 @@ class AgentContext:
     runner: CommandRunner  # every program the agent runs (dry-run aware)
     power: PowerMonitor  # the battery, its thresholds, and the clean shutdown
     dashcam: Dashcam | None = None  # when dashcam.enabled
+    audio: NodeAudio | None = None  # tones and the audio track setting
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
@@ -74,6 +79,7 @@ class AgentContext:
             timelapse=self.timelapse.status(),
             power=self.power.status(),
             dashcam=self.dashcam.status() if self.dashcam else None,
+            audio=self.audio.status() if self.audio else None,
         )
 
     def readings(self) -> list[Reading[Any]]:
@@ -133,6 +139,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.recordings_path.mkdir(parents=True, exist_ok=True)
     node_id, api_token = resolve_identity(settings)
+    apply_overrides(settings)  # the audio toggle's camera.audio, kept across restarts
     runner, power = build_power(settings)
     clock = build_clock(settings)
     lock = CameraLock(settings.data_dir / "camera.lock")
@@ -171,6 +178,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
             settings.join_backoff_max_s,
             key,
         )
+    player = TonePlayer(settings.audio, ToneCache(settings.data_dir / "tones"), runner)
     return AgentContext(
         settings,
         node_id,
@@ -185,6 +193,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
         runner,
         power,
         build_agent_dashcam(settings, node_id, runner, power),
+        audio=NodeAudio(settings, player, recorder, clock),
     )
 
 

@@ -2,7 +2,9 @@
 for uhubctl, lifepo4wered-cli, the seed's control scripts, systemctl and shutdown.
 
 ``FakeBin(tmp_path).add("uhubctl", stdout=..., exit_code=...)`` writes an executable that
-appends one JSON line ``{"argv": [...], "t": <unix time>}`` to ``calls.jsonl`` and prints
+appends one JSON line ``{"argv": [...], "t": <unix time>, "t_ns": <the exec instant>}`` to
+``calls.jsonl`` (``t_ns`` is taken by ``date +%s%N`` as the script's first command, before
+the Python that writes the line has started: the instant the program was run) and prints
 ``stdout``. ``script`` gives a shell body instead (``$FAKEBIN_LOG`` is the log). ``calls()``
 reads the log back, every tool's calls in the order they happened.
 """
@@ -18,8 +20,9 @@ from typing import Any
 
 _RECORD = (
     '"$FAKE_PYTHON" -c \'import json,sys,time; '
-    'open(sys.argv[1],"a").write(json.dumps({"argv":sys.argv[2:],"t":time.time()})+"\\n")\' '
-    '"$FAKEBIN_LOG" "$(basename "$0")" "$@"'
+    'open(sys.argv[1],"a").write(json.dumps({"argv":sys.argv[3:],"t":time.time(),'
+    '"t_ns":int(sys.argv[2])})+"\\n")\' '
+    '"$FAKEBIN_LOG" "$FAKEBIN_T0" "$(basename "$0")" "$@"'
 )
 
 
@@ -48,6 +51,7 @@ class FakeBin:
         )
         path.write_text(
             "#!/bin/sh\n"
+            "FAKEBIN_T0=$(date +%s%N)\n"
             f"FAKEBIN_LOG={shlex.quote(str(self.log))}\n"
             f"FAKE_PYTHON={shlex.quote(sys.executable)}\n"
             "export FAKEBIN_LOG FAKE_PYTHON\n"

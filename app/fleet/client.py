@@ -27,6 +27,10 @@ from app.fleet.transport import (
     TransportError,
 )
 from app.fleet.wire import (
+    AudioToggle,
+    AudioToggleResult,
+    BeepRequest,
+    BeepResult,
     ConfirmRequest,
     ConfirmResult,
     DeleteResult,
@@ -55,6 +59,8 @@ MIB = 1024 * KIB
 MAX_ANSWER_BYTES: dict[str, int] = {
     "status": 256 * KIB,
     "start": 64 * KIB,
+    "beep": 16 * KIB,
+    "audio": 16 * KIB,
     "stop": 256 * KIB,
     "recordings": 16 * MIB,
     "selftest": 256 * KIB,
@@ -176,6 +182,14 @@ class AgentClient:
     async def start(self, node: NodeAddress, req: StartRequest) -> NodeCall[StartResult]:
         """Arm a recording on one node."""
         return await self._call(node, "start", "POST", "/api/v1/recording/start", StartResult, req)
+
+    async def beep(self, node: NodeAddress, req: BeepRequest) -> NodeCall[BeepResult]:
+        """Schedule the start tone on one node (it answers at once)."""
+        return await self._call(node, "beep", "POST", "/api/v1/recording/beep", BeepResult, req)
+
+    async def set_audio(self, node: NodeAddress, req: AudioToggle) -> NodeCall[AudioToggleResult]:
+        """Turn one node's audio track (camera.audio) on or off."""
+        return await self._call(node, "audio", "PUT", "/api/v1/audio", AudioToggleResult, req)
 
     async def stop(
         self, node: NodeAddress, req: StopRequest, timeout_s: float | None = None

@@ -26,17 +26,28 @@ RTT_COMMANDS = frozenset({"start", "status"})
 # node slow (one call at a time) until it answers one quickly again. Stops, self-tests and
 # timelapse stops take seconds by design and say nothing about the node's health.
 QUICK_COMMANDS = frozenset(
-    {"status", "start", "recordings", "lockview", "preview", "timelapse_status", "timelapse_start"}
+    {
+        "status",
+        "start",
+        "beep",
+        "audio",
+        "recordings",
+        "lockview",
+        "preview",
+        "timelapse_status",
+        "timelapse_start",
+    }
 )
 # Commands that go ahead of everything else waiting for a node: on a slow node a stop must
 # not starve behind a queue of previews and polls.
-PRIORITY_COMMANDS = frozenset({"start", "stop", "abort", "timelapse_stop"})
+PRIORITY_COMMANDS = frozenset({"start", "beep", "stop", "abort", "timelapse_stop"})
 # Commands after which the node's status has changed and is re-read at once.
 REFRESH_COMMANDS = frozenset(
     {
         "start",
         "stop",
         "abort",
+        "audio",
         "selftest",
         "timelapse_start",
         "timelapse_stop",

@@ -4,6 +4,7 @@ Everything the coordinator sends to or reads from a node is one of these models;
 are defined once, in the agent package, so a change in the contract is a type error here.
 """
 
+from node_agent.audio.schemas import AudioStatus, AudioToggle, AudioToggleResult
 from node_agent.naming import manifest_name
 from node_agent.schemas import (
     NODE_ID_PATTERN,
@@ -41,6 +42,9 @@ from node_agent.timelapse.schemas import TimelapseStartRequest, TimelapseStatus
 __all__ = [
     "NODE_ID_PATTERN",
     "SESSION_ID_PATTERN",
+    "AudioStatus",
+    "AudioToggle",
+    "AudioToggleResult",
     "BeepRequest",
     "BeepResult",
     "ChronySource",

@@ -34,6 +34,7 @@ class Command(StrEnum):
     start = "start"
     stop = "stop"
     abort = "abort"
+    beep = "beep"  # the start tone, sent once every node has armed
 
 
 class RecordingSession(SQLModel, table=True):
@@ -150,6 +151,9 @@ class NodeResult(BaseModel):
     start: CommandPublic | None
     stop: CommandPublic | None
     abort: CommandPublic | None = None
+    beep: CommandPublic | None = PField(
+        default=None, description="The start tone, on the beep cameras once every node armed."
+    )
     file_name: str | None = None
     sha256: str | None = None
     first_frame_ns: int | None = None

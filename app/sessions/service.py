@@ -22,7 +22,7 @@ from app.nodes import repository as node_repository
 from app.nodes import service as node_service
 from app.recordings import repository as recording_repository
 from app.recordings import service as recording_service
-from app.sessions import repository
+from app.sessions import beep, repository
 from app.sessions.models import (
     FINAL_STATES,
     Command,
@@ -51,15 +51,16 @@ def new_session_id(now_ns: int) -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
-def choose_lead_ms(fleet: Fleet, requested: int | None) -> int:
-    """The requested (or default) lead, raised above the worst round trip seen."""
+def choose_lead_ms(fleet: Fleet, requested: int | None, round_trips: int = 1) -> int:
+    """The requested (or default) lead, raised above the worst round trip seen (times
+    ``round_trips``: the start beep is a second round trip before the start instant)."""
     s = fleet.settings
     if requested is not None and not s.min_lead_ms <= requested <= s.max_lead_ms:
         raise BadInput(
             f"lead_ms must be between {s.min_lead_ms} and {s.max_lead_ms} ms; got {requested}"
         )
     lead = requested if requested is not None else s.default_lead_ms
-    floor = round(fleet.state.worst_rtt_ms() * RTT_LEAD_FACTOR + RTT_LEAD_MARGIN_MS)
+    floor = round(fleet.state.worst_rtt_ms() * RTT_LEAD_FACTOR * round_trips + RTT_LEAD_MARGIN_MS)
     return min(max(lead, floor), s.max_lead_ms)
 
 
@@ -81,7 +82,7 @@ def _record(
 
 async def start(fleet: Fleet, body: SessionCreate) -> SessionPublic:
     """Schedule a start on every target node at once; healthy nodes go on when one fails."""
-    lead_ms = choose_lead_ms(fleet, body.lead_ms)
+    lead_ms = choose_lead_ms(fleet, body.lead_ms, round_trips=2 if beep.wanted(fleet, body) else 1)
 
     def load(db: Session) -> tuple[list[NodeAddress], RecordingSession]:
         nodes = node_service.addresses(db, fleet, body.node_ids)
@@ -110,6 +111,7 @@ async def start(fleet: Fleet, body: SessionCreate) -> SessionPublic:
         )
         calls = await fleet.fanout.each(nodes, "start", lambda a: fleet.client.start(a, req))
         rows = [_record(sid, Command.start, command_id, c) for c in calls]
+        rows += await beep.after_start(fleet, body, session, nodes, calls, _record)
         session.state = (
             SessionState.recording.value if any(c.ok for c in calls) else SessionState.failed.value
         )
@@ -241,8 +243,8 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
     by_command: dict[str, dict[str, CommandResult]] = {c.value: {} for c in Command}
     for row in repository.results(db, [session.session_id]):
         by_command.setdefault(row.command, {})[row.node_id] = row
-    starts, stops, aborts = (
-        by_command[c.value] for c in (Command.start, Command.stop, Command.abort)
+    starts, stops, aborts, beeps = (
+        by_command[c.value] for c in (Command.start, Command.stop, Command.abort, Command.beep)
     )
     recs = {r.node_id: r for r in recording_repository.by_session(db, session.session_id)}
     ids = sorted(set(starts) | set(recs))
@@ -258,6 +260,7 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
                 start=_command(starts.get(node_id)),
                 stop=_command(stops.get(node_id)),
                 abort=_command(aborts.get(node_id)),
+                beep=_command(beeps.get(node_id)),
                 file_name=rec.file_name if rec else None,
                 sha256=rec.sha256 if rec else None,
                 first_frame_ns=rec.first_frame_ns if rec else None,

@@ -53,6 +53,7 @@ def open_writer(
                 bitrate,
                 gop_frames=max(1, round(profile.fps * camera.gop_s)),
                 extra_options=camera.encoder_options,
+                audio=camera if camera.audio else None,
             )
             return profile, bitrate, writer
         except FileExistsError as err:

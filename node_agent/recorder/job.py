@@ -153,6 +153,8 @@ class RecordingJob:
                 probation_end = self.clock.monotonic_ns() + round(cam.probation_s * NS_PER_S)
             pts = timeline.place(got.capture_ns)
             c.dropped_frames = timeline.dropped
+            if first:
+                self.writer.begin_audio(got.capture_ns)  # sample 0 of the audio track
             self.writer.write(got.frame, pts)
             if first:
                 self.started_event.set()
@@ -230,7 +232,7 @@ class RecordingJob:
         spec, c = self.spec, self.counters
         assert c.first_frame_ns is not None
         lockview = spec.path.parent / lockview_name(spec.session_id, spec.identity.cam_id)
-        return spec.journal(c).manifest(
+        manifest = spec.journal(c).manifest(
             file_name=spec.path.name,
             first_frame_ns=c.first_frame_ns,
             duration_s=c.duration_s(spec.profile.fps),
@@ -241,6 +243,9 @@ class RecordingJob:
             stop_reason=c.stop_reason,
             lockview_file=lockview.name if lockview.exists() else None,
         )
+        manifest.audio_track = self.writer.audio is not None
+        manifest.audio_note = self.writer.audio_note
+        return manifest
 
 
 def start_result(job: RecordingJob, command_id: str) -> StartResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from fastapi import APIRouter, Response
 
@@ -21,8 +22,10 @@ from node_agent.schemas import (
 )
 
 
-def make_router(recorder: Recorder) -> APIRouter:
-    """Start, stop, self-test, Lock View and the live preview."""
+def make_router(
+    recorder: Recorder, lockview_done: Callable[[str], None] | None = None
+) -> APIRouter:
+    """Start, stop, self-test, Lock View (``lockview_done``: its tone) and the preview."""
     router = APIRouter()
 
     @router.post(
@@ -61,7 +64,10 @@ def make_router(recorder: Recorder) -> APIRouter:
         responses=error_responses(409, 503),
     )
     async def lockview(body: LockViewRequest) -> LockViewResult:
-        return await asyncio.to_thread(recorder.lockview, body.session_id)
+        result = await asyncio.to_thread(recorder.lockview, body.session_id)
+        if lockview_done is not None:
+            lockview_done(body.session_id)
+        return result
 
     @router.get(
         "/api/v1/preview.jpg",

@@ -210,6 +210,11 @@ class Recorder:
             file_name=file_name,
         )
 
+    def settings_lock(self) -> threading.Lock:
+        """The lock a start holds while it arms: a settings change made under it (the audio
+        toggle) cannot race a start."""
+        return self._lock
+
     def active_job(self) -> RecordingJob | None:
         """The recording that is armed or running, if any."""
         job = self.job

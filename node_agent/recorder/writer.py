@@ -17,8 +17,9 @@ from typing import Any
 
 import av
 
+from node_agent.audio.track import AudioTrack
 from node_agent.schemas import Codec
-from node_agent.settings import Profile
+from node_agent.settings import CameraSettings, Profile
 
 # Encoders tried for each codec, best first (h264_v4l2m2m: the Pi 4's hardware encoder).
 ENCODERS: dict[Codec, tuple[str, ...]] = {
@@ -162,7 +163,8 @@ def warm_up_encoder(
 
 
 class Mp4Writer:
-    """Encodes frames into a fragmented MP4 at ``path``."""
+    """Encodes frames into a fragmented MP4 at ``path``; with ``audio`` (camera.audio), an
+    AAC track from the camera's audio input too (``audio_error`` says why there is none)."""
 
     def __init__(
         self,
@@ -171,11 +173,13 @@ class Mp4Writer:
         bitrate_bps: int,
         gop_frames: int,
         extra_options: dict[str, dict[str, str]] | None = None,
+        audio: CameraSettings | None = None,
     ) -> None:
         self.path = path
         self.sink = HashingSink(path)
         # flush_packets: each fragment reaches the file as soon as the muxer closes it, so
-        # a kill -9 loses at most the fragment being filled.
+        # a kill -9 loses at most the fragment being filled. max_interleave_delta: with an
+        # audio track that stalls, video is held back for interleaving at most 0.5 s.
         self.container = av.open(
             self.sink,
             mode="w",
@@ -183,8 +187,11 @@ class Mp4Writer:
             options={
                 "movflags": "frag_keyframe+empty_moov+default_base_moof",
                 "flush_packets": "1",
+                "max_interleave_delta": "500000",
             },
         )
+        self.audio: AudioTrack | None = None
+        self.audio_error: str | None = None
         try:
             self.stream, self.encoder = open_video_stream(
                 self.container, profile, bitrate_bps, gop_frames, extra_options or {}
@@ -194,6 +201,20 @@ class Mp4Writer:
             self.sink.close()
             path.unlink(missing_ok=True)
             raise
+        if audio is not None:
+            self.audio, self.audio_error = AudioTrack.open(self.container, audio)
+
+    def begin_audio(self, first_frame_ns: int) -> None:
+        """The first video frame was taken at ``first_frame_ns``: the audio track's start."""
+        if self.audio is not None:
+            self.audio.begin(first_frame_ns)
+
+    @property
+    def audio_note(self) -> str | None:
+        """Why the recording has no (or a cut) audio track; None when it is fine or off."""
+        if self.audio is not None and self.audio.error is not None:
+            return self.audio.error
+        return self.audio_error
 
     def write(self, frame: av.VideoFrame, pts: int) -> None:
         """Encode one frame at presentation slot ``pts`` (in frames)."""
@@ -201,9 +222,13 @@ class Mp4Writer:
         frame.time_base = self.stream.codec_context.time_base  # pts counts frames
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
+        if self.audio is not None:
+            self.audio.drain()
 
     def close(self) -> tuple[int, str]:
-        """Flush the encoder, write the trailer, fsync; returns (size in bytes, sha256)."""
+        """Flush the encoders, write the trailer, fsync; returns (size in bytes, sha256)."""
+        if self.audio is not None:
+            self.audio.close()
         for packet in self.stream.encode(None):
             self.container.mux(packet)
         self.container.close()

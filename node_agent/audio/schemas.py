@@ -1,0 +1,70 @@
+"""Audio on the wire: the tones played, the audio track's state, the audio toggle."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+
+class ToneKind(StrEnum):
+    """Why a tone was played."""
+
+    start = "start"  # the start beep, at the fleet's start instant
+    lockview = "lockview"  # a Lock View still was saved
+    degraded = "degraded"  # the node entered a degraded state
+
+
+class ToneRecord(BaseModel):
+    """One tone played (or that failed to play)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: ToneKind
+    reason: str | None = Field(default=None, description="The degraded state, the session...")
+    requested_at_ns: int = Field(description="When the tone was asked for (local clock).")
+    at_ns: int = Field(description="The local instant it was scheduled for.")
+    played_at_ns: int | None = Field(default=None, description="When aplay was spawned.")
+    device: str | None = None
+    exit_code: int | None = Field(default=None, description="aplay's exit code; None: pending.")
+    error: str | None = None
+
+
+class AudioStatus(BaseModel):
+    """The node's audio: tones on or off, the device, the last tones, the audio track."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tones: bool
+    device: str | None
+    last_tones: list[ToneRecord] = Field(default_factory=list, description="Newest last.")
+    tones_played: dict[str, int] = Field(
+        default_factory=dict, description="Tones spawned per kind since the agent started."
+    )
+    tone_errors: int = 0
+    last_error: str | None = None
+    degraded: list[str] = Field(
+        default_factory=list, description="The degraded states the node is in now."
+    )
+    track: bool = Field(description="camera.audio: recordings carry an audio track.")
+    track_device: str
+    track_error: str | None = Field(
+        default=None, description="Why the last recording's audio track failed, if it did."
+    )
+
+
+class AudioToggle(BaseModel):
+    """``PUT /api/v1/audio``: record an audio track (camera.audio) or not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: StrictBool
+
+
+class AudioToggleResult(BaseModel):
+    """The audio track setting now in force, and where it is kept."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    enabled: bool
+    persisted: bool = Field(description="Written to the overrides file (survives a restart).")
