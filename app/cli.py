@@ -42,6 +42,10 @@ failed or was corrupt (kept as FILE.corrupt, nothing confirmed), 2 usage or
 connection problem (a refused token, an unknown session, no coordinator)."""
 
 
+# Idle keep-alive a server holds (see _serve).
+SERVER_KEEP_ALIVE_S = 75
+
+
 def _serve(app: Any, host: str, port: int, log_level: str) -> None:
     import uvicorn
 
@@ -52,6 +56,10 @@ def _serve(app: Any, host: str, port: int, log_level: str) -> None:
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=20,
+        # Longer than the coordinator's client keeps an idle connection (its connector's
+        # keepalive_timeout): with uvicorn's 5 s a call reusing a connection just as the
+        # server closes it is lost ("closed before answering"), seen over a delaying link.
+        timeout_keep_alive=SERVER_KEEP_ALIVE_S,
         # The coordinator calls back the TCP peer of a join; an X-Forwarded-For header
         # (which uvicorn trusts from 127.0.0.1 by default) must not choose that address.
         proxy_headers=False,

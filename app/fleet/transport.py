@@ -25,6 +25,8 @@ MAX_LINE_BYTES = 8 * 1024
 MAX_FIELD_BYTES = 8 * 1024
 MAX_HEADERS = 64
 _READ_CHUNK = 64 * 1024
+# Idle keep-alive of the client's connections to agents (aiohttp's default).
+CLIENT_KEEP_ALIVE_S = 15.0
 # Answer headers a stream passes on to its reader (everything else is dropped).
 STREAM_HEADERS = ("content-range", "accept-ranges", "content-length")
 
@@ -236,6 +238,9 @@ def _new_session(per_host: int) -> aiohttp.ClientSession:
         limit_per_host=per_host,
         use_dns_cache=False,  # nodes are called at IP addresses only
         enable_cleanup_closed=False,
+        # Idle connections are dropped well before an agent closes them (it keeps them
+        # 75 s, app.cli.SERVER_KEEP_ALIVE_S), so a call never reuses one being closed.
+        keepalive_timeout=CLIENT_KEEP_ALIVE_S,
     )
     return aiohttp.ClientSession(
         connector=connector,
