@@ -65,6 +65,13 @@ def in_future(seconds: float) -> int:
     return time.time_ns() + round(seconds * 1e9)
 
 
+def stamp(cam: Picamera2Camera) -> int:
+    """The capture time of the camera's next frame."""
+    got = cam.read(2, threading.Event())
+    assert got is not None
+    return got.capture_ns
+
+
 def phase_gap_ns(a: int, b: int) -> int:
     """How far apart two frame starts are, modulo one frame period."""
     d = (a - b) % PERIOD_NS
@@ -98,10 +105,7 @@ def test_a_client_lines_its_frames_up_with_the_server(
     client.open()  # the client first, as Raspberry Pi advise: it waits for the server
     rig.phase_ns = PERIOD_NS * 2 // 5  # the server's frames start 8 ms out of step
     server.open()
-    before = phase_gap_ns(
-        client.read(2, threading.Event()).capture_ns,  # type: ignore[union-attr]
-        server.read(2, threading.Event()).capture_ns,
-    )  # type: ignore[union-attr]
+    before = phase_gap_ns(stamp(client), stamp(server))
     assert before > PERIOD_NS // 4
     reports: dict[str, Any] = {}
     until = in_future(5)
@@ -118,13 +122,7 @@ def test_a_client_lines_its_frames_up_with_the_server(
         assert report.timer_us is not None and abs(report.timer_us) <= PERIOD_NS // 1000
     # Both became ready on the same frame (the agreed instant), within a few ms.
     assert abs(reports["server"].waited_ms - reports["client"].waited_ms) < 30
-    gaps = [
-        phase_gap_ns(
-            client.read(2, threading.Event()).capture_ns,  # type: ignore[union-attr]
-            server.read(2, threading.Event()).capture_ns,  # type: ignore[union-attr]
-        )
-        for _ in range(5)
-    ]
+    gaps = [phase_gap_ns(stamp(client), stamp(server)) for _ in range(5)]
     assert min(gaps) < 1_000_000, gaps  # frame starts now within 1 ms of each other
 
 
