@@ -142,7 +142,7 @@ def fake_chronyc(tmp_path: Path, system_time_s: str) -> Path:
         "0.000000068,-0.157,-0.144,0.720,0.000005978,0.000001151,0.1,Normal"
     )
     path = tmp_path / "bin" / "chronyc"
-    path.parent.mkdir()
+    path.parent.mkdir(parents=True)
     path.write_text(f"#!/bin/sh\necho '{line}'\n")
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return path
