@@ -31,24 +31,39 @@ class SyncAlgorithm:
         self.ready = False
         self.seen_packet = False
         self.server_ready_us = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addr = ("127.0.0.1", port)
-        if mode == 2:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind(self.addr)
-            self.sock.setblocking(False)
+        self.sock: socket.socket | None = None
+
+    def _open(self) -> socket.socket | None:
+        """As libcamera's initialiseSocket, tried on each frame until it works."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if self.mode == 2:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(self.addr)
+            except OSError:  # libcamera logs "Unable to bind client socket" and goes on
+                sock.close()
+                return None
+            sock.setblocking(False)
+        self.sock = sock
+        if self.mode == 2:
             self._drain()  # stale packets of an earlier run
+        return sock
 
     def _drain(self) -> list[bytes]:
         packets = []
-        while True:
+        while self.sock is not None:
             try:
                 packets.append(self.sock.recv(64))
             except BlockingIOError:
-                return packets
+                break
+        return packets
 
     def process(self, wall_ns: int, period_us: int) -> tuple[dict[str, Any], int]:
         """This frame's sync metadata, and how much (ns) to shorten the next frame by."""
+        if self.sock is None and self._open() is None:
+            return {}, 0
+        assert self.sock is not None
         wall_us = wall_ns // 1000
         shorten_ns = 0
         md: dict[str, Any] = {}
@@ -81,4 +96,5 @@ class SyncAlgorithm:
 
     def close(self) -> None:
         """Give the socket back."""
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
