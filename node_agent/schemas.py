@@ -153,6 +153,23 @@ class StartResult(Answer):
     )
 
 
+class FrameSyncReport(Answer):
+    """libcamera's software camera sync on this recording (``camera.frame_sync``)."""
+
+    mode: str = Field(description="server, client, or off.")
+    ready: bool = Field(description="libcamera reported SyncReady before the recording began.")
+    timer_us: int | None = Field(
+        default=None,
+        description="SyncTimer on the first SyncReady frame: how far (µs) this camera's "
+        "frame start was from the agreed instant; a client's frame-start difference from "
+        "the server.",
+    )
+    waited_ms: float = Field(default=0.0, description="How long the recorder waited for it.")
+    error: str | None = Field(
+        default=None, description="Why sync is not in effect (timed out, not a Pi camera)."
+    )
+
+
 class ChronySource(Answer):
     """One line of ``chronyc -c sources`` joined with its ``sourcestats`` line."""
 
@@ -192,6 +209,11 @@ class ClockStatus(Answer):
         description="|offset| + root dispersion + root delay / 2: how far from the fleet's "
         "time this clock may be.",
     )
+    offset_error_ns: int | None = Field(
+        default=None,
+        description="root dispersion + root delay / 2: how wrong the offset itself may be, "
+        "so the error left once a start is corrected by it.",
+    )
     rms_offset_ns: int | None = None
     frequency_ppm: float | None = None
     skew_ppm: float | None = None
@@ -228,6 +250,25 @@ class Manifest(Answer):
     )
     clock_reference: str | None = Field(
         default=None, description="The reference chrony followed (the master's address)."
+    )
+    start_deadline_ns: int | None = Field(
+        default=None,
+        description="This node's clock reading at the scheduled fleet instant (scheduled "
+        "start + clock offset when the start is corrected by it).",
+    )
+    start_late_ns: int = Field(
+        default=0,
+        ge=0,
+        description="How far past start_deadline_ns the recording began: it armed late, or "
+        "waited for frame sync (0 when on time or not scheduled).",
+    )
+    first_frame_source: str = Field(
+        default="capture",
+        description="sensor: the first frame's time is the camera's SensorTimestamp turned "
+        "into wall time; capture: the instant the frame was produced or received.",
+    )
+    frame_sync: FrameSyncReport | None = Field(
+        default=None, description="libcamera software camera sync, when camera.frame_sync asks."
     )
     duration_s: float
     frame_count: int
@@ -304,6 +345,10 @@ class RecorderStatus(Answer):
     camera_busy: str | None = Field(default=None, description="Who holds the camera, if anyone.")
     last_error: str | None = None
     last_stop_reason: str | None = None
+    start_late_ns: int = Field(
+        default=0, ge=0, description="How late the current recording began (see Manifest)."
+    )
+    frame_sync: FrameSyncReport | None = None
 
 
 class DiskLevel(StrEnum):

@@ -164,6 +164,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
         preview_fallback=lambda: timelapse_preview(timelapse),
         keeper=housekeeper,
         battery=partial(power_gate, power, settings.gates.min_battery_percent),
+        sync=settings.sync,
     )
     wire_power(power, recorder, timelapse, housekeeper)
     # The node's own key: it proves to the coordinator that a join comes from this node.

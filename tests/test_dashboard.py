@@ -74,6 +74,11 @@ def test_start_and_stop_from_the_dashboard(
     expect(page.locator("#recordings tr")).to_have_count(3, timeout=10_000)
     expect(page.locator("#sessions tr").first).to_contain_text("dashboard kick-off")
     expect(page.locator("#sessions tr").first).to_contain_text("stopped")
+    # The test agents read no chrony: the skew's bound is unknown, and the session says why.
+    expect(page.locator("#sessions tr").first.locator(".skew-bound")).to_have_text("bound unknown")
+    expect(page.locator("#sessions tr").first.locator(".skew-warning")).to_contain_text(
+        "no clock error bound from CAM_C, CAM_L, CAM_R"
+    )
     expect(page.locator("article.card .pill.idle")).to_have_count(3, timeout=5_000)
     page.locator("article.card", has_text="CAM_L").locator("button[data-preview]").click()
     preview = page.locator("article.card", has_text="CAM_L").locator("img")

@@ -27,6 +27,7 @@ from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import Codec, Position, RecorderState, StartRequest, StopRequest
 from node_agent.settings import CameraSettings, GateSettings, StorageSettings
+from node_agent.sync.settings import SyncSettings
 from node_agent.telemetry.chrony import ClockMonitor
 
 SMALL = {"source": "synthetic", "bitrate_min_bps": 500_000, "bitrate_max_bps": 8_000_000}
@@ -44,6 +45,7 @@ def make(
     clock: ClockMonitor | None = None,
     lock: CameraLock | None = None,
     preview_fallback: Callable[[], bytes | None] | None = None,
+    sync: SyncSettings | None = None,
 ) -> Recorder:
     cam = CameraSettings(**(SMALL | {"profiles": [profile(320, 240)]} | (camera or {})))
     rec_dir = tmp_path / "rec"
@@ -57,6 +59,7 @@ def make(
         storage or StorageSettings(min_free_minutes=1),
         gates or GateSettings(clock_policy="warn", thermal_path=tmp_path / "no-thermal"),
         preview_fallback=preview_fallback,
+        sync=sync,
     )
 
 
@@ -178,7 +181,8 @@ def test_clock_gate_refuses_a_large_bound_and_an_unsynchronized_clock(tmp_path: 
         "7F000001,cam-c,9,1.0,-0.020000000,0,0,0,0,0,0.0001,0.0001,2.0,Normal",
     )
     refuse = GateSettings(thermal_path=tmp_path / "no-thermal")  # the default policy
-    err = refused(make(tmp_path, clock=off, gates=refuse))
+    uncorrected = SyncSettings(correct_start_by_offset=False)
+    err = refused(make(tmp_path, clock=off, gates=refuse, sync=uncorrected))
     assert [g.gate for g in err.refused] == ["clock"]
     reason = err.refused[0].reason
     assert "error bound 20.150 ms exceeds 5 ms" in reason
@@ -192,6 +196,27 @@ def test_clock_gate_refuses_a_large_bound_and_an_unsynchronized_clock(tmp_path: 
     started = rec.start(StartRequest(session_id="S2", command_id="c2"))
     assert any(w.startswith("clock: clock unsynchronized") for w in started.warnings)
     rec.shutdown()
+
+
+def test_a_corrected_start_is_judged_by_the_offsets_own_error(tmp_path: Path) -> None:
+    # The same 20 ms offset, but starts are shifted by it (the default): what is left is
+    # root dispersion + root delay / 2 = 0.15 ms, well inside 5 ms.
+    off = fake_chronyc(
+        tmp_path, "7F000001,cam-c,9,1.0,-0.020000000,0,0,0,0,0,0.0001,0.0001,2.0,Normal"
+    )
+    gates = GateSettings(thermal_path=tmp_path / "no-thermal")
+    rec = make(tmp_path, clock=off, gates=gates)
+    clock = next(g for g in rec.check_gates(None) if g.gate == "clock")
+    assert clock.ok and not clock.warning and "corrected by the offset" in clock.reason
+    # A wide dispersion (8 ms) is not helped by the correction.
+    (tmp_path / "wide").mkdir()
+    wide = fake_chronyc(
+        tmp_path / "wide", "7F000001,cam-c,9,1.0,-0.020000000,0,0,0,0,0,0.0001,0.008,2.0,Normal"
+    )
+    err = refused(make(tmp_path / "wide", clock=wide, gates=gates))
+    assert "error bound of the corrected offset (root dispersion + root delay / 2) 8.050 ms" in (
+        err.refused[0].reason
+    )
 
 
 def test_old_clock_gate_keys_still_load() -> None:

@@ -7,6 +7,7 @@ join or heartbeat alone says only that something with its key is out there.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -97,6 +98,10 @@ class FleetState:
             return None
         return entry.status
 
-    def worst_rtt_ms(self) -> float:
-        """The worst round trip seen recently (0 when none yet)."""
-        return max(self._rtts_ms, default=0.0)
+    def rtt_quantile_ms(self, q: float) -> float:
+        """The ``q`` quantile of the recent round trips (nearest rank; 0 when none yet)."""
+        ordered = sorted(self._rtts_ms)
+        if not ordered:
+            return 0.0
+        rank = min(len(ordered), max(1, math.ceil(q * len(ordered))))
+        return ordered[rank - 1]

@@ -37,6 +37,10 @@ class Recording(SQLModel, table=True):
     first_frame_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     clock_offset_ns: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     clock_synchronized: bool = False
+    clock_error_bound_ns: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True)
+    )
+    clock_reference: str | None = Field(default=None, max_length=255)
     duration_s: float
     frame_count: int
     dropped_frames: int

@@ -25,6 +25,8 @@ def _columns(m: Manifest, text: str) -> dict[str, Any]:
         "first_frame_ns": m.first_frame_ns,
         "clock_offset_ns": m.clock_offset_ns,
         "clock_synchronized": m.clock_synchronized,
+        "clock_error_bound_ns": m.clock_error_bound_ns,
+        "clock_reference": m.clock_reference[:255] if m.clock_reference else None,
         "duration_s": m.duration_s,
         "frame_count": m.frame_count,
         "dropped_frames": m.dropped_frames,

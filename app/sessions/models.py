@@ -51,6 +51,7 @@ class RecordingSession(SQLModel, table=True):
     created_at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     stopped_at_ns: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     skew_ms: float | None = None
+    skew_bound_ms: float | None = None
     end_reason: str | None = Field(default=None, max_length=200)
 
 
@@ -159,6 +160,13 @@ class NodeResult(BaseModel):
     first_frame_ns: int | None = None
     clock_offset_ns: int | None = None
     clock_synchronized: bool | None = None
+    clock_error_bound_ns: int | None = PField(
+        default=None, description="The node's clock error bound when its recording began."
+    )
+    clock_reference: str | None = PField(default=None, description="The reference it followed.")
+    start_late_ns: int | None = PField(
+        default=None, description="How late past its start instant the node began."
+    )
     corrected_first_frame_ns: int | None = PField(
         default=None, description="first_frame_ns minus the node's clock offset."
     )
@@ -188,6 +196,19 @@ class SessionPublic(BaseModel):
     stopped_at: datetime | None
     skew_ms: float | None = PField(
         description="Spread of the nodes' first-frame times, corrected by each clock offset."
+    )
+    skew_bound_ms: float | None = PField(
+        default=None,
+        description="The worst pairwise error the clocks allow after that correction: the "
+        "sum of the two largest bounds (each without |offset|, which is corrected); null when "
+        "a recording has no bound.",
+    )
+    frame_period_ms: float | None = PField(
+        default=None, description="One frame period at the recordings' highest frame rate."
+    )
+    skew_warnings: list[str] = PField(
+        default_factory=list,
+        description="Skew or bound over one frame period, or a bound that is not known.",
     )
     nodes: list[NodeResult]
 

@@ -37,12 +37,13 @@ from app.sessions.models import (
     SessionPublic,
     SessionState,
 )
-from app.sessions.skew import compute_skew_ms
+from app.sessions.skew import compute_skew_bound_ms, compute_skew_ms, judge
 from app.timeutil import iso
 
-# The lead must cover the slowest round trip seen, with room to spare.
-RTT_LEAD_FACTOR = 3
+# The lead must cover the round trips seen (their p99 x lead_rtt_factor), plus this margin
+# for the node to check its gates and arm.
 RTT_LEAD_MARGIN_MS = 50
+RTT_QUANTILE = 0.99
 
 
 def new_session_id(now_ns: int) -> str:
@@ -52,15 +53,21 @@ def new_session_id(now_ns: int) -> str:
 
 
 def choose_lead_ms(fleet: Fleet, requested: int | None, round_trips: int = 1) -> int:
-    """The requested (or default) lead, raised above the worst round trip seen (times
-    ``round_trips``: the start beep is a second round trip before the start instant)."""
+    """The requested (or default) lead, raised to cover the round trips seen: at least
+    ``round_trips`` x their p99 x ``lead_rtt_factor``, plus a margin for arming.
+
+    ``round_trips`` counts the exchanges that must complete before ``start_at`` (2 when
+    a readiness check and the beep command follow the start). The lead stays within
+    ``max_lead_ms``.
+    """
     s = fleet.settings
     if requested is not None and not s.min_lead_ms <= requested <= s.max_lead_ms:
         raise BadInput(
             f"lead_ms must be between {s.min_lead_ms} and {s.max_lead_ms} ms; got {requested}"
         )
     lead = requested if requested is not None else s.default_lead_ms
-    floor = round(fleet.state.worst_rtt_ms() * RTT_LEAD_FACTOR * round_trips + RTT_LEAD_MARGIN_MS)
+    p99 = fleet.state.rtt_quantile_ms(RTT_QUANTILE)
+    floor = round(max(1, round_trips) * p99 * s.lead_rtt_factor + RTT_LEAD_MARGIN_MS)
     return min(max(lead, floor), s.max_lead_ms)
 
 
@@ -138,7 +145,9 @@ def _finish(
     for node_id, manifest in manifests:
         recording_service.ingest(db, node_id, [manifest])
     if session.state not in (SessionState.starting.value, SessionState.recording.value):
-        session.skew_ms = compute_skew_ms(recording_repository.by_session(db, session.session_id))
+        recordings = recording_repository.by_session(db, session.session_id)
+        session.skew_ms = compute_skew_ms(recordings)
+        session.skew_bound_ms = compute_skew_bound_ms(recordings)
     repository.save(db, session, *rows)
     return to_public(db, session)
 
@@ -246,7 +255,9 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
     starts, stops, aborts, beeps = (
         by_command[c.value] for c in (Command.start, Command.stop, Command.abort, Command.beep)
     )
-    recs = {r.node_id: r for r in recording_repository.by_session(db, session.session_id)}
+    recordings = recording_repository.by_session(db, session.session_id)
+    recs = {r.node_id: r for r in recordings}
+    manifests = {r.node_id: r.manifest() for r in recordings}
     ids = sorted(set(starts) | set(recs))
     registry = node_repository.get_many(db, ids)
     nodes = []
@@ -266,6 +277,9 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
                 first_frame_ns=rec.first_frame_ns if rec else None,
                 clock_offset_ns=rec.clock_offset_ns if rec else None,
                 clock_synchronized=rec.clock_synchronized if rec else None,
+                clock_error_bound_ns=rec.clock_error_bound_ns if rec else None,
+                clock_reference=rec.clock_reference if rec else None,
+                start_late_ns=manifests[node_id].start_late_ns if rec else None,
                 corrected_first_frame_ns=(rec.first_frame_ns - (rec.clock_offset_ns or 0))
                 if rec
                 else None,
@@ -273,6 +287,9 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
                 dropped_frames=rec.dropped_frames if rec else None,
             )
         )
+    verdict = judge(
+        recordings, [m.fps for m in manifests.values()], session.skew_ms, session.skew_bound_ms
+    )
     start_at = iso(session.start_at_ns)
     created = iso(session.created_at_ns)
     assert start_at is not None and created is not None
@@ -288,6 +305,9 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
         created_at=created,
         stopped_at=iso(session.stopped_at_ns),
         skew_ms=session.skew_ms,
+        skew_bound_ms=session.skew_bound_ms,
+        frame_period_ms=verdict.frame_period_ms,
+        skew_warnings=verdict.warnings,
         nodes=nodes,
     )
 

@@ -39,8 +39,10 @@ import numpy as np
 import numpy.typing as npt
 
 from node_agent.camera.frameclock import FrameClock
+from node_agent.camera.picamera2_sync import await_sync, sync_controls
 from node_agent.camera.protocol import CameraError, CapturedFrame, wait_settled
 from node_agent.camera.worker import CameraWorker, result_within
+from node_agent.schemas import FrameSyncReport
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +171,9 @@ class Picamera2Camera:
         self._last_ts: int | None = None
         self._latest: tuple[int, av.VideoFrame] | None = None
         self._rate_checked = False
+        self._sync_mode = "off"
+        self._sync_frames: int | None = None
+        self._sync_error: str | None = None
 
     def open(self) -> None:
         """Acquire the camera, configure it and start streaming; raises CameraError."""
@@ -214,9 +219,17 @@ class Picamera2Camera:
             raise CameraError(f"cannot open the Pi camera {self.model}: {_reason(err)}") from err
         try:
             period_us = round(1_000_000 / self.fps)
+            controls: dict[str, Any] = {"FrameDurationLimits": (period_us, period_us)}
+            self._sync_error = None
+            if self._sync_mode != "off":
+                try:
+                    controls |= sync_controls(cam, self._sync_mode, self._sync_frames)
+                except CameraError as err:  # the recording goes on, unsynchronised, and says so
+                    self._sync_error = str(err)
+                    log.warning("Pi camera %s: frame sync: %s", self.model, err)
             config = cam.create_video_configuration(
                 main={"size": (self.width, self.height), "format": "YUV420"},
-                controls={"FrameDurationLimits": (period_us, period_us)},
+                controls=controls,
             )
             cam.configure(config)
             main = cam.camera_config["main"]
@@ -254,6 +267,20 @@ class Picamera2Camera:
     def begin(self, start_wall_ns: int, start_monotonic_ns: int) -> None:
         """The camera streams on its own; only the clock offset is measured again."""
         self._clock.anchor()
+
+    def configure_frame_sync(self, mode: str, ready_frames: int | None) -> None:
+        """Run libcamera's software camera sync as ``mode`` (server or client) from the
+        next ``open()``; the server declares readiness after ``ready_frames`` frames."""
+        self._sync_mode, self._sync_frames = mode, ready_frames
+
+    def await_frame_sync(self, until_wall_ns: int, cancel: threading.Event) -> FrameSyncReport:
+        """Wait for SyncReady until ``until_wall_ns``; the report says how it went."""
+        if self._sync_error is not None or self._cam is None:
+            error = self._sync_error or "the Pi camera is not open"
+            return FrameSyncReport(mode=self._sync_mode, ready=False, error=error)
+        return await_sync(
+            self._cam, self._worker, self._sync_mode, until_wall_ns, cancel, _Pending()
+        )
 
     def read(self, timeout_s: float, cancel: threading.Event) -> CapturedFrame | None:
         """The next frame, in order; None once ``cancel`` is set; CameraError when
@@ -323,11 +350,12 @@ class Picamera2Camera:
                 return None  # not newer than the last frame: only ever hand frames out in order
             self._last_ts = ts_ns
             capture_ns = self._clock.to_wall_ns(ts_ns, arrival_ns)
+            sensor = ts_ns is not None and self._clock.kind not in (None, "arrival")
             self._check_rate(metadata)
         frame = yuv420_array_to_frame(array, *self._size)
         if self._size != (self.width, self.height):
             frame = frame.reformat(width=self.width, height=self.height, format="yuv420p")
-        return CapturedFrame(frame, capture_ns)
+        return CapturedFrame(frame, capture_ns, "sensor" if sensor else "capture")
 
     def _check_rate(self, metadata: dict[str, Any]) -> None:
         duration_us = metadata.get("FrameDuration")

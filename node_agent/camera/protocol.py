@@ -24,10 +24,16 @@ class CameraError(Exception):
 
 @dataclass(frozen=True)
 class CapturedFrame:
-    """One frame and the UTC instant (ns) it was captured."""
+    """One frame and the UTC instant (ns) it was captured.
+
+    ``source`` says what that instant is: ``sensor`` when it is the camera's own
+    timestamp of the exposure (SensorTimestamp) turned into wall time, ``capture`` when
+    it is when the frame was produced or received.
+    """
 
     frame: av.VideoFrame
     capture_ns: int
+    source: str = "capture"
 
 
 class CameraBackend(Protocol):

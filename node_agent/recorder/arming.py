@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from node_agent.camera.framesync import FrameSyncing
 from node_agent.camera.protocol import BackendFactory, CameraBackend, CameraError
 from node_agent.errors import GateRefused, RecorderFailure, RecordingConflict
 from node_agent.recorder.profiles import Profiles
@@ -67,13 +68,21 @@ def open_writer(
 
 
 def open_camera(
-    factory: BackendFactory, camera: CameraSettings, profile: Profile, cam_id: str
+    factory: BackendFactory,
+    camera: CameraSettings,
+    profile: Profile,
+    cam_id: str,
+    frame_sync: tuple[str, int | None] = ("off", None),
 ) -> CameraBackend:
-    """The configured camera, opened at ``profile``'s size and rate."""
+    """The configured camera, opened at ``profile``'s size and rate; with ``frame_sync``
+    (mode, server's ready frames) asking a backend that can for libcamera's sync."""
     try:
         backend = factory(
             camera.source, profile.width, profile.height, profile.fps, cam_id, device=camera.device
         )
+        mode, frames = frame_sync
+        if mode != "off" and isinstance(backend, FrameSyncing):
+            backend.configure_frame_sync(mode, frames)
         backend.open()
     except CameraError as err:
         raise CameraRefused(err) from err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node_agent.schemas import ClockStatus
+from node_agent.schemas import ClockStatus, FrameSyncReport
 
 
 @dataclass
@@ -17,6 +17,10 @@ class RecordingCounters:
     dropped_frames: int = 0
     encode_fps: float = 0.0
     clock_at_start: ClockStatus | None = None
+    clock_bound_ns: int | None = None  # the clock's error bound when the recording began
+    start_late_ns: int = 0
+    first_frame_source: str = "capture"
+    frame_sync: FrameSyncReport | None = None
     realtime_start: bool = False
     size_bytes: int = 0
     sha256: str = ""

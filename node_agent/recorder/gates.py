@@ -127,10 +127,17 @@ def unsynchronized_why(clock: ClockStatus) -> str:
     return "chrony reports no synchronised source"
 
 
-def clock_gate(clock: ClockStatus, max_error_ms: float, policy: str = "refuse") -> GateResult:
+def clock_gate(
+    clock: ClockStatus, max_error_ms: float, policy: str = "refuse", corrected: bool = False
+) -> GateResult:
     """Synchronised, and the error bound (|offset| + root dispersion + root delay / 2)
     within ``max_error_ms``. ``policy`` "warn" (or a node whose ``sync.role`` is none)
-    lets the start go on with a warning; "refuse" refuses. The reason gives the numbers."""
+    lets the start go on with a warning; "refuse" refuses. The reason gives the numbers.
+
+    ``corrected`` (``sync.correct_start_by_offset``): the start instant is shifted by the
+    measured offset, so what can still be wrong is the offset's own error, root dispersion
+    + root delay / 2. A clock chrony does not steer (``chronyd -x``) may be tens of ms off
+    and still start on the fleet's instant; judging it by the full bound would refuse it."""
     soft = policy == "warn" or clock.role == "none"
     numbers = clock_numbers(clock, max_error_ms)
     if soft:
@@ -142,14 +149,23 @@ def clock_gate(clock: ClockStatus, max_error_ms: float, policy: str = "refuse") 
         reason = f"clock unsynchronized: {unsynchronized_why(clock)} ({numbers}); {then}"
         return GateResult(gate="clock", ok=soft, warning=soft, reason=reason)
     bound = clock.error_bound_ns if clock.error_bound_ns is not None else abs(clock.offset_ns)
+    what = "clock error bound"
+    if corrected:
+        bound = (
+            clock.offset_error_ns
+            if clock.offset_error_ns is not None
+            else max(0, bound - abs(clock.offset_ns))
+        )
+        what = "error bound of the corrected offset (root dispersion + root delay / 2)"
     if bound > max_error_ms * 1e6:
         reason = (
-            f"clock error bound {bound / 1e6:.3f} ms exceeds {max_error_ms:g} ms "
+            f"{what} {bound / 1e6:.3f} ms exceeds {max_error_ms:g} ms "
             f"(gates.max_clock_error_ms; {numbers}); {then}: wait for chrony to settle "
             "or check the network to the master"
         )
         return GateResult(gate="clock", ok=soft, warning=soft, reason=reason)
-    return GateResult(gate="clock", ok=True, reason=f"clock synchronised ({numbers})")
+    note = "; starts corrected by the offset" if corrected else ""
+    return GateResult(gate="clock", ok=True, reason=f"clock synchronised ({numbers}{note})")
 
 
 def check_writable(directory: Path) -> str | None:
@@ -189,10 +205,12 @@ def check_gates(
     clock: ClockStatus,
     keeper: StorageKeeper | None = None,
     battery: GateResult | None = None,
+    corrected: bool = False,
 ) -> list[GateResult]:
     """Storage, temperature, battery and clock, read now (the camera is checked when it
     opens). With a ``keeper``, retention first frees what offloaded footage it may;
-    ``battery`` is the power monitor's gate (None: no monitor, mains assumed)."""
+    ``battery`` is the power monitor's gate (None: no monitor, mains assumed);
+    ``corrected``: starts are shifted by the measured clock offset (see ``clock_gate``)."""
     thermal = read_thermal(gates.thermal_path)
     writable = check_writable(directory)
     critical = None
@@ -214,5 +232,5 @@ def check_gates(
         ),
         temperature_gate(thermal.value, gates.max_cpu_temp_c, str(gates.thermal_path)),
         battery or battery_gate(None, gates.min_battery_percent),
-        clock_gate(clock, gates.max_clock_error_ms, gates.clock_policy),
+        clock_gate(clock, gates.max_clock_error_ms, gates.clock_policy, corrected),
     ]

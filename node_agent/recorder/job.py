@@ -13,10 +13,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from node_agent.camera.framesync import FrameSyncing, unsupported
 from node_agent.camera.protocol import CameraBackend, CapturedFrame
 from node_agent.clock import Clock
 from node_agent.naming import journal_path, lockview_name
 from node_agent.recorder.counters import RecordingCounters, measured_bitrate_bps
+from node_agent.recorder.deadline import bound_at_ns
 from node_agent.recorder.keeper import StorageKeeper
 from node_agent.recorder.manifest import write_manifest
 from node_agent.recorder.policies import (
@@ -112,6 +114,8 @@ class RecordingJob:
     def _run(self) -> None:
         c = self.counters
         try:
+            c.start_late_ns = self.spec.late_ns
+            self._await_frame_sync()
             # The start instant is waited for on the real clocks: its precision is the point.
             fired = wait_until_ns(self.spec.start_at_ns, self.stop_event)
             if fired is None:
@@ -131,9 +135,28 @@ class RecordingJob:
                 if self._keeper is not None:
                     self._keeper.request_refresh()  # a new manifest, a file no longer active
 
+    def _await_frame_sync(self) -> None:
+        """With camera.frame_sync on, wait for libcamera's SyncReady before the start
+        instant; a start that comes first waits for it, up to frame_sync_timeout_s from
+        arming, and the delay shows as lateness. Every outcome goes in the manifest."""
+        spec, c = self.spec, self.counters
+        if spec.frame_sync == "off":
+            return
+        if not isinstance(self.backend, FrameSyncing):
+            c.frame_sync = unsupported(spec.frame_sync, self.backend.name)
+            return
+        until = max(spec.start_at_ns, spec.armed_at_ns + round(spec.frame_sync_timeout_s * 1e9))
+        c.frame_sync = self.backend.await_frame_sync(until, self.stop_event)
+        now = self.clock.time_ns()
+        if spec.deadline_ns is not None and spec.requested_start_ns is not None:
+            c.start_late_ns = max(c.start_late_ns, now - spec.deadline_ns, 0)
+        if not c.frame_sync.ready:
+            log.warning("recording %s: frame sync: %s", spec.session_id, c.frame_sync.error)
+
     def _capture(self, fired: Fired) -> None:
         spec, c, cam = self.spec, self.counters, self.camera
         c.clock_at_start = self._clock_status()
+        c.clock_bound_ns = bound_at_ns(c.clock_at_start, fired.wall_ns)
         c.realtime_start = fired.realtime
         self.backend.begin(fired.wall_ns, fired.monotonic_ns)
         timeline = FrameTimeline(spec.profile.fps)
@@ -150,6 +173,7 @@ class RecordingJob:
             first = c.first_frame_ns is None
             if first:
                 c.first_frame_ns = got.capture_ns
+                c.first_frame_source = got.source
                 probation_end = self.clock.monotonic_ns() + round(cam.probation_s * NS_PER_S)
             pts = timeline.place(got.capture_ns)
             c.dropped_frames = timeline.dropped
@@ -261,4 +285,5 @@ def start_result(job: RecordingJob, command_id: str) -> StartResult:
         scheduled=spec.requested_start_ns is not None,
         armed_at_ns=spec.armed_at_ns,
         profile=spec.profile.name,
+        late_ns=spec.late_ns,
     )

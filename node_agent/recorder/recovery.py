@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from common.fsutil import atomic_write_bytes
 from node_agent.naming import RECORDING_NAME, journal_path, manifest_name
 from node_agent.recorder.manifest import write_manifest
-from node_agent.schemas import Codec, Manifest, Position, Wire
+from node_agent.schemas import Codec, FrameSyncReport, Manifest, Position, Wire
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,12 @@ class Journal(Wire):
     first_frame_ns: int | None = None
     clock_offset_ns: int | None = None
     clock_synchronized: bool = False
+    clock_error_bound_ns: int | None = None
+    clock_reference: str | None = None
+    start_deadline_ns: int | None = None
+    start_late_ns: int = 0
+    first_frame_source: str = "capture"
+    frame_sync: FrameSyncReport | None = None
     realtime_start: bool = False
 
     def manifest(
@@ -79,6 +85,12 @@ class Journal(Wire):
             last_frame_ns=last if frame_count else first_frame_ns,
             clock_offset_ns=self.clock_offset_ns,
             clock_synchronized=self.clock_synchronized,
+            clock_error_bound_ns=self.clock_error_bound_ns,
+            clock_reference=self.clock_reference,
+            start_deadline_ns=self.start_deadline_ns,
+            start_late_ns=self.start_late_ns,
+            first_frame_source=self.first_frame_source,
+            frame_sync=self.frame_sync,
             duration_s=duration_s,
             frame_count=frame_count,
             dropped_frames=dropped_frames,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from node_agent.camera.factory import make_backend
+from node_agent.camera.framesync import ready_frames, resolve_mode
 from node_agent.camera.lock import CameraLock
 from node_agent.camera.protocol import BackendFactory
 from node_agent.camera.survey import describe_cameras
@@ -24,6 +25,7 @@ from node_agent.clock import Clock, SystemClock
 from node_agent.errors import GateRefused, NotFound, RecordingConflict
 from node_agent.naming import manifest_name, recording_name
 from node_agent.recorder.arming import ArmingFailed, open_camera, open_writer
+from node_agent.recorder.deadline import StartPlan, late_warning, plan_start
 from node_agent.recorder.gates import check_gates
 from node_agent.recorder.job import RecordingJob, start_result
 from node_agent.recorder.keeper import StorageKeeper
@@ -44,6 +46,7 @@ from node_agent.schemas import (
     StopResult,
 )
 from node_agent.settings import CameraSettings, GateSettings, Profile, StorageSettings
+from node_agent.sync.settings import SyncSettings
 from node_agent.telemetry.chrony import ClockMonitor
 
 log = logging.getLogger(__name__)
@@ -71,8 +74,10 @@ class Recorder:
         preview_fallback: Callable[[], bytes | None] | None = None,
         keeper: StorageKeeper | None = None,
         battery: Callable[[], GateResult] | None = None,
+        sync: SyncSettings | None = None,
     ) -> None:
         self.directory = directory
+        self.sync = sync or SyncSettings()
         self.battery = battery  # the power monitor's gate; None: mains assumed
         self.keeper = keeper  # retention before a start is refused or a recording stops
         self.camera = camera
@@ -129,9 +134,13 @@ class Recorder:
                     "start a new session"
                 )
             now = self.clock.time_ns()
-            # A start_at that has already passed (the command came late) starts at once;
-            # the manifest keeps the requested instant so the lateness shows.
-            start_at = max(req.start_at_ns or now, now)
+            # start_at_ns is fleet time: the deadline is this clock's reading at that instant.
+            # One that has already passed (the command came late) starts at once, and the
+            # answer and the manifest say how late.
+            plan = plan_start(
+                req.start_at_ns, now, self.chrony.latest, self.sync.correct_start_by_offset
+            )
+            start_at = plan.start_at_ns
             if start_at - now > self.max_schedule_ahead_s * 1e9:
                 raise RecordingConflict(
                     f"start_at_ns is {(start_at - now) / 1e9:.0f} s ahead; this node accepts at "
@@ -141,11 +150,14 @@ class Recorder:
             refused = [g for g in gates if not g.ok]
             if refused:
                 raise GateRefused(refused)
-            job = self._arm(req.session_id, start_at, req.start_at_ns, owner="recording")
+            job = self._arm(req.session_id, start_at, req.start_at_ns, "recording", plan=plan)
             self.job = job
             job.begin()
             result = start_result(job, req.command_id)
             result.warnings = [f"{g.gate}: {g.reason}" for g in gates if g.warning]
+            if result.late_ns:
+                log.warning("session %s: %s", req.session_id, late_warning(result.late_ns))
+                result.warnings.append(late_warning(result.late_ns))
             return self._remember(req.command_id, result)
 
     async def stop(self, req: StopRequest) -> StopResult:
@@ -257,6 +269,7 @@ class Recorder:
             self.chrony.latest,
             self.keeper,
             self.battery() if self.battery is not None else None,
+            self.sync.correct_start_by_offset,
         )
 
     def warm_up(self) -> str:
@@ -321,6 +334,8 @@ class Recorder:
             camera_busy=self.lock.owner,
             last_error=self.last_error,
             last_stop_reason=self.last_stop_reason,
+            start_late_ns=c.start_late_ns if c else 0,
+            frame_sync=c.frame_sync if c else None,
         )
 
     # -- arming -----------------------------------------------------------------------------
@@ -333,12 +348,13 @@ class Recorder:
         owner: str,
         manifest_wanted: bool = True,
         file_name: str | None = None,
+        plan: StartPlan | None = None,
     ) -> RecordingJob:
         """Take the camera, open the first profile's encoder that works, open the camera."""
         self.lock.acquire(f"{owner} {session_id}")
         try:
             return self._arm_locked(
-                session_id, start_at_ns, requested_ns, manifest_wanted, file_name
+                session_id, start_at_ns, requested_ns, manifest_wanted, file_name, plan
             )
         except BaseException:
             self.lock.release()
@@ -351,14 +367,24 @@ class Recorder:
         requested_ns: int | None,
         manifest_wanted: bool,
         file_name: str | None,
+        plan: StartPlan | None,
     ) -> RecordingJob:
         cam = self.camera
         name = file_name or recording_name(session_id, self.identity.cam_id, start_at_ns)
         path = self.directory / name
+        # Self-test clips never wait for frame sync.
+        sync_mode = resolve_mode(cam.frame_sync, self.sync, self.identity.cam_id) if plan else "off"
         try:
             profile, bitrate, writer = open_writer(self.profiles, cam, path)
+            frames = ready_frames(start_at_ns - self.clock.time_ns(), profile.fps)
             try:
-                backend = open_camera(self._factory, cam, profile, self.identity.cam_id)
+                backend = open_camera(
+                    self._factory,
+                    cam,
+                    profile,
+                    self.identity.cam_id,
+                    (sync_mode, frames if sync_mode == "server" else None),
+                )
             except BaseException:
                 writer.close()
                 path.unlink(missing_ok=True)
@@ -366,6 +392,7 @@ class Recorder:
         except ArmingFailed as err:
             self.last_error = err.note
             raise
+        armed_at = self.clock.time_ns()
         spec = RecordingSpec(
             session_id=session_id,
             start_at_ns=start_at_ns,
@@ -375,9 +402,13 @@ class Recorder:
             bitrate_bps=bitrate,
             encoder=writer.encoder,
             identity=self.identity,
-            armed_at_ns=self.clock.time_ns(),
+            armed_at_ns=armed_at,
             profile_notes=list(self.profiles.notes),
             manifest_wanted=manifest_wanted,
+            deadline_ns=plan.deadline_ns if plan else None,
+            late_ns=plan.late_ns(armed_at) if plan else 0,
+            frame_sync=sync_mode,
+            frame_sync_timeout_s=cam.frame_sync_timeout_s,
         )
         # The journal is written by the recording thread with the first frame: before it
         # the file holds no footage, and the arm path stays free of fsyncs.

@@ -39,6 +39,10 @@ class RecordingSpec:
     armed_at_ns: int
     profile_notes: list[str] = field(default_factory=list)
     manifest_wanted: bool = True  # False for self-test clips
+    deadline_ns: int | None = None  # the local reading at the requested fleet instant
+    late_ns: int = 0  # how far past the deadline it armed
+    frame_sync: str = "off"  # libcamera sync mode: off, server or client
+    frame_sync_timeout_s: float = 5.0
 
     def journal(self, counters: RecordingCounters) -> Journal:
         """What a crash-time manifest would need, as of ``counters``."""
@@ -63,5 +67,11 @@ class RecordingSpec:
             first_frame_ns=counters.first_frame_ns,
             clock_offset_ns=clock.offset_ns if clock else None,
             clock_synchronized=clock.synchronized if clock else False,
+            clock_error_bound_ns=counters.clock_bound_ns,
+            clock_reference=clock.reference if clock else None,
+            start_deadline_ns=self.deadline_ns if self.requested_start_ns is not None else None,
+            start_late_ns=counters.start_late_ns,
+            first_frame_source=counters.first_frame_source,
+            frame_sync=counters.frame_sync,
             realtime_start=counters.realtime_start,
         )

@@ -78,6 +78,7 @@ def status_from_report(report: ChronyReport, read_at_ns: int, role: ClockRole) -
         reference=t.ref_name or ("LOCAL" if t.local else t.ref_id),
         read_at_ns=read_at_ns,
         error_bound_ns=error_bound_ns(offset, dispersion, delay),
+        offset_error_ns=dispersion + delay // 2,
         rms_offset_ns=round(t.rms_offset_s * 1e9),
         frequency_ppm=t.frequency_ppm,
         skew_ppm=t.skew_ppm,

@@ -7,6 +7,8 @@ Environment, read at import and by ``rig.reset()``:
 - ``FAKE_PICAMERA2_CAMERAS``: CSI cameras libcamera lists (default 1; 0 = none)
 - ``FAKE_PICAMERA2_USB_CAMERAS``: USB cameras libcamera lists as well (default 0)
 - ``FAKE_PICAMERA2_HANG_AFTER``: frames delivered before the sensor goes silent
+- ``FAKE_PICAMERA2_SYNC_PORT``: the UDP port of the software camera sync (default 10000)
+- ``FAKE_PICAMERA2_NO_SYNC``: 1 = a libcamera without the SyncMode control
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class Rig:
         self.stop_hangs = False
         self.stride_align = 64
         self.min_frame_duration_us = 8333  # the sensor's fastest mode: 120 fps
+        self.sync_port = int(os.environ.get("FAKE_PICAMERA2_SYNC_PORT", "10000"))
+        self.sync_supported = os.environ.get("FAKE_PICAMERA2_NO_SYNC") != "1"
+        self.sync_period = 30  # libcamera's default: a server packet every 30 frames
+        self.phase_ns = 0  # where this process's sensors start their frames (a test shifts it)
         self.open_cameras: set[int] = set()
         self.outstanding = 0
         self.delivered = 0

@@ -9,6 +9,9 @@ CLOCK_MONOTONIC (as on a Pi), at most one finished request is kept (``queue=True
 queued jobs run when a frame arrives, a frame is lost when all ``buffer_count``
 buffers are held by the application, and ``cancel_all_and_flush`` cancels jobs.
 Only YUV420 main streams are generated (that is all the backend asks for).
+Controls are checked against ``camera_controls`` as picamera2 does ("not advertised by
+libcamera"); ``SyncMode``/``SyncFrames`` run the software camera sync of ``_sync`` and
+add ``SyncReady``/``SyncTimer`` to the metadata; ``capture_sync_request`` is picamera2's.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from functools import partial
 from typing import Any
 
 from picamera2._rig import Rig, frame_buffer, rig
+from picamera2._sync import SyncAlgorithm
 from picamera2.job import Job
 from picamera2.request import CompletedRequest
 
@@ -69,6 +73,14 @@ class Picamera2:
             raise RuntimeError("Camera __init__ sequence did not complete.") from err
         self.is_open = True
         self.camera_properties = {"Model": rig.cameras[camera_num]["Model"]}
+        self.camera_controls: dict[str, tuple[Any, Any, Any]] = {
+            "FrameDurationLimits": (rig.min_frame_duration_us, 1_000_000_000, 33333),
+            "NoiseReductionMode": (0, 4, 0),
+            "ExposureTime": (26, 1_000_000_000, 20000),
+        }
+        if rig.sync_supported:  # libcamera's ipa_base.cpp advertises these two
+            self.camera_controls["SyncMode"] = (0, 2, 0)
+            self.camera_controls["SyncFrames"] = (100, 100000, 1000)
 
     def __enter__(self) -> Picamera2:
         return self
@@ -140,6 +152,9 @@ class Picamera2:
         main["stride"] = stride
         main["framesize"] = stride * height * 3 // 2
         config["main"] = main
+        for name in config["controls"]:
+            if name not in self.camera_controls:
+                raise RuntimeError(f"Control {name} is not advertised by libcamera")
         self.camera_config = config
         self._max_queue_len = 1 if config["queue"] and config["buffer_count"] > 1 else 0
         limits = config["controls"].get("FrameDurationLimits", (33333, 33333))
@@ -171,12 +186,39 @@ class Picamera2:
 
     def _sensor(self) -> None:
         assert self.camera_config is not None
+        period_ns = self._frame_duration_us * 1000
+        exposure_us = min(10_000, self._frame_duration_us - 500)
+        # Frames start on a grid of the period, shifted by the rig's phase: two cameras are
+        # out of step by exactly what a test says until sync lines them up.
+        first = (time.monotonic_ns() // period_ns + 1) * period_ns + rig.phase_ns % period_ns
+        wall_offset = time.time_ns() - time.monotonic_ns()
+        ctrls = self.camera_config["controls"]
+        sync = None
+        if int(ctrls.get("SyncMode", 0)):
+            sync = SyncAlgorithm(
+                int(ctrls["SyncMode"]),
+                int(ctrls.get("SyncFrames", 100)),  # the tuning file's ready_frame: 100
+                rig.sync_port,
+                rig.sync_period,
+            )
+        try:
+            self._stream(first, period_ns, exposure_us, wall_offset, sync)
+        finally:
+            if sync is not None:
+                sync.close()
+
+    def _stream(
+        self,
+        first: int,
+        period_ns: int,
+        exposure_us: int,
+        wall_offset: int,
+        sync: SyncAlgorithm | None,
+    ) -> None:
+        assert self.camera_config is not None
         main = self.camera_config["main"]
         width, height = main["size"]
         stride = main["stride"]
-        period_ns = self._frame_duration_us * 1000
-        exposure_us = min(10_000, self._frame_duration_us - 500)
-        first = time.monotonic_ns() + period_ns
         seq = 0
         while not self._stopping.is_set():
             slot = first + seq * period_ns
@@ -191,11 +233,16 @@ class Picamera2:
             this, seq = seq, max(seq + 1, (now - first) // period_ns + 1)
             if not rig.delivering():
                 continue
+            extra: dict[str, Any] = {}
+            if sync is not None:  # the IPA runs on every frame the sensor sends
+                extra, shorten_ns = sync.process(slot + wall_offset, self._frame_duration_us)
+                first -= shorten_ns  # one frame shorter (or longer): later ones follow the server
             if self._outstanding >= self.camera_config["buffer_count"]:
                 rig.count(dropped=1)  # the application holds every buffer
                 continue
-            metadata = {
+            metadata: dict[str, Any] = {
                 "SensorTimestamp": slot,
+                "FrameWallClock": slot + wall_offset,
                 "ExposureTime": exposure_us,
                 "FrameDuration": self._frame_duration_us,
                 "AnalogueGain": 1.0,
@@ -203,7 +250,7 @@ class Picamera2:
                 "Lux": 400.0,
                 "ColourTemperature": 5000,
                 "SensorSequence": this,
-            }
+            } | extra
             request = CompletedRequest(
                 self, {"main": frame_buffer(this, width, height, stride)}, metadata
             )
@@ -285,6 +332,24 @@ class Picamera2:
             self.capture_request_,
         ]
         return self.dispatch_functions(functions, wait, signal_function)
+
+    def capture_sync_request_(self) -> tuple[bool, CompletedRequest | None]:
+        """Drop requests until one says SyncReady, and hand that one over."""
+        if not self.completed_requests:
+            return (False, None)
+        request = self.completed_requests.pop(0)
+        if not request.get_metadata().get("SyncReady", False):
+            request.release()
+            return (False, None)
+        return (True, request)
+
+    def capture_sync_request(
+        self,
+        wait: bool | float | None = None,
+        signal_function: Callable[[Job[Any]], None] | None = None,
+    ) -> Any:
+        """The first request once the camera system has reached the sync point."""
+        return self.dispatch_functions([self.capture_sync_request_], wait, signal_function)
 
     def wait(self, job: Job[Any], timeout: float | None = None) -> Any:
         """The result of a job from a ``wait=False`` call."""
