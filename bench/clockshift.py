@@ -4,7 +4,9 @@
 ``clock_gettime(CLOCK_REALTIME)`` returns by 20 ms; ``FAKETIME_DONT_FAKE_MONOTONIC=1``
 leaves the monotonic clock alone. chronyd also gets ``no_kernel_timestamps.so`` (built
 here from bench/native), without which it would take the kernel's unshifted packet
-timestamps. ``verify_python`` checks the shift a preloaded Python sees against the raw
+timestamps, and every shifted process gets ``monotonic_sleep.so`` first in
+``LD_PRELOAD`` (libfaketime fails sleeps on the monotonic clock it leaves alone: see
+bench/native/monotonic_sleep.c). ``verify_python`` checks the shift a preloaded Python sees against the raw
 ``clock_gettime`` system call, which libfaketime cannot intercept.
 """
 
@@ -21,10 +23,13 @@ from bench.common import BenchError
 
 NATIVE = Path(__file__).resolve().parent / "native"
 SHIM_SOURCE = NATIVE / "no_kernel_timestamps.c"
+SLEEP_SOURCE = NATIVE / "monotonic_sleep.c"
 
 # Run with the shifted environment: prints the faked minus the true wall clock, in ns.
 _PROBE = """
-import ctypes, json, time
+import ctypes, json, subprocess, time
+time.sleep(0.001)  # raises EINVAL where the sleep shim is missing
+subprocess.run(["true"], timeout=5)  # the agent's chronyc call waits the same way
 class TS(ctypes.Structure):
     _fields_ = [("s", ctypes.c_long), ("ns", ctypes.c_long)]
 libc = ctypes.CDLL(None, use_errno=True)
@@ -68,14 +73,24 @@ def unavailable() -> str | None:
     return None
 
 
-def build_shim(work: Path) -> Path:
-    """Compile the chronyd shim into ``work``; its path."""
-    out = work / "no_kernel_timestamps.so"
-    cmd = ["cc", "-shared", "-fPIC", "-O2", "-o", str(out), str(SHIM_SOURCE), "-ldl"]
+def _compile(source: Path, out: Path) -> Path:
+    cmd = ["cc", "-shared", "-fPIC", "-O2", "-o", str(out), str(source), "-ldl"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
-        raise BenchError(f"building the chronyd shim failed: {proc.stderr.strip()}")
+        raise BenchError(f"building {source.name} failed: {proc.stderr.strip()}")
     return out
+
+
+def sleep_shim(work: Path) -> Path:
+    """The monotonic-sleep shim in ``work`` (built on first use); its path."""
+    out = work / "monotonic_sleep.so"
+    return out if out.is_file() else _compile(SLEEP_SOURCE, out)
+
+
+def build_shim(work: Path) -> Path:
+    """Compile the chronyd shim (and the sleep shim) into ``work``; the chronyd shim's path."""
+    sleep_shim(work)
+    return _compile(SHIM_SOURCE, work / "no_kernel_timestamps.so")
 
 
 def faketime_spec(shift_ns: int) -> str:
@@ -84,14 +99,16 @@ def faketime_spec(shift_ns: int) -> str:
     return f"{sign}{abs(shift_ns) / 1e9:.9f}"
 
 
-def shifted_env(shift_ns: int, extra_preload: Path | None = None) -> dict[str, str]:
-    """Environment variables that shift the wall clock by ``shift_ns``."""
+def shifted_env(shift_ns: int, work: Path, extra_preload: Path | None = None) -> dict[str, str]:
+    """Environment variables that shift the wall clock by ``shift_ns`` (the shims are
+    built in ``work``)."""
     lib = libfaketime()
     if lib is None:
         raise BenchError("libfaketime is not installed")
-    preload = str(lib) if extra_preload is None else f"{lib}:{extra_preload}"
+    # The sleep shim comes first, so its clock_nanosleep is the one found.
+    libs = [sleep_shim(work), lib, *([extra_preload] if extra_preload else [])]
     return {
-        "LD_PRELOAD": preload,
+        "LD_PRELOAD": ":".join(str(p) for p in libs),
         "FAKETIME": faketime_spec(shift_ns),
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         "LC_ALL": "C",  # the fraction's delimiter follows the locale
@@ -103,10 +120,10 @@ def env_argv(env: dict[str, str], argv: list[str]) -> list[str]:
     return ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
 
 
-def verify_python(prefix: list[str], shift_ns: int, tolerance_ns: int = 200_000) -> int:
+def verify_python(prefix: list[str], shift_ns: int, work: Path, tolerance_ns: int = 200_000) -> int:
     """Run the probe under ``prefix`` (e.g. ``ip netns exec NS``) with the shifted clock;
     the shift it saw. Raises when it is not ``shift_ns`` within ``tolerance_ns``."""
-    argv = [*prefix, *env_argv(shifted_env(shift_ns), [sys.executable, "-c", _PROBE])]
+    argv = [*prefix, *env_argv(shifted_env(shift_ns, work), [sys.executable, "-c", _PROBE])]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     try:
         seen = int(json.loads(proc.stdout.strip().splitlines()[-1])["shift_ns"])

@@ -80,7 +80,8 @@ def run_sync(
             flush=True,
         )
         out.probe_shifts_ns = [
-            clockshift.verify_python(node.ns.exec_argv([]), node.shift_ns) for node in f.nodes
+            clockshift.verify_python(node.ns.exec_argv([]), node.shift_ns, f.work)
+            for node in f.nodes
         ]
         f.wait_synced(60)
         _check_clean(f, out)

@@ -72,7 +72,7 @@ class Fleet:
             self.minpoll,
             self.maxpoll,
         )
-        env = clockshift.shifted_env(node.shift_ns, self.shim)
+        env = clockshift.shifted_env(node.shift_ns, self.work, self.shim)
         argv = node.ns.exec_argv(clockshift.env_argv(env, sync_chrony.chronyd_argv(conf)))
         log = self.work / f"{node.node_id}.chronyd.log"
         node.chronyd = self.children.add(
@@ -143,7 +143,9 @@ def _agent_env(node: Node, work: Path, relay_port: int) -> dict[str, str]:
 def _spawn_agent(node: Node, work: Path, relay_port: int, children: Children) -> None:
     env = _agent_env(node, work, relay_port)
     python = [sys.executable, "-m", "app.cli", "agent", "--log-level", "warning"]
-    argv = node.ns.exec_argv(clockshift.env_argv(clockshift.shifted_env(node.shift_ns), python))
+    argv = node.ns.exec_argv(
+        clockshift.env_argv(clockshift.shifted_env(node.shift_ns, work), python)
+    )
     log = work / f"{node.node_id}.agent.log"
     node.agent = children.add(spawn_command(node.node_id, argv, env, log, node.proxy_port))
 

@@ -53,7 +53,7 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     ):
         assert heading in text, f"{heading!r} missing from:\n{text}"
     sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
-    assert len(sections) == 10 + 1, text  # the summary, then the ten benchmarks
+    assert len(sections) == 11 + 1, text  # the summary, then the eleven benchmarks
     assert text.index("## Summary") < text.index("| machine |"), "the summary opens the file"
     for section in sections:
         assert re.search(r"\d+\.\d+ ms", section), f"no figure in ms in:\n{section}"

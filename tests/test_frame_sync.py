@@ -21,7 +21,7 @@ from node_agent.camera.picamera2 import Picamera2Camera
 from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import Position, StartRequest, StopRequest
-from node_agent.settings import CameraSettings
+from node_agent.settings import CameraSettings, GateSettings
 from node_agent.sync.settings import SyncSettings
 from node_agent.telemetry.chrony import ClockMonitor
 
@@ -178,6 +178,7 @@ def test_a_scheduled_recording_waits_for_sync_and_reports_it(rig: Any, tmp_path:
         Identity("node-c", "CAM_C", Position.centre, "9.9.9"),
         ClockMonitor("/nonexistent/chronyc"),
         CameraLock(tmp_path / "camera.lock"),
+        gates=GateSettings(clock_policy="warn"),  # no chrony here; the camera sync is tested
         max_schedule_ahead_s=60,
         sync=SyncSettings(master_cam_id="CAM_C"),  # this camera is the sync server
     )

@@ -9,7 +9,8 @@ from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("preflight.sh")
 INSTALL = (
-    "sudo apt-get install chrony prometheus chromium postgresql rsync openssh-server openssh-client"
+    "sudo apt-get install chrony prometheus chromium postgresql rsync openssh-server "
+    "openssh-client libfaketime gcc iproute2"
 )
 
 
@@ -27,7 +28,9 @@ def preflight(tmp_path: Path, tools: list[str]) -> subprocess.CompletedProcess[s
 
 
 def test_a_missing_chronyd_is_one_line_with_the_install_command(tmp_path: Path) -> None:
-    done = preflight(tmp_path, ["promtool", "chromium", "pg_ctl", "initdb", "rsync", "ssh", "sshd"])
+    done = preflight(
+        tmp_path, ["promtool", "chromium", "pg_ctl", "initdb", "rsync", "ssh", "sshd", "cc", "ip"]
+    )
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
     assert "missing chronyd (chrony);" in done.stderr
@@ -37,12 +40,13 @@ def test_a_missing_chronyd_is_one_line_with_the_install_command(tmp_path: Path) 
 def test_every_missing_program_is_named(tmp_path: Path) -> None:
     done = preflight(tmp_path, [])
     assert done.returncode == 1
-    for name in ("chronyd", "promtool", "chromium", "rsync", "ssh (openssh-client)"):
+    for name in ("chronyd", "promtool", "chromium", "rsync", "ssh (openssh-client)", "cc (gcc)"):
         assert name in done.stderr
 
 
 def test_all_present_passes_quietly(tmp_path: Path) -> None:
     done = preflight(
-        tmp_path, ["chronyd", "promtool", "chromium", "pg_ctl", "initdb", "rsync", "ssh", "sshd"]
+        tmp_path,
+        ["chronyd", "promtool", "chromium", "pg_ctl", "initdb", "rsync", "ssh", "sshd", "cc", "ip"],
     )
     assert (done.returncode, done.stderr) == (0, "")
