@@ -39,9 +39,10 @@ async def _with_retry(
     retried: list[str],
 ) -> list[NodeCall[T]]:
     """``call`` on every node, then once more on those that were unreachable. Commands
-    are idempotent by command id, so the retry is safe; it is needed because an agent
-    closes a keep-alive connection idle for 5 s (uvicorn's default), and through a
-    delaying link the close reaches the client after it has reused the connection."""
+    are idempotent by command id, so the retry is safe. It was needed while agents closed
+    a keep-alive connection idle for 5 s (uvicorn's default): through a delaying link the
+    close reached the client after it had reused the connection. Agents now keep idle
+    connections 75 s; the retry stays as a guard and its count is reported."""
     calls = await call(nodes)
     again = [n for n, c in zip(nodes, calls, strict=True) if not c.ok and c.status_code is None]
     if not again:
