@@ -183,12 +183,14 @@ def _late_frames(result: SyncResult) -> list[str]:
             if slow
             else ""
         )
-        + f". Those nodes had armed seconds early and fired on time; the frame was late because "
-        f"{result.n} agents, {result.n + 1} chronyds and the jitter process share this "
-        "machine's 2 cores, and a camera thread that fired was pushed aside by the others' "
-        "first encodes (holding real-time priority through the first frame was tried: every "
-        "node then came 5 to 11 ms late). On a rig each camera has its own CPU; the spread "
-        "these outliers make is the machine's, not the clocks'.",
+        + f". Those nodes had armed seconds early (no `late_ns`); in a debug run they had "
+        "also fired on time under SCHED_FIFO, and the first frame came late after the "
+        f"camera thread dropped back to normal priority. {result.n} agents, "
+        f"{result.n + 1} chronyds and the jitter process share this machine's 2 cores. Tried "
+        "and not the cause: the degraded-state tones (off: the same outliers); holding "
+        "real-time priority through the first frame made it worse (every node 5 to 11 ms "
+        "late). Not pinned down further; on a rig each camera has its own CPU, and the "
+        "session's skew warning flags such a start.",
         "",
     ]
 
