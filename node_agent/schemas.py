@@ -3,80 +3,80 @@
 The coordinator imports these models to talk to agents (``app/fleet/client.py``);
 the agent never imports the coordinator. Times are UTC nanoseconds since the
 epoch (``*_ns``) and durations carry their unit in the name.
+
+The bases and id shapes are in ``wirebase``; the clock's models in ``sync/schemas.py``,
+the beep's in ``audio/schemas.py``, the join's in ``link_schemas.py``, and each
+capability's status beside it (power, dashcam, timelapse). All are re-exported here, so
+this stays the one place a reader of the wire imports from.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
+from pydantic import Field, StrictFloat, StrictInt
 
 from common.http import ErrorBody
-from node_agent.audio.schemas import AudioStatus
+from node_agent.audio.schemas import AudioStatus, BeepRequest, BeepResult
 from node_agent.dashcam.schemas import DashcamStatus
+from node_agent.link_schemas import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
 from node_agent.power.schemas import PowerStatus
+from node_agent.sync.schemas import ChronySource, ClockStatus, FrameSyncReport
 from node_agent.timelapse.schemas import TimelapseStatus
+from node_agent.wirebase import (
+    CAM_ID_PATTERN,
+    COMMAND_ID_PATTERN,
+    NODE_ID_PATTERN,
+    SESSION_ID_PATTERN,
+    Answer,
+    CamId,
+    Codec,
+    CommandId,
+    CopyPlace,
+    HeaderToken,
+    Hostname,
+    NodeId,
+    Position,
+    PublicKey,
+    RecorderState,
+    SessionId,
+    Sha256,
+    ShortText,
+    Wire,
+)
 
-__all__ = ["ErrorBody"]  # re-exported: part of the wire contract
-
-# Session ids end up in file names, so they are restricted to a safe alphabet:
-# no path separators, no dots, no underscores (the file name's field separator).
-SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"
-CAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
-NODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-COMMAND_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-
-SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN)]
-CamId = Annotated[str, StringConstraints(pattern=CAM_ID_PATTERN)]
-NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN)]
-CommandId = Annotated[str, StringConstraints(pattern=COMMAND_ID_PATTERN)]
-# Values that end up in an HTTP header or a page: printable ASCII, no spaces, bounded.
-HeaderToken = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{16,128}$")]
-PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
-ShortText = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,64}$")]
-Hostname = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{0,64}$")]
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-# Where a verified copy was made, e.g. "coordinator:HOST:/srv/archive/S1/f.mp4": printable.
-CopyPlace = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{1,512}$")]
-
-
-class Wire(BaseModel):
-    """Base of every request body: unknown fields are refused, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class Answer(BaseModel):
-    """Base of every answer and status: fields this version does not know are ignored, so a
-    newer peer (a rolling upgrade) still works with an older reader."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
-class Position(StrEnum):
-    """Where a camera stands in the rig."""
-
-    left = "left"
-    centre = "centre"
-    right = "right"
-    other = "other"
-
-
-class Codec(StrEnum):
-    """Video codecs the recorder can be asked for."""
-
-    h264 = "h264"
-    h265 = "h265"
-
-
-class RecorderState(StrEnum):
-    """The recorder's life cycle."""
-
-    idle = "idle"
-    armed = "armed"  # waiting for its scheduled start_at
-    recording = "recording"
-    stopping = "stopping"
+# Re-exported: part of the wire contract, defined beside what they describe.
+__all__ = [
+    "CAM_ID_PATTERN",
+    "COMMAND_ID_PATTERN",
+    "NODE_ID_PATTERN",
+    "SESSION_ID_PATTERN",
+    "Answer",
+    "BeepRequest",
+    "BeepResult",
+    "CamId",
+    "ChronySource",
+    "ClockStatus",
+    "Codec",
+    "CommandId",
+    "CopyPlace",
+    "ErrorBody",
+    "FrameSyncReport",
+    "HeaderToken",
+    "Hostname",
+    "JoinChallenge",
+    "JoinChallengeRequest",
+    "JoinRequest",
+    "JoinResponse",
+    "NodeId",
+    "Position",
+    "PublicKey",
+    "RecorderState",
+    "SessionId",
+    "Sha256",
+    "ShortText",
+    "Wire",
+]
 
 
 class Health(Answer):
@@ -106,25 +106,6 @@ class StartRequest(Wire):
     )
 
 
-class BeepRequest(Wire):
-    """``POST /api/v1/recording/beep``: every node has armed; play the start tone at
-    ``at_ns`` (fleet time)."""
-
-    session_id: SessionId
-    command_id: CommandId
-    at_ns: StrictInt = Field(ge=0, le=2**63 - 1)
-
-
-class BeepResult(Answer):
-    """The tone is scheduled (the answer does not wait for it)."""
-
-    session_id: str
-    command_id: str
-    scheduled: bool = Field(description="False: tones are off here, or the instant has passed.")
-    at_ns: int = Field(description="The local instant the tone is played at.")
-    reason: str | None = None
-
-
 class StopRequest(Wire):
     """``POST /api/v1/recording/stop``."""
 
@@ -151,82 +132,6 @@ class StartResult(Answer):
         ge=0,
         description="How far past its start instant the node armed; it starts at once.",
     )
-
-
-class FrameSyncReport(Answer):
-    """libcamera's software camera sync on this recording (``camera.frame_sync``)."""
-
-    mode: str = Field(description="server, client, or off.")
-    ready: bool = Field(description="libcamera reported SyncReady before the recording began.")
-    timer_us: int | None = Field(
-        default=None,
-        description="SyncTimer on the first SyncReady frame: how far (µs) this camera's "
-        "frame start was from the agreed instant; a client's frame-start difference from "
-        "the server.",
-    )
-    waited_ms: float = Field(default=0.0, description="How long the recorder waited for it.")
-    error: str | None = Field(
-        default=None, description="Why sync is not in effect (timed out, not a Pi camera)."
-    )
-
-
-class ChronySource(Answer):
-    """One line of ``chronyc -c sources`` joined with its ``sourcestats`` line."""
-
-    address: str
-    mode: str = Field(description="server, peer or refclock.")
-    state: str = Field(
-        description="selected, combined, not_combined, unreachable, falseticker, jittery "
-        "or unknown."
-    )
-    stratum: int
-    poll_log2: int
-    reach: int = Field(description="The reachability register (0-255).")
-    last_rx_s: float | None = Field(default=None, description="Seconds since the last sample.")
-    offset_ns: int | None = Field(default=None, description="Last sample's adjusted offset.")
-    error_ns: int | None = Field(default=None, description="Its error margin.")
-    samples: int | None = None
-    frequency_ppm: float | None = None
-    skew_ppm: float | None = None
-    std_dev_ns: int | None = None
-
-
-class ClockStatus(Answer):
-    """The node's clock as chrony reports it."""
-
-    source: str = Field(description="'chrony' when chronyc answered, else 'none'.")
-    synchronized: bool
-    offset_ns: int | None = Field(
-        default=None, description="Local clock minus reference time; positive = ahead."
-    )
-    stratum: int | None = None
-    reference: str | None = None
-    error: str | None = None
-    read_at_ns: int | None = None
-    # Issue 10 contract: the full tracking report, the bound, the role and the sources.
-    error_bound_ns: int | None = Field(
-        default=None,
-        description="|offset| + root dispersion + root delay / 2: how far from the fleet's "
-        "time this clock may be.",
-    )
-    offset_error_ns: int | None = Field(
-        default=None,
-        description="root dispersion + root delay / 2: how wrong the offset itself may be, "
-        "so the error left once a start is corrected by it.",
-    )
-    rms_offset_ns: int | None = None
-    frequency_ppm: float | None = None
-    skew_ppm: float | None = None
-    root_delay_ns: int | None = None
-    root_dispersion_ns: int | None = None
-    leap_status: str | None = None
-    reference_id: str | None = None
-    selected_source: str | None = None
-    last_update_age_s: float | None = None
-    role: str | None = Field(default=None, description="master, client or none.")
-    master: str | None = Field(default=None, description="The master a client follows.")
-    follows_master: bool | None = None
-    sources: list[ChronySource] = Field(default_factory=list)
 
 
 class Manifest(Answer):
@@ -513,50 +418,3 @@ class LockViewResult(Answer):
     size_bytes: int
     captured_ns: int
     source: str = Field(description="'stream' (from the running recording) or 'camera'.")
-
-
-class JoinChallengeRequest(Wire):
-    """``POST /api/v1/nodes/challenge``: a nonce to sign for the next join of ``node_id``."""
-
-    node_id: NodeId
-
-
-class JoinChallenge(Answer):
-    """A single-use nonce; the join that follows signs it (``common.identity``)."""
-
-    node_id: str
-    nonce: str
-    expires_in_s: float
-
-
-class JoinRequest(Wire):
-    """What an agent sends to ``POST /api/v1/nodes/join`` on the coordinator.
-
-    Headers ``X-Camfleet-Nonce`` and ``X-Camfleet-Signature`` carry the proof: the node's
-    Ed25519 signature over the nonce and this exact body (``common.identity.sign``).
-    """
-
-    node_id: NodeId
-    cam_id: CamId
-    position: Position
-    port: StrictInt = Field(ge=1, le=65535, description="Where the agent listens.")
-    api_token: HeaderToken = Field(description="Bearer token the agent accepts.")
-    public_key: PublicKey = Field(
-        description="The node's Ed25519 public key (raw, URL-safe base64): registered at the "
-        "first join; every later join of this node_id must be signed with its private half."
-    )
-    version: ShortText
-    hostname: Hostname = ""
-    recorder_state: RecorderState = RecorderState.idle
-    session_id: SessionId | None = None
-
-
-class JoinResponse(Answer):
-    """The coordinator's answer to a join or heartbeat."""
-
-    node_id: str
-    address: str
-    heartbeat_interval_s: float
-    approved: bool = Field(
-        default=True, description="False while the node waits for the operator's approval."
-    )

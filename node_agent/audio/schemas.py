@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from node_agent.wirebase import Answer, CommandId, SessionId, Wire
 
 
 class ToneKind(StrEnum):
@@ -68,3 +70,22 @@ class AudioToggleResult(BaseModel):
 
     enabled: bool
     persisted: bool = Field(description="Written to the overrides file (survives a restart).")
+
+
+class BeepRequest(Wire):
+    """``POST /api/v1/recording/beep``: every node has armed; play the start tone at
+    ``at_ns`` (fleet time)."""
+
+    session_id: SessionId
+    command_id: CommandId
+    at_ns: StrictInt = Field(ge=0, le=2**63 - 1)
+
+
+class BeepResult(Answer):
+    """The tone is scheduled (the answer does not wait for it)."""
+
+    session_id: str
+    command_id: str
+    scheduled: bool = Field(description="False: tones are off here, or the instant has passed.")
+    at_ns: int = Field(description="The local instant the tone is played at.")
+    reason: str | None = None

@@ -10,19 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from node_agent.wirebase import Answer, Wire
 
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
-
-
-class _Wire(BaseModel):
-    # Same rules as node_agent.schemas.Wire and Answer (not imported: that module imports
-    # this one): requests refuse unknown fields, answers ignore them.
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Answer(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class TimelapseState(StrEnum):
@@ -43,7 +35,7 @@ class DiskState(StrEnum):
     full = "full"  # at or above stop_percent: no still is written
 
 
-class TimelapseDisk(_Answer):
+class TimelapseDisk(Answer):
     """The disk that holds the stills."""
 
     path: str
@@ -55,7 +47,7 @@ class TimelapseDisk(_Answer):
     state: DiskState
 
 
-class TimelapseGap(_Answer):
+class TimelapseGap(Answer):
     """A stretch of the schedule without a still, or a still taken late."""
 
     kind: str = Field(description="'missed' (no still for `slots` slots) or 'late'.")
@@ -65,7 +57,7 @@ class TimelapseGap(_Answer):
     reason: str
 
 
-class TimelapseVideo(_Answer):
+class TimelapseVideo(Answer):
     """An MP4 rendered from one day's stills."""
 
     day: str = Field(description="YYYY-MM-DD (the node's local date of the stills).")
@@ -81,7 +73,7 @@ class TimelapseVideo(_Answer):
     rendered_ns: int
 
 
-class TimelapseStatus(_Answer):
+class TimelapseStatus(Answer):
     """``GET /api/v1/timelapse``, and ``NodeStatus.timelapse``."""
 
     running: bool
@@ -123,7 +115,7 @@ class TimelapseStatus(_Answer):
     last_video: TimelapseVideo | None = None
 
 
-class TimelapseStartRequest(_Wire):
+class TimelapseStartRequest(Wire):
     """``POST /api/v1/timelapse/start`` (the body may be left out)."""
 
     interval_s: float | None = Field(
@@ -135,7 +127,7 @@ class TimelapseStartRequest(_Wire):
     )
 
 
-class TimelapseRenderRequest(_Wire):
+class TimelapseRenderRequest(Wire):
     """``POST /api/v1/timelapse/render``."""
 
     day: str = Field(pattern=DAY_PATTERN, description="YYYY-MM-DD, the local date of the stills.")
