@@ -3,7 +3,7 @@ for uhubctl, lifepo4wered-cli, the seed's control scripts, systemctl and shutdow
 
 ``FakeBin(tmp_path).add("uhubctl", stdout=..., exit_code=...)`` writes an executable that
 appends one JSON line ``{"argv": [...], "t": <unix time>, "t_ns": <the exec instant>}`` to
-``calls.jsonl`` (``t_ns`` is taken by ``date +%s%N`` as the script's first command, before
+``calls.jsonl`` (``t_ns`` is taken from bash's ``$EPOCHREALTIME`` as the script's first command, before
 the Python that writes the line has started: the instant the program was run) and prints
 ``stdout``. ``script`` gives a shell body instead (``$FAKEBIN_LOG`` is the log). ``calls()``
 reads the log back, every tool's calls in the order they happened.
@@ -50,8 +50,9 @@ class FakeBin:
             else (f"printf '%s' {shlex.quote(stdout)}\nexit {exit_code}")
         )
         path.write_text(
-            "#!/bin/sh\n"
-            "FAKEBIN_T0=$(date +%s%N)\n"
+            "#!/bin/bash\n"
+            # bash's own clock (microseconds): no fork of date(1) before the stamp
+            'FAKEBIN_T0="${EPOCHREALTIME/./}000"\n'
             f"FAKEBIN_LOG={shlex.quote(str(self.log))}\n"
             f"FAKE_PYTHON={shlex.quote(sys.executable)}\n"
             "export FAKEBIN_LOG FAKE_PYTHON\n"
