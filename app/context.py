@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from app.events.service import LiveFleet
 from app.fleet.client import AgentClient, NodeAddress
 from app.fleet.fanout import Fanout
 from app.fleet.poller import StatusPoller
@@ -46,6 +47,8 @@ class Fleet:
     busy_sessions: Tally[str] = field(default_factory=Tally)
     # Sessions found unfinished when this coordinator started.
     restarted_sessions: set[str] = field(default_factory=set)
+    # Live events (GET /api/v1/events); set by create_app.
+    live: LiveFleet | None = None
 
     @contextmanager
     def commanding(self, session_id: str) -> Iterator[None]:

@@ -11,9 +11,12 @@ from collections.abc import Awaitable, Callable
 from app.fleet.client import NodeAddress
 from app.fleet.fanout import Fanout
 from app.fleet.state import FleetState
-from app.fleet.wire import Manifest
+from app.fleet.wire import Manifest, NodeStatus, RecorderState
 
 log = logging.getLogger(__name__)
+
+# How long after an armed node's start instant (or a stop) it is read again.
+FOLLOW_UP_MARGIN_S = 0.15
 
 
 class StatusPoller:
@@ -42,6 +45,7 @@ class StatusPoller:
         self._task: asyncio.Task[None] | None = None
         self._refreshes: set[asyncio.Task[None]] = set()
         self._polling: set[str] = set()
+        self._follow_ups: dict[str, asyncio.TimerHandle] = {}
 
     async def poll_node(self, addr: NodeAddress, manifests: bool = False) -> None:
         """Refresh one node's status; collect its manifests when due (or asked).
@@ -64,6 +68,7 @@ class StatusPoller:
         if not call.ok or call.value is None:
             return
         self.state.set_status(addr.node_id, call.value)
+        self._follow_up(addr.node_id, call.value)
         entry = self.state.cache.get(addr.node_id)
         if entry is None:
             return
@@ -75,6 +80,25 @@ class StatusPoller:
                 found = [r.manifest for r in listing.value.recordings if r.manifest]
                 if found:
                     await self.ingest(addr.node_id, found)
+
+    def _follow_up(self, node_id: str, status: NodeStatus) -> None:
+        """Read an armed node again just after its start instant, and a stopping node
+        again shortly, so the change reaches the live pages without waiting a sweep."""
+        rec = status.recorder
+        delay_s: float | None = None
+        if rec.state == RecorderState.armed and rec.start_at_ns is not None:
+            delay_s = (rec.start_at_ns - status.time_ns) / 1e9 + FOLLOW_UP_MARGIN_S
+        elif rec.state == RecorderState.stopping:
+            delay_s = FOLLOW_UP_MARGIN_S
+        if delay_s is None or delay_s >= self.interval_s or node_id in self._follow_ups:
+            return  # the next sweep comes sooner anyway (or one is already planned)
+        loop = asyncio.get_running_loop()
+
+        def due() -> None:
+            self._follow_ups.pop(node_id, None)
+            self.refresh_soon([node_id])
+
+        self._follow_ups[node_id] = loop.call_later(max(0.0, delay_s), due)
 
     def refresh_soon(self, node_ids: list[str]) -> None:
         """Re-read these nodes' status now, in the background (after a command changed it),
@@ -113,6 +137,9 @@ class StatusPoller:
 
     async def stop(self) -> None:
         """Stop polling."""
+        for handle in self._follow_ups.values():
+            handle.cancel()
+        self._follow_ups.clear()
         for task in [self._task, *self._refreshes]:
             if task is None:
                 continue
