@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 # How long after an armed node's start instant (or a stop) it is read again.
 FOLLOW_UP_MARGIN_S = 0.15
+# How often a refresh looks whether the node's commands are done.
+REFRESH_RECHECK_S = 0.05
 
 
 class StatusPoller:
@@ -111,7 +113,17 @@ class StatusPoller:
         task.add_done_callback(self._refreshes.discard)
 
     async def _refresh(self, addrs: list[NodeAddress]) -> None:
-        await asyncio.gather(*(self.poll_node(a) for a in addrs), return_exceptions=True)
+        await asyncio.gather(*(self._refresh_one(a) for a in addrs), return_exceptions=True)
+
+    async def _refresh_one(self, addr: NodeAddress) -> None:
+        """Poll once the node's commands are done (a start is followed by its beep, a stop
+        by the manifests): a refresh skipped then would leave the change to the next sweep."""
+        deadline = time.monotonic() + self.interval_s
+        while self.fanout.in_flight(addr.node_id) > 0 or addr.node_id in self._polling:
+            if time.monotonic() > deadline:
+                return  # the sweep reads it
+            await asyncio.sleep(REFRESH_RECHECK_S)
+        await self.poll_node(addr)
 
     async def poll_all(self) -> None:
         """One sweep over the fleet, all nodes at once, then the after-sweep step."""

@@ -1,0 +1,140 @@
+"""GET /api/v1/events against a real coordinator and agents: snapshot, then changes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from app.events.broadcaster import Broadcaster
+from tests.conftest import CAMERAS, RunningFleet
+from tests.sse_client import EventReader, Received
+
+pytestmark = pytest.mark.slow
+
+# The coordinator polls at its default interval here, so a change that arrives within
+# this bound did not wait for a sweep. Measured on a quiet machine: 0.17-0.25 s from the
+# scheduled start instant to the event; the margin is for shared, loaded cores.
+START_TO_EVENT_BOUND_S = 1.0
+
+
+@pytest.fixture
+def live_fleet(fleet_factory: RunningFleet) -> RunningFleet:
+    """Three cameras behind a coordinator that polls every 5 s (the default)."""
+    fleet_factory.coordinator_env |= {
+        "CAMFLEET_POLL_INTERVAL_S": "5",
+        "CAMFLEET_OFFLINE_AFTER_S": "15",
+    }
+    fleet_factory.start_coordinator()
+    for cam_id, position in CAMERAS:
+        fleet_factory.start_agent(cam_id, position)
+    fleet_factory.wait_online(3, timeout_s=30)
+    return fleet_factory
+
+
+@pytest.fixture
+def stalled_client(live_fleet: RunningFleet) -> Iterator[socket.socket]:
+    """A client that opens the event stream and never reads a byte of it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    sock.connect(("127.0.0.1", live_fleet.coordinator_port))
+    request = (
+        "GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {live_fleet.operator_token}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def state_of(state: str):  # type: ignore[no-untyped-def]
+    """The cam_id of a node event whose recorder is in ``state``, else None."""
+
+    def key(ev: Received) -> str | None:
+        status = ev.data.get("status") if ev.kind == "node" else None
+        if status and status["recorder"]["state"] == state:
+            return str(ev.data["cam_id"])
+        return None
+
+    return key
+
+
+def test_snapshot_then_recording_start_within_a_second(
+    live_fleet: RunningFleet, stalled_client: socket.socket
+) -> None:
+    fleet = live_fleet
+    with EventReader(fleet.url, fleet.operator_token) as reader:
+        snap = reader.next(10)
+        assert snap.kind == "snapshot"
+        assert snap.data["total"] == 3 and snap.data["online"] == 3
+        assert {n["cam_id"] for n in snap.data["nodes"]} == {"CAM_L", "CAM_C", "CAM_R"}
+        assert {n["status"]["recorder"]["state"] for n in snap.data["nodes"]} == {"idle"}
+        assert reader.retry_ms == 2000
+        with fleet.client() as c:
+            created = c.post("/api/v1/sessions", json={"name": "live", "lead_ms": 1000})
+            assert created.status_code == 201, created.text
+            session = created.json()
+            started = reader.wait_for(
+                lambda e: e.kind == "session" and e.data["session_id"] == session["session_id"],
+                5,
+            )
+            assert started.data["state"] == "recording"
+            cams = {cam for cam, _ in CAMERAS}
+            seen = reader.first_per_key(state_of("recording"), cams, 10)
+            latencies = {c: (e.at_ns - session["start_at_ns"]) / 1e9 for c, e in seen.items()}
+            print(f"start instant to 'recording' event: {latencies}")
+            assert max(latencies.values()) < START_TO_EVENT_BOUND_S, latencies
+
+            asked = time.time_ns()
+            stopped = c.post(f"/api/v1/sessions/{session['session_id']}/stop")
+            answered = time.time_ns()
+            assert stopped.status_code == 200, stopped.text
+            seen = reader.first_per_key(state_of("idle"), cams, 10)
+            idle_after = {c: (e.at_ns - asked) / 1e9 for c, e in seen.items()}
+            print(
+                f"stop took {(answered - asked) / 1e9:.3f} s; asked to 'idle' events: {idle_after}"
+            )
+            assert max(idle_after.values()) < START_TO_EVENT_BOUND_S, idle_after
+            reader.wait_for(lambda e: e.kind == "session" and e.data["state"] == "stopped", 5)
+    # the client that never read was answered (its bytes wait unread) and held nothing up
+    stalled_client.settimeout(5)
+    assert stalled_client.recv(4, socket.MSG_PEEK) == b"HTTP"
+
+
+def test_the_stream_needs_the_operator_token(live_fleet: RunningFleet) -> None:
+    fleet = live_fleet
+    with httpx.Client(base_url=fleet.url, timeout=10) as anon:
+        assert anon.get("/api/v1/events").status_code == 401
+        wrong = anon.get("/api/v1/events", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+    # the dashboard's HttpOnly cookie, as an EventSource in the browser sends it
+    cookies = {"camfleet_token": fleet.operator_token}
+    with (
+        httpx.Client(base_url=fleet.url, timeout=10, cookies=cookies) as browser,
+        browser.stream("GET", "/api/v1/events") as resp,
+    ):
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        assert resp.headers["cache-control"] == "no-store"
+        lines = resp.iter_lines()
+        assert next(lines) == "retry: 2000"
+
+
+def test_a_full_queue_drops_that_subscriber_only() -> None:
+    async def run() -> None:
+        hub = Broadcaster(queue_limit=4)
+        slow, quick = hub.subscribe(), hub.subscribe()
+        for i in range(10):
+            hub.publish("node", {"i": i})
+            quick.queue.get_nowait()
+        assert slow.dropped.is_set() and not quick.dropped.is_set()
+        assert hub.subscribers == {quick} and hub.dropped_total == 1
+        assert slow.queue.qsize() == 4  # what it had; nothing after it fell behind
+
+    asyncio.run(run())
