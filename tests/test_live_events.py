@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -53,7 +53,7 @@ def stalled_client(live_fleet: RunningFleet) -> Iterator[socket.socket]:
         sock.close()
 
 
-def state_of(state: str):  # type: ignore[no-untyped-def]
+def state_of(state: str) -> Callable[[Received], str | None]:
     """The cam_id of a node event whose recorder is in ``state``, else None."""
 
     def key(ev: Received) -> str | None:
