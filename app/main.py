@@ -155,6 +155,9 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.state.fleet = fleet
     app.state.offload = offload
     app.state.live = live
+    # Called by the server when it begins to shut down: open event streams would otherwise
+    # hold it for its whole graceful-shutdown time.
+    app.state.on_server_shutdown = live.broadcaster.close
     document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)
     app.add_middleware(

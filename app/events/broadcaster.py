@@ -32,8 +32,15 @@ class Event:
 class Subscriber:
     """One connected client's queue; ``dropped`` once it fell behind."""
 
-    queue: asyncio.Queue[Event]
+    queue: asyncio.Queue[Event | None]
     dropped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def end(self) -> None:
+        """End this subscriber's stream: what is queued is dropped, then None ends it."""
+        self.dropped.set()
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
 
 class Broadcaster:
@@ -54,6 +61,12 @@ class Broadcaster:
     def unsubscribe(self, sub: Subscriber) -> None:
         """Forget a subscriber (its client went away)."""
         self.subscribers.discard(sub)
+
+    def close(self) -> None:
+        """End every stream (the server is shutting down; the pages reconnect)."""
+        for sub in list(self.subscribers):
+            sub.end()
+        self.subscribers.clear()
 
     def next_seq(self) -> int:
         """The next sequence number (snapshots take one too, so ids only grow)."""

@@ -34,6 +34,8 @@ async def _stream(live: LiveFleet, sub: Subscriber, keepalive_s: float) -> Async
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
+            if event is None:
+                return  # the server is shutting down
             yield event.encode()
     finally:
         live.broadcaster.unsubscribe(sub)

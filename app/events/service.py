@@ -100,7 +100,8 @@ class LiveFleet:
         self._task = asyncio.create_task(self._run(), name="live-events")
 
     async def stop(self) -> None:
-        """Stop watching."""
+        """Stop watching, and end every stream."""
+        self.broadcaster.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
