@@ -106,7 +106,12 @@ def build_fleet(
         await store.run(tx)
 
     poller = StatusPoller(
-        fanout, state, settings.poll_interval_s, settings.manifest_sync_interval_s, ingest
+        fanout,
+        state,
+        settings.poll_interval_s,
+        settings.manifest_sync_interval_s,
+        ingest,
+        busy_interval_s=settings.busy_poll_interval_s,
     )
     fanout.on_changed = poller.refresh_soon
     return Fleet(

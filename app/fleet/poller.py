@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 # How long after an armed node's start instant (or a stop) it is read again.
 FOLLOW_UP_MARGIN_S = 0.15
+# States in which a node is read every busy_interval_s, not only at the sweep.
+BUSY_STATES = frozenset({RecorderState.armed, RecorderState.recording, RecorderState.stopping})
 # How often a refresh looks whether the node's commands are done.
 REFRESH_RECHECK_S = 0.05
 
@@ -37,6 +39,7 @@ class StatusPoller:
         manifest_sync_interval_s: float,
         ingest: Callable[[str, list[Manifest]], Awaitable[None]],
         after_sweep: Callable[[], Awaitable[None]] | None = None,
+        busy_interval_s: float | None = None,
     ) -> None:
         self.fanout = fanout
         self.state = state
@@ -44,7 +47,9 @@ class StatusPoller:
         self.manifest_sync_interval_s = manifest_sync_interval_s
         self.ingest = ingest
         self.after_sweep = after_sweep
+        self.busy_interval_s = busy_interval_s
         self._task: asyncio.Task[None] | None = None
+        self._busy_task: asyncio.Task[None] | None = None
         self._refreshes: set[asyncio.Task[None]] = set()
         self._polling: set[str] = set()
         self._follow_ups: dict[str, asyncio.TimerHandle] = {}
@@ -143,16 +148,39 @@ class StatusPoller:
                 log.exception("status sweep failed")
             await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
+    def busy_nodes(self) -> list[NodeAddress]:
+        """Nodes whose last status says armed, recording or stopping."""
+        out = []
+        for node_id, addr in list(self.state.addresses.items()):
+            entry = self.state.cache.get(node_id)
+            status = entry.status if entry is not None else None
+            if status is not None and status.recorder.state in BUSY_STATES:
+                out.append(addr)
+        return out
+
+    async def _run_busy(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.gather(
+                    *(self.poll_node(a) for a in self.busy_nodes()), return_exceptions=True
+                )
+            except Exception:
+                log.exception("busy-node poll failed")
+
     def start(self) -> None:
         """Begin polling in the background."""
         self._task = asyncio.create_task(self._run(), name="status-poller")
+        busy = self.busy_interval_s
+        if busy is not None and busy < self.interval_s:
+            self._busy_task = asyncio.create_task(self._run_busy(busy), name="busy-poller")
 
     async def stop(self) -> None:
         """Stop polling."""
         for handle in self._follow_ups.values():
             handle.cancel()
         self._follow_ups.clear()
-        for task in [self._task, *self._refreshes]:
+        for task in [self._task, self._busy_task, *self._refreshes]:
             if task is None:
                 continue
             task.cancel()
