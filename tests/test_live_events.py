@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from app.events.broadcaster import Broadcaster
+from app.events.service import LiveFleet
 from tests.conftest import CAMERAS, RunningFleet
 from tests.sse_client import EventReader, Received
 
@@ -158,5 +159,48 @@ def test_a_full_queue_drops_that_subscriber_only() -> None:
         assert slow.dropped.is_set() and not quick.dropped.is_set()
         assert hub.subscribers == {quick} and hub.dropped_total == 1
         assert slow.queue.qsize() == 4  # what it had; nothing after it fell behind
+
+    asyncio.run(run())
+
+
+def test_only_news_makes_a_node_event() -> None:
+    """Contact times and the node's clock reading alone publish nothing; a state change,
+    a new node and a removed one do."""
+
+    def node(node_id: str, state: str, contact: str) -> dict[str, object]:
+        return {
+            "node_id": node_id,
+            "cam_id": node_id.upper(),
+            "online": True,
+            "last_contact": contact,
+            "rtt_ms": 1.0,
+            "status": {"time_ns": hash(contact), "uptime_s": 1.0, "recorder": {"state": state}},
+        }
+
+    class Listing:
+        def __init__(self, nodes: list[dict[str, object]]) -> None:
+            self.nodes = nodes
+
+        def model_dump(self, mode: str) -> dict[str, object]:
+            return {"nodes": self.nodes, "online": len(self.nodes), "total": len(self.nodes)}
+
+    async def run() -> None:
+        hub = Broadcaster()
+        current = [node("a", "idle", "t1")]
+        live = LiveFleet(hub, lambda: Listing(current))
+        sub = hub.subscribe()
+        assert live.look() == 1  # first sight
+        current = [node("a", "idle", "t2")]
+        assert live.look() == 0
+        current = [node("a", "recording", "t3"), node("b", "idle", "t3")]
+        assert live.look() == 2
+        current = [node("b", "idle", "t4")]
+        assert live.look() == 1
+        kinds = []
+        while not sub.queue.empty():
+            event = sub.queue.get_nowait()
+            assert event is not None
+            kinds.append((event.kind, event.data["node_id"]))
+        assert kinds == [("node", "a"), ("node", "a"), ("node", "b"), ("node_removed", "a")]
 
     asyncio.run(run())
