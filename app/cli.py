@@ -49,7 +49,15 @@ SERVER_KEEP_ALIVE_S = 75
 def _serve(app: Any, host: str, port: int, log_level: str) -> None:
     import uvicorn
 
-    uvicorn.run(
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Let the app end its endless responses (event streams) first.
+            notify = getattr(getattr(app, "state", None), "on_server_shutdown", None)
+            if notify is not None:
+                notify()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -64,6 +72,7 @@ def _serve(app: Any, host: str, port: int, log_level: str) -> None:
         # (which uvicorn trusts from 127.0.0.1 by default) must not choose that address.
         proxy_headers=False,
     )
+    Server(config).run()
 
 
 def run_coordinator(args: argparse.Namespace) -> int:

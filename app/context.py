@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from app.events.service import LiveFleet
 from app.fleet.client import AgentClient, NodeAddress
 from app.fleet.fanout import Fanout
 from app.fleet.poller import StatusPoller
@@ -46,6 +47,8 @@ class Fleet:
     busy_sessions: Tally[str] = field(default_factory=Tally)
     # Sessions found unfinished when this coordinator started.
     restarted_sessions: set[str] = field(default_factory=set)
+    # Live events (GET /api/v1/events); set by create_app.
+    live: LiveFleet | None = None
 
     @contextmanager
     def commanding(self, session_id: str) -> Iterator[None]:
@@ -103,7 +106,12 @@ def build_fleet(
         await store.run(tx)
 
     poller = StatusPoller(
-        fanout, state, settings.poll_interval_s, settings.manifest_sync_interval_s, ingest
+        fanout,
+        state,
+        settings.poll_interval_s,
+        settings.manifest_sync_interval_s,
+        ingest,
+        busy_interval_s=settings.busy_poll_interval_s,
     )
     fanout.on_changed = poller.refresh_soon
     return Fleet(

@@ -17,6 +17,9 @@ from app.audio import routes as audio_routes
 from app.context import build_fleet
 from app.deps import TOKEN_COOKIE, require_operator
 from app.errors import CamfleetError
+from app.events import routes as event_routes
+from app.events.broadcaster import Broadcaster
+from app.events.service import LiveFleet
 from app.fleet.transport import Transport
 from app.metrics import FleetCollector
 from app.nodes import routes as node_routes
@@ -111,6 +114,9 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         await reconcile(fleet)
 
     fleet.poller.after_sweep = after_sweep
+    live = LiveFleet(Broadcaster(), lambda: node_service.list_nodes(fleet))
+    fleet.live = live
+    fleet.state.on_change = live.poke
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -125,10 +131,12 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
                 "%d offload job(s) were interrupted; the next offload resumes them", interrupted
             )
         fleet.poller.start()
+        live.start()
         log.info("coordinator ready with %d known nodes", len(fleet.state.addresses))
         try:
             yield
         finally:
+            await live.stop()
             await offload.shutdown()
             await fleet.poller.stop()
             await fleet.client.aclose()
@@ -146,6 +154,10 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     )
     app.state.fleet = fleet
     app.state.offload = offload
+    app.state.live = live
+    # Called by the server when it begins to shut down: open event streams would otherwise
+    # hold it for its whole graceful-shutdown time.
+    app.state.on_server_shutdown = live.broadcaster.close
     document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)
     app.add_middleware(
@@ -181,5 +193,6 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.include_router(selftest_routes.router)
     app.include_router(timelapse_routes.router)
     app.include_router(audio_routes.router)
+    app.include_router(event_routes.router)
     app.include_router(web_routes.router)
     return app

@@ -46,6 +46,13 @@ class CoordinatorSettings(BaseSettings):
     command_timeout_s: float = Field(default=2.0, gt=0, le=120)
     stop_timeout_s: float = Field(default=15.0, gt=0, le=600)
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    busy_poll_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=3600,
+        description="How often a node that is armed, recording or stopping is read, so a "
+        "change it makes on its own (a stop, an error) reaches the live pages soon.",
+    )
     offline_after_s: float = Field(default=15.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
     manifest_sync_interval_s: float = Field(default=30.0, gt=0)

@@ -92,6 +92,7 @@ def test_every_route_is_documented(fleet: RunningFleet) -> None:
         ("get", "/api/v1/nodes/{node_id}/recordings/{name}"),
         ("post", "/api/v1/nodes/{node_id}/recordings/{name}/confirm"),
         ("delete", "/api/v1/recordings"),
+        ("get", "/api/v1/events"),
         ("get", "/metrics"),
         ("get", "/"),
     }
@@ -113,6 +114,8 @@ def test_every_route_is_documented(fleet: RunningFleet) -> None:
                 assert "image/jpeg" in ok["content"], (method, path)
             elif path in BINARY:
                 assert set(ok["content"]) == BINARY[path], (method, path)
+            elif path == "/api/v1/events":
+                assert set(ok["content"]) == {"text/event-stream"}, (method, path)
             elif path.startswith("/api/"):
                 assert "$ref" in ok["content"]["application/json"]["schema"], (method, path)
     assert "404" in spec["paths"]["/api/v1/sessions/{session_id}"]["get"]["responses"]

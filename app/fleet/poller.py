@@ -11,9 +11,16 @@ from collections.abc import Awaitable, Callable
 from app.fleet.client import NodeAddress
 from app.fleet.fanout import Fanout
 from app.fleet.state import FleetState
-from app.fleet.wire import Manifest
+from app.fleet.wire import Manifest, NodeStatus, RecorderState
 
 log = logging.getLogger(__name__)
+
+# How long after an armed node's start instant (or a stop) it is read again.
+FOLLOW_UP_MARGIN_S = 0.15
+# States in which a node is read every busy_interval_s, not only at the sweep.
+BUSY_STATES = frozenset({RecorderState.armed, RecorderState.recording, RecorderState.stopping})
+# How often a refresh looks whether the node's commands are done.
+REFRESH_RECHECK_S = 0.05
 
 
 class StatusPoller:
@@ -32,6 +39,7 @@ class StatusPoller:
         manifest_sync_interval_s: float,
         ingest: Callable[[str, list[Manifest]], Awaitable[None]],
         after_sweep: Callable[[], Awaitable[None]] | None = None,
+        busy_interval_s: float | None = None,
     ) -> None:
         self.fanout = fanout
         self.state = state
@@ -39,9 +47,12 @@ class StatusPoller:
         self.manifest_sync_interval_s = manifest_sync_interval_s
         self.ingest = ingest
         self.after_sweep = after_sweep
+        self.busy_interval_s = busy_interval_s
         self._task: asyncio.Task[None] | None = None
+        self._busy_task: asyncio.Task[None] | None = None
         self._refreshes: set[asyncio.Task[None]] = set()
         self._polling: set[str] = set()
+        self._follow_ups: dict[str, asyncio.TimerHandle] = {}
 
     async def poll_node(self, addr: NodeAddress, manifests: bool = False) -> None:
         """Refresh one node's status; collect its manifests when due (or asked).
@@ -64,6 +75,7 @@ class StatusPoller:
         if not call.ok or call.value is None:
             return
         self.state.set_status(addr.node_id, call.value)
+        self._follow_up(addr.node_id, call.value)
         entry = self.state.cache.get(addr.node_id)
         if entry is None:
             return
@@ -76,6 +88,25 @@ class StatusPoller:
                 if found:
                     await self.ingest(addr.node_id, found)
 
+    def _follow_up(self, node_id: str, status: NodeStatus) -> None:
+        """Read an armed node again just after its start instant, and a stopping node
+        again shortly, so the change reaches the live pages without waiting a sweep."""
+        rec = status.recorder
+        delay_s: float | None = None
+        if rec.state == RecorderState.armed and rec.start_at_ns is not None:
+            delay_s = (rec.start_at_ns - status.time_ns) / 1e9 + FOLLOW_UP_MARGIN_S
+        elif rec.state == RecorderState.stopping:
+            delay_s = FOLLOW_UP_MARGIN_S
+        if delay_s is None or delay_s >= self.interval_s or node_id in self._follow_ups:
+            return  # the next sweep comes sooner anyway (or one is already planned)
+        loop = asyncio.get_running_loop()
+
+        def due() -> None:
+            self._follow_ups.pop(node_id, None)
+            self.refresh_soon([node_id])
+
+        self._follow_ups[node_id] = loop.call_later(max(0.0, delay_s), due)
+
     def refresh_soon(self, node_ids: list[str]) -> None:
         """Re-read these nodes' status now, in the background (after a command changed it),
         so pages do not show the old state until the next sweep."""
@@ -87,7 +118,17 @@ class StatusPoller:
         task.add_done_callback(self._refreshes.discard)
 
     async def _refresh(self, addrs: list[NodeAddress]) -> None:
-        await asyncio.gather(*(self.poll_node(a) for a in addrs), return_exceptions=True)
+        await asyncio.gather(*(self._refresh_one(a) for a in addrs), return_exceptions=True)
+
+    async def _refresh_one(self, addr: NodeAddress) -> None:
+        """Poll once the node's commands are done (a start is followed by its beep, a stop
+        by the manifests): a refresh skipped then would leave the change to the next sweep."""
+        deadline = time.monotonic() + self.interval_s
+        while self.fanout.in_flight(addr.node_id) > 0 or addr.node_id in self._polling:
+            if time.monotonic() > deadline:
+                return  # the sweep reads it
+            await asyncio.sleep(REFRESH_RECHECK_S)
+        await self.poll_node(addr)
 
     async def poll_all(self) -> None:
         """One sweep over the fleet, all nodes at once, then the after-sweep step."""
@@ -107,13 +148,39 @@ class StatusPoller:
                 log.exception("status sweep failed")
             await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
+    def busy_nodes(self) -> list[NodeAddress]:
+        """Nodes whose last status says armed, recording or stopping."""
+        out = []
+        for node_id, addr in list(self.state.addresses.items()):
+            entry = self.state.cache.get(node_id)
+            status = entry.status if entry is not None else None
+            if status is not None and status.recorder.state in BUSY_STATES:
+                out.append(addr)
+        return out
+
+    async def _run_busy(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await asyncio.gather(
+                    *(self.poll_node(a) for a in self.busy_nodes()), return_exceptions=True
+                )
+            except Exception:
+                log.exception("busy-node poll failed")
+
     def start(self) -> None:
         """Begin polling in the background."""
         self._task = asyncio.create_task(self._run(), name="status-poller")
+        busy = self.busy_interval_s
+        if busy is not None and busy < self.interval_s:
+            self._busy_task = asyncio.create_task(self._run_busy(busy), name="busy-poller")
 
     async def stop(self) -> None:
         """Stop polling."""
-        for task in [self._task, *self._refreshes]:
+        for handle in self._follow_ups.values():
+            handle.cancel()
+        self._follow_ups.clear()
+        for task in [self._task, self._busy_task, *self._refreshes]:
             if task is None:
                 continue
             task.cancel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.fleet.client import NodeAddress
@@ -38,18 +39,26 @@ class FleetState:
     cam_ids: dict[str, str] = field(default_factory=dict)
     cache: dict[str, NodeCache] = field(default_factory=dict)
     _rtts_ms: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    # Called whenever something a page shows may have changed (the live events look).
+    on_change: Callable[[], None] | None = None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def set_address(self, addr: NodeAddress, cam_id: str) -> None:
         """Remember where a node is (after a join, or loaded from the database)."""
         self.addresses[addr.node_id] = addr
         self.cam_ids[addr.node_id] = cam_id
         self.cache.setdefault(addr.node_id, NodeCache())
+        self._changed()
 
     def remove(self, node_id: str) -> None:
         """Forget a node entirely (it was removed from the registry)."""
         self.addresses.pop(node_id, None)
         self.cam_ids.pop(node_id, None)
         self.cache.pop(node_id, None)
+        self._changed()
 
     def contact(self, node_id: str, rtt_ms: float | None = None) -> None:
         """A node answered a call just now."""
@@ -61,6 +70,7 @@ class FleetState:
         if rtt_ms is not None:
             entry.rtt_ms = rtt_ms
             self._rtts_ms.append(rtt_ms)
+        self._changed()
 
     def heartbeat(self, node_id: str) -> None:
         """A node proved itself in a join or heartbeat just now."""
@@ -73,6 +83,7 @@ class FleetState:
         entry = self.cache.get(node_id)
         if entry is not None:
             entry.last_error = error[:500]
+            self._changed()
 
     def set_status(self, node_id: str, status: NodeStatus) -> None:
         """A fresh status from the node."""
@@ -80,6 +91,7 @@ class FleetState:
         if entry is not None:
             entry.status = status
             entry.status_at_ns = time.time_ns()
+            self._changed()
 
     def online(self, node_id: str, now_ns: int | None = None) -> bool:
         """True when the node answered a call recently enough."""

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from app.context import Fleet
 from app.deps import FleetDep, require_operator
 from app.fleet.wire import SESSION_ID_PATTERN
 from app.sessions import service
@@ -24,6 +25,12 @@ _404: dict[int | str, dict[str, Any]] = {
 SessionIdPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN, description="The session's id")]
 
 
+def _announce(fleet: Fleet, session: SessionPublic) -> None:
+    """Tell the live pages (GET /api/v1/events) that a session started or stopped."""
+    if fleet.live is not None:
+        fleet.live.publish_session(session.model_dump(mode="json"))
+
+
 @router.post(
     "",
     response_model=SessionPublic,
@@ -34,7 +41,9 @@ SessionIdPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN, description="The
     responses={**_404, 409: {"model": ErrorBody, "description": "No node has joined"}},
 )
 async def start_session(body: SessionCreate, fleet: FleetDep) -> SessionPublic:
-    return await service.start(fleet, body)
+    session = await service.start(fleet, body)
+    _announce(fleet, session)
+    return session
 
 
 @router.post(
@@ -44,7 +53,9 @@ async def start_session(body: SessionCreate, fleet: FleetDep) -> SessionPublic:
     responses=_404,
 )
 async def stop_session(session_id: SessionIdPath, fleet: FleetDep) -> SessionPublic:
-    return await service.stop(fleet, session_id)
+    session = await service.stop(fleet, session_id)
+    _announce(fleet, session)
+    return session
 
 
 @router.post(

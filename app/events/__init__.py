@@ -1,0 +1,1 @@
+"""Live updates: the coordinator's cached state pushed to pages as server-sent events."""
