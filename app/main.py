@@ -19,6 +19,7 @@ from app.deps import TOKEN_COOKIE, require_operator
 from app.errors import CamfleetError
 from app.fleet.transport import Transport
 from app.metrics import FleetCollector
+from app.nodeconfig import routes as nodeconfig_routes
 from app.nodes import routes as node_routes
 from app.nodes import service as node_service
 from app.offload import routes as offload_routes
@@ -173,6 +174,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(node_routes.router)
+    app.include_router(nodeconfig_routes.router)
     app.include_router(session_routes.router)
     app.include_router(recording_routes.router)
     app.include_router(offload_routes.jobs)
