@@ -192,3 +192,28 @@ def test_a_dry_run_shutdown_runs_nothing(tmp_path: Path) -> None:
             ),
         )
         assert fake.calls() == []
+
+
+def test_the_data_folder_file_is_read_at_the_next_start_and_camera_audio_agrees(
+    tmp_path: Path,
+) -> None:
+    overrides = tmp_path / "data" / "overrides.json"
+    with solo_agent(tmp_path) as agent:
+        answer = put(agent, {"camera": {"jpeg_quality": 70, "audio": True}})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["applied"] == ["camera.audio"]
+        assert answer.json()["restart_required"] == ["camera.jpeg_quality"]
+        # The audio toggle's own file says the same, so it cannot undo the change at start.
+        assert json.loads(overrides.read_text())["camera"]["audio"] is True
+        assert agent.client.get("/api/v1/config").json()["restart_required"] == [
+            "camera.jpeg_quality"
+        ]
+    with solo_agent(tmp_path) as agent:  # the same data folder, no CAMFLEET_AGENT_CONFIG
+        doc = agent.client.get("/api/v1/config").json()
+        assert doc["version"] == 1 and doc["restart_required"] == []
+        assert doc["settings"]["camera"]["jpeg_quality"] == 70
+        assert doc["settings"]["camera"]["audio"] is True
+        toggled = agent.client.put("/api/v1/audio", json={"enabled": False})
+        assert toggled.status_code == 200, toggled.text
+        doc = agent.client.get("/api/v1/config").json()
+        assert doc["settings"]["camera"]["audio"] is False and doc["restart_required"] == []

@@ -65,12 +65,15 @@ def set_path(doc: dict[str, Any], key: str, value: Any) -> None:
 
 
 def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """``patch`` over ``base``: tables merge, anything else replaces (lists too)."""
+    """``patch`` over ``base``: tables merge, anything else replaces (lists too), and
+    None removes the key (the setting goes back to its default)."""
     out = dict(base)
     for key, value in patch.items():
         old = out.get(key)
-        if isinstance(value, Mapping) and isinstance(old, Mapping):
-            out[key] = deep_merge(old, value)
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping):
+            out[key] = deep_merge(old if isinstance(old, Mapping) else {}, value)
         else:
             out[key] = value
     return out

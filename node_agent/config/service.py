@@ -61,7 +61,10 @@ class NodeConfig:
             text = self.path.read_text()
         except FileNotFoundError:
             return "", {}
-        doc = yaml.safe_load(text) or {}
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigInvalid(f"{self.path} is not valid YAML ({err}): fix it by hand") from err
         if not isinstance(doc, dict):
             raise ConfigInvalid(f"{self.path} does not hold a table of settings")
         return text, doc
@@ -87,7 +90,12 @@ class NodeConfig:
         of them wait for a restart."""
         text, _ = self._read()
         version, written_at = parse_version(text)
-        stored = self._load(self.path if text else None)
+        try:
+            stored = self._load(self.path if text else None)
+        except ValidationError as err:
+            raise _invalid(
+                err, f"{self.path} does not validate (the agent would not start)"
+            ) from err
         pending = changed_keys(self._in_force(), stored.model_dump())
         return ConfigDocument(
             path=str(self.path),
@@ -197,7 +205,9 @@ class NodeConfig:
         return applied
 
 
-def _invalid(err: ValidationError) -> ConfigInvalid:
+def _invalid(
+    err: ValidationError, what: str = "the settings are not valid, nothing written"
+) -> ConfigInvalid:
     """A 422 naming each dotted key and what is wrong with it."""
     details = [
         {
@@ -209,7 +219,7 @@ def _invalid(err: ValidationError) -> ConfigInvalid:
         for e in err.errors()
     ]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-    return ConfigInvalid(f"the settings are not valid, nothing written: {summary}", details)
+    return ConfigInvalid(f"{what}: {summary}", details)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
