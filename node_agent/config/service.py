@@ -76,7 +76,7 @@ class NodeConfig:
             loaded = AgentSettings(host=self.running.host, port=self.running.port)
         finally:
             CONFIG_FILE.reset(token)
-        audio = load_overrides(loaded.data_dir).get("camera", {})
+        audio = load_overrides(self.running.data_dir).get("camera", {})
         if isinstance(audio, dict) and isinstance(audio.get("audio"), bool):
             loaded.camera.audio = audio["audio"]
         return loaded
