@@ -53,6 +53,8 @@ REFRESH_COMMANDS = frozenset(
         "timelapse_stop",
         "confirm",  # the disk card's bytes not yet offloaded
         "delete_offloaded",
+        "config_put",  # camera.audio, the timelapse's interval
+        "shutdown",  # power.shutting_down
     }
 )
 

@@ -25,7 +25,8 @@ async def _relay(
     addrs = await fleet.store.run(lambda db: node_service.addresses(db, fleet, [node_id]))
     if not addrs:
         raise NodeUnreachable(f"node {node_id} has no known address yet")
-    call = await fleet.fanout.call(addrs[0], command, fn, deadline_s=15.0)
+    # through each(): the node's cached status is re-read after a change or a shutdown
+    (call,) = await fleet.fanout.each(addrs[:1], command, fn, deadline_s=15.0)
     if call.ok and call.value is not None:
         return call.value
     if call.status_code is not None and 400 <= call.status_code < 500:
