@@ -127,6 +127,10 @@ def test_a_change_to_the_recording_is_refused_while_recording(tmp_path: Path) ->
         refused = put(agent, {"camera": {"fps": 25}})
         assert refused.status_code == 409, refused.text
         assert "camera.fps" in refused.json()["detail"]
+        moved = put(agent, {"recordings_dir": str(tmp_path / "elsewhere")})
+        assert moved.status_code == 409 and "recordings_dir" in moved.json()["detail"]
+        home = put(agent, {"data_dir": str(tmp_path / "elsewhere")})
+        assert home.status_code == 422 and home.json()["errors"][0]["field"] == "data_dir"
         own = tmp_path / "data" / "agent.yaml"
         assert not own.exists()
         # The timelapse's interval does not touch the recording: written and applied.

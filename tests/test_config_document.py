@@ -87,12 +87,18 @@ def test_the_plan_splits_live_keys_restart_keys_and_recording_keys() -> None:
             "gates": {"max_cpu_temp_c": 70},
             "port": 2,
             "timelapse": {"interval_s": 5},
+            "recordings_dir": "/mnt/rec",
         },
     )
     plan = plan_changes(changed, RELOADABLE)
     assert plan.apply_now == ["camera.audio", "gates.max_cpu_temp_c", "timelapse.interval_s"]
-    assert plan.restart_required == ["camera.fps", "port"]
-    assert plan.affects_recording == ["camera.audio", "camera.fps", "gates.max_cpu_temp_c"]
+    assert plan.restart_required == ["camera.fps", "port", "recordings_dir"]
+    assert plan.affects_recording == [
+        "camera.audio",
+        "camera.fps",
+        "gates.max_cpu_temp_c",
+        "recordings_dir",
+    ]
 
 
 def test_keys_the_environment_sets_are_named() -> None:

@@ -17,6 +17,7 @@ VERSION_LINE = re.compile(r"^# camfleet-config version (\d+) written (\S+)\s*$")
 
 # Changed keys that would alter the recording in progress (refused while recording).
 RECORDING_PREFIXES = ("camera.", "storage.", "gates.")
+RECORDING_KEYS = frozenset({"data_dir", "recordings_dir"})
 # Keys a running agent takes at once (everything else needs a restart).
 LIVE_GATES = frozenset(
     f"gates.{n}" for n in ("max_cpu_temp_c", "thermal_path", "clock_policy", "max_clock_error_ms")
@@ -124,7 +125,9 @@ def plan_changes(changed: list[str], live_timelapse: frozenset[str]) -> ChangePl
     return ChangePlan(
         apply_now=[k for k in changed if k in live],
         restart_required=[k for k in changed if k not in live],
-        affects_recording=[k for k in changed if k.startswith(RECORDING_PREFIXES)],
+        affects_recording=[
+            k for k in changed if k.startswith(RECORDING_PREFIXES) or k in RECORDING_KEYS
+        ],
     )
 
 

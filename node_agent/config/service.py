@@ -37,7 +37,7 @@ from node_agent.config.schemas import ConfigDocument, ConfigResult, ConfigUpdate
 from node_agent.errors import ConfigConflict, ConfigInvalid
 from node_agent.recorder.service import Recorder
 from node_agent.schemas import RecorderState
-from node_agent.settings import CONFIG_FILE, AgentSettings, settings_file
+from node_agent.settings import CONFIG_FILE, CONFIG_VARIABLE, AgentSettings, settings_file
 from node_agent.timelapse.reload import RELOADABLE
 from node_agent.timelapse.runner import Timelapse
 
@@ -118,6 +118,13 @@ class NodeConfig:
                 raise ConfigConflict(
                     f"the settings file is at version {version}, not {update.if_version}: "
                     "read it again (GET /api/v1/config) and resend the change"
+                )
+            if "data_dir" in update.settings and not os.environ.get(CONFIG_VARIABLE):
+                raise ConfigInvalid(
+                    f"data_dir cannot be changed here: the settings file lives in it "
+                    f"({self.path}); set CAMFLEET_DATA_DIR or use a settings file "
+                    "named by CAMFLEET_AGENT_CONFIG",
+                    [{"field": "data_dir", "message": "not changeable through the API"}],
                 )
             merged = deep_merge(stored, update.settings)
             keep_secrets(merged, stored, update.settings, secret_keys(AgentSettings))
