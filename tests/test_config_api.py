@@ -146,7 +146,11 @@ def test_shutdown_powers_off_after_the_manifest_is_on_disk(tmp_path: Path) -> No
     fake = FakeBin(tmp_path)
     seen = tmp_path / "seen-at-poweroff.txt"
     recordings = tmp_path / "data" / "recordings"
-    systemctl = fake.add("systemctl", script=f"ls {recordings} > {seen}\nexit 0")
+    # What the recordings folder held when poweroff was asked (renamed in whole: the
+    # test reads it only once it is complete).
+    systemctl = fake.add(
+        "systemctl", script=f"ls {recordings} > {seen}.tmp && mv {seen}.tmp {seen}"
+    )
     fake.add("sync")
     env = {
         "CAMFLEET_POWER__SHUTDOWN_COMMAND": json.dumps([str(systemctl), "poweroff"]),
@@ -164,7 +168,7 @@ def test_shutdown_powers_off_after_the_manifest_is_on_disk(tmp_path: Path) -> No
         assert body["accepted"] and not body["dry_run"]
         assert body["steps"][-1] == f"{systemctl} poweroff"
         assert body["steps"].index("sync") < len(body["steps"]) - 1
-        wait_for("poweroff", lambda: fake.argvs("systemctl"))
+        wait_for("poweroff", seen.exists)
         assert fake.argvs("systemctl") == [["systemctl", "poweroff"]]
         assert "S1_CAM_C.json" in seen.read_text().split()
         manifest = json.loads((recordings / "S1_CAM_C.json").read_text())
@@ -221,3 +225,28 @@ def test_the_data_folder_file_is_read_at_the_next_start_and_camera_audio_agrees(
         assert toggled.status_code == 200, toggled.text
         doc = agent.client.get("/api/v1/config").json()
         assert doc["settings"]["camera"]["audio"] is False and doc["restart_required"] == []
+
+
+def test_a_file_broken_by_hand_is_named_and_a_put_can_repair_it(tmp_path: Path) -> None:
+    path = settings_file(tmp_path)
+    with solo_agent(tmp_path, CAMFLEET_AGENT_CONFIG=str(path)) as agent:
+        path.write_text(path.read_text().replace("80.0", "999"))  # over the 150 °C bound
+        broken = agent.client.get("/api/v1/config")
+        assert broken.status_code == 422, broken.text
+        assert broken.json()["errors"][0]["field"] == "gates.max_cpu_temp_c"
+        assert "would not start" in broken.json()["detail"]
+        path.write_text(path.read_text() + "gates: [unclosed\n")
+        assert agent.client.get("/api/v1/config").status_code == 422
+        path.write_text(
+            yaml.safe_dump({"fleet_token": FLEET_TOKEN, "gates": {"max_cpu_temp_c": 999}})
+        )
+        fixed = put(agent, {"gates": {"max_cpu_temp_c": 75}})
+        assert fixed.status_code == 200, fixed.text
+        assert (
+            agent.client.get("/api/v1/config").json()["settings"]["gates"]["max_cpu_temp_c"] == 75
+        )
+        # Sent back as its redacted view, a whole document changes nothing.
+        whole = agent.client.get("/api/v1/config").json()
+        same = put(agent, {"gates": whole["settings"]["gates"], "fleet_token": "**********"})
+        assert same.status_code == 200, same.text
+        assert yaml.safe_load(path.read_text())["fleet_token"] == FLEET_TOKEN

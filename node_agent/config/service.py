@@ -136,13 +136,15 @@ class NodeConfig:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _write_synced(candidate, body.encode())
             try:
-                old = self._load(self.path if text else None)
                 new = self._validated(candidate, merged)
                 file_changed = changed_keys(stored, merged)
+                overridden = env_overridden(file_changed, os.environ)
                 # A key the environment overrides still counts for the recording check:
                 # the file is what a node without that variable would record with.
-                effective = changed_keys(old.model_dump(), new.model_dump())
-                plan = plan_changes(sorted(set(effective) | set(file_changed)), RELOADABLE)
+                plan = plan_changes(
+                    sorted(set(self._effective_changes(text, new)) | set(file_changed)),
+                    RELOADABLE,
+                )
                 with self.recorder.settings_lock():
                     state = self.recorder.state
                     if plan.affects_recording and state != RecorderState.idle:
@@ -153,10 +155,9 @@ class NodeConfig:
                         )
                     os.replace(candidate, self.path)
                     fsync_dir(self.path.parent)
-                    applied = self._apply(plan.apply_now, new)
+                    applied = self._apply([k for k in plan.apply_now if k not in overridden], new)
             finally:
                 candidate.unlink(missing_ok=True)
-        overridden = env_overridden(file_changed, os.environ)
         log.info(
             "settings file %s now version %d: applied %s; restart needed for %s",
             self.path,
@@ -173,6 +174,15 @@ class NodeConfig:
             restart_required=[k for k in plan.restart_required if k not in overridden],
             environment_overrides=overridden,
         )
+
+    def _effective_changes(self, text: str, new: AgentSettings) -> list[str]:
+        """Keys whose value a start would see change; none when the old file does not
+        validate (a PUT may be what repairs it: the file's own changes are judged then)."""
+        try:
+            old = self._load(self.path if text else None)
+        except ValidationError:
+            return []
+        return changed_keys(old.model_dump(), new.model_dump())
 
     def _validated(self, candidate: Path, merged: dict[str, Any]) -> AgentSettings:
         """The settings a restart would run with ``candidate``; ConfigInvalid naming every
