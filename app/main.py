@@ -22,6 +22,7 @@ from app.events.broadcaster import Broadcaster
 from app.events.service import LiveFleet
 from app.fleet.transport import Transport
 from app.metrics import FleetCollector
+from app.nodeconfig import routes as nodeconfig_routes
 from app.nodes import routes as node_routes
 from app.nodes import service as node_service
 from app.offload import routes as offload_routes
@@ -185,6 +186,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(node_routes.router)
+    app.include_router(nodeconfig_routes.router)
     app.include_router(session_routes.router)
     app.include_router(recording_routes.router)
     app.include_router(offload_routes.jobs)

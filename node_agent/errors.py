@@ -73,3 +73,18 @@ class GateRefused(RecordingConflict):
             f"not starting: {text}", [g.model_dump(exclude_defaults=True) for g in refused]
         )
         self.refused = refused
+
+
+class ConfigInvalid(AgentError):
+    """A settings document that does not validate; ``details`` names each dotted key."""
+
+    status_code = 422
+    code = "config_invalid"
+
+
+class ConfigConflict(AgentError):
+    """The settings file changed since the version the request read, or the change would
+    alter the recording in progress."""
+
+    status_code = 409
+    code = "config_conflict"

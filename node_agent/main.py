@@ -20,6 +20,8 @@ from common.http import AuthGate, Guard, check_bearer, install_error_handlers
 from node_agent import __version__
 from node_agent.audio.metrics import AudioCollector
 from node_agent.audio.routes import make_router as audio_router
+from node_agent.config.routes import make_router as config_router
+from node_agent.config.service import NodeConfig
 from node_agent.dashcam.routes import make_router as dashcam_router
 from node_agent.errors import AgentError
 from node_agent.metrics import AgentCollector
@@ -145,6 +147,8 @@ def create_app(settings: AgentSettings) -> FastAPI:
         dependencies=protected,
     )
     app.include_router(timelapse_router(ctx.timelapse), dependencies=protected)
+    node_config = NodeConfig(settings, ctx.recorder, ctx.timelapse)
+    app.include_router(config_router(node_config, ctx.power), dependencies=protected)
     if ctx.audio:
         registry.register(AudioCollector(ctx.audio.status, ctx.node_id, settings.cam_id))
         app.include_router(audio_router(ctx.audio), dependencies=protected)

@@ -12,6 +12,7 @@ _TEXTS = {
     404: "No such recording or session on this node",
     409: "The camera is busy, a gate refused, or the session was already recorded",
     416: "The Range starts at or past the end of the file",
+    422: "A value in the request is not valid",
     503: "The camera or the encoder failed",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    YamlConfigSettingsSource,
 )
 
 from common.settings import (
@@ -199,6 +201,11 @@ class StorageSettings(BaseModel):
         return self
 
 
+CONFIG_VARIABLE = "CAMFLEET_AGENT_CONFIG"
+DATA_DIR_CONFIG = "agent.yaml"  # read at start when CONFIG_VARIABLE is not set
+# Which YAML file to read, when not the one CONFIG_VARIABLE names (see load_agent_settings).
+CONFIG_FILE: ContextVar[Path | None] = ContextVar("camfleet_agent_config_file", default=None)
+
 TRUE = {"1", "true", "yes", "on"}  # how an environment variable says true
 
 
@@ -312,7 +319,11 @@ class AgentSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return yaml_under_env(settings_cls, init_settings, env_settings, "CAMFLEET_AGENT_CONFIG")
+        chosen = CONFIG_FILE.get()
+        if chosen is not None:  # a candidate being validated, or the data folder's file
+            yaml = YamlConfigSettingsSource(settings_cls, yaml_file=chosen)
+            return (init_settings, env_settings, yaml)
+        return yaml_under_env(settings_cls, init_settings, env_settings, CONFIG_VARIABLE)
 
     @property
     def recordings_path(self) -> Path:
@@ -324,10 +335,30 @@ class AgentSettings(BaseSettings):
         return self.model_dump(mode="json")  # SecretStr dumps as '**********'
 
 
+def settings_file(settings: AgentSettings) -> Path:
+    """The node's settings file: the one ``CAMFLEET_AGENT_CONFIG`` names, else
+    ``agent.yaml`` in the data folder (read at start when it exists)."""
+    named = os.environ.get(CONFIG_VARIABLE)
+    return Path(named) if named else settings.data_dir / DATA_DIR_CONFIG
+
+
 def load_agent_settings(**overrides: Any) -> AgentSettings:
-    """Build settings from the environment and YAML, or raise SettingsError with every problem."""
+    """Build settings from the environment and YAML, or raise SettingsError with every problem.
+
+    Without ``CAMFLEET_AGENT_CONFIG`` the data folder's ``agent.yaml`` (written by the
+    configuration API) is read, under the environment, when it exists.
+    """
     try:
-        return AgentSettings(**overrides)
+        settings = AgentSettings(**overrides)
+        if not os.environ.get(CONFIG_VARIABLE):
+            own = settings.data_dir / DATA_DIR_CONFIG
+            if own.is_file():
+                token = CONFIG_FILE.set(own)
+                try:
+                    settings = AgentSettings(**overrides)
+                finally:
+                    CONFIG_FILE.reset(token)
+        return settings
     except ValidationError as err:
         raise SettingsError(format_validation_error("agent", err)) from err
 

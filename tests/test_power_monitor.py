@@ -349,3 +349,49 @@ def test_provider_none_is_mains_from_the_start() -> None:
     monitor = PowerMonitor(settings, thresholds(settings, 55), NoProvider(), CommandRunner(), None)
     assert monitor.decision.level == PowerLevel.mains and monitor.decision.may_start
     assert monitor.status().reason == "no battery provider: mains power assumed"
+
+
+def test_a_shutdown_asked_for_runs_the_same_steps_it_planned_at_any_battery_level(
+    tmp_path: Path,
+) -> None:
+    r = rig(tmp_path)
+    wire(r)
+    planned = r.monitor.planned_steps()
+    assert planned == [
+        "disconnect step stop_recording",
+        "disconnect step camera_off",
+        "shutdown step finish_files",
+        "shutdown step stop_housekeeper",
+        "sync",
+        f"unmount the disk holding {r.disk / 'recordings'} (if it has its own)",
+        f"{r.systemctl} poweroff",
+    ]
+
+    async def scenario() -> None:
+        assert await r.feed(80) == ["ok"]
+        assert await r.monitor.shut_down_now("asked through the API") is True
+        assert await r.monitor.shut_down_now("again") is False  # it has begun: once only
+
+    asyncio.run(scenario())
+    assert r.calls() == [
+        ["step:stop_recording"],
+        ["step:camera_off"],
+        ["step:finish_files"],
+        ["step:stop_housekeeper"],
+        ["sync"],
+        ["umount", str(r.disk)],
+        ["systemctl", "poweroff"],
+    ]
+    assert r.monitor.shutdown_reason == "asked through the API"
+    status = r.monitor.status()
+    assert status.shutting_down
+    assert any(a.endswith("shutdown asked: asked through the API") for a in status.actions)
+
+
+def test_a_dry_run_shutdown_asked_for_plans_and_runs_nothing(tmp_path: Path) -> None:
+    r = rig(tmp_path, dry_run=True)
+    wire(r)
+    assert all(s.startswith("would run ") for s in r.monitor.planned_steps())
+    assert asyncio.run(r.monitor.shut_down_now("asked through the API")) is True
+    assert r.calls() == []
+    assert any("would run" in a and "poweroff" in a for a in r.monitor.status().actions)

@@ -44,6 +44,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.main import create_app as create_coordinator
 from app.settings import CoordinatorSettings
+from node_agent.dashcam.settings import DashcamSettings
 from node_agent.main import create_app as create_agent
 from node_agent.settings import AgentSettings, CameraSettings, GateSettings
 
@@ -137,6 +138,8 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         chronyc_path=NO_CHRONYC,
         clock_poll_interval_s=3600,
         gates=GateSettings(clock_policy="warn"),  # no chronyd here: the clock gate warns
+        # POST /api/v1/shutdown is fuzzed too: in dry run it powers nothing off.
+        dashcam=DashcamSettings(dry_run=True),
         camera=CameraSettings(
             source="synthetic",
             width=64,

@@ -31,6 +31,9 @@ from app.fleet.wire import (
     AudioToggleResult,
     BeepRequest,
     BeepResult,
+    ConfigDocument,
+    ConfigResult,
+    ConfigUpdate,
     ConfirmRequest,
     ConfirmResult,
     DeleteResult,
@@ -40,6 +43,7 @@ from app.fleet.wire import (
     RecordingList,
     SelfTestRequest,
     SelfTestResult,
+    ShutdownAnswer,
     StartRequest,
     StartResult,
     StopRequest,
@@ -73,6 +77,9 @@ MAX_ANSWER_BYTES: dict[str, int] = {
     # one line per file deleted: even a node with 100,000 recordings answers within it
     "delete_offloaded": 32 * MIB,
     "lockview_file": 16 * MIB,
+    "config_get": 256 * KIB,
+    "config_put": 256 * KIB,
+    "shutdown": 64 * KIB,
     "error_body": 64 * KIB,
 }
 
@@ -97,6 +104,7 @@ class NodeCall(Generic[T]):
     status_code: int | None = None
     error: str | None = None
     value: T | None = None
+    error_items: list[dict[str, Any]] | None = None  # a 422's per-field problems
 
     @property
     def unreachable(self) -> bool:
@@ -149,7 +157,9 @@ class AgentClient:
         except Exception as err:  # any other failure is this node's, never the fan-out's
             return t0, _failed(node, t0, f"unreachable: {type(err).__name__}: {err}"[:300])
         if resp.status >= 400:
-            return t0, _failed(node, t0, _error_detail(resp.body), resp.status)
+            failed = _failed(node, t0, _error_detail(resp.body), resp.status)
+            failed.error_items = _error_items(resp.body)
+            return t0, failed
         return t0, resp
 
     async def _call(
@@ -357,6 +367,18 @@ class AgentClient:
         benchmarks. The coordinator's services go through ``app.fleet.fanout.Fanout``."""
         return list(await asyncio.gather(*(call(n) for n in nodes)))
 
+    async def config_get(self, node: NodeAddress) -> NodeCall[ConfigDocument]:
+        """The node's settings file, secrets masked."""
+        return await self._call(node, "config_get", "GET", "/api/v1/config", ConfigDocument)
+
+    async def config_put(self, node: NodeAddress, req: ConfigUpdate) -> NodeCall[ConfigResult]:
+        """Merge a change into the node's settings file (its 409 and 422 come back)."""
+        return await self._call(node, "config_put", "PUT", "/api/v1/config", ConfigResult, req)
+
+    async def shutdown(self, node: NodeAddress) -> NodeCall[ShutdownAnswer]:
+        """Begin the node's shutdown sequence (it answers 202 with the steps)."""
+        return await self._call(node, "shutdown", "POST", "/api/v1/shutdown", ShutdownAnswer)
+
     async def aclose(self) -> None:
         """Close the transport's connections."""
         await self.transport.aclose()
@@ -372,6 +394,17 @@ def _failed(
 ) -> NodeCall[Any]:
     latency_ms = round((time.perf_counter() - t0) * 1000, 3)
     return NodeCall(node.node_id, False, latency_ms, status_code, error)
+
+
+def _error_items(body: bytes) -> list[dict[str, Any]] | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    items = data.get("errors") if isinstance(data, dict) else None
+    if isinstance(items, list) and all(isinstance(i, dict) for i in items):
+        return items[:100]
+    return None
 
 
 def _error_detail(body: bytes) -> str:

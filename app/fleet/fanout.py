@@ -40,7 +40,7 @@ QUICK_COMMANDS = frozenset(
 )
 # Commands that go ahead of everything else waiting for a node: on a slow node a stop must
 # not starve behind a queue of previews and polls.
-PRIORITY_COMMANDS = frozenset({"start", "beep", "stop", "abort", "timelapse_stop"})
+PRIORITY_COMMANDS = frozenset({"start", "beep", "stop", "abort", "timelapse_stop", "shutdown"})
 # Commands after which the node's status has changed and is re-read at once.
 REFRESH_COMMANDS = frozenset(
     {
@@ -53,6 +53,8 @@ REFRESH_COMMANDS = frozenset(
         "timelapse_stop",
         "confirm",  # the disk card's bytes not yet offloaded
         "delete_offloaded",
+        "config_put",  # camera.audio, the timelapse's interval
+        "shutdown",  # power.shutting_down
     }
 )
 

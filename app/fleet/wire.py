@@ -5,6 +5,7 @@ are defined once, in the agent package, so a change in the contract is a type er
 """
 
 from node_agent.audio.schemas import AudioStatus, AudioToggle, AudioToggleResult
+from node_agent.config.schemas import ConfigDocument, ConfigResult, ConfigUpdate, ShutdownAnswer
 from node_agent.naming import manifest_name
 from node_agent.schemas import (
     NODE_ID_PATTERN,
@@ -48,6 +49,9 @@ __all__ = [
     "BeepRequest",
     "BeepResult",
     "ChronySource",
+    "ConfigDocument",
+    "ConfigResult",
+    "ConfigUpdate",
     "ConfirmRequest",
     "ConfirmResult",
     "DeleteResult",
@@ -68,6 +72,7 @@ __all__ = [
     "SelfTestRequest",
     "SelfTestResult",
     "SessionId",
+    "ShutdownAnswer",
     "StartRequest",
     "StartResult",
     "StopRequest",

@@ -1,6 +1,8 @@
 """Settings changed at run time that must survive a restart: ``overrides.json`` in the data
 folder (today only ``camera.audio``, set by the audio toggle), applied over the YAML and
-environment at start. Issue 11's configuration API subsumes this file.
+environment at start. The configuration API (``node_agent/config``) keeps it: a change
+of ``camera.audio`` there is written to the settings file and here, so neither undoes the
+other at the next start (docs/config-api.md).
 """
 
 from __future__ import annotations

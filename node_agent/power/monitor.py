@@ -77,6 +77,7 @@ class PowerMonitor:
         self._latest = self._known
         self._disconnected = False
         self._shutting_down = False
+        self.shutdown_reason: str | None = None  # set when asked through the API
         self._callbacks: dict[str, list[Callback]] = {
             "disconnect": [],
             "reconnect": [],
@@ -203,6 +204,30 @@ class PowerMonitor:
             except Exception:
                 log.exception("power monitor round failed")
             await asyncio.sleep(self.settings.poll_interval_s)
+
+    # -- asked through the API --------------------------------------------------------------
+
+    def planned_steps(self) -> list[str]:
+        """The steps of the shutdown sequence, in the order they run."""
+        kinds = ["shutdown"] if self._disconnected else ["disconnect", "shutdown"]
+        steps = [f"{kind} step {_name(cb)}" for kind in kinds for cb in self._callbacks[kind]]
+        steps.append("sync")
+        if self.settings.unmount_recordings and self.recordings_path is not None:
+            steps.append(f"unmount the disk holding {self.recordings_path} (if it has its own)")
+        steps.append(shlex.join(self.host.shutdown_command))
+        return [f"would run {s}" if self.runner.dry_run else s for s in steps]
+
+    async def shut_down_now(self, reason: str) -> bool:
+        """Run the shutdown sequence now (the same as the battery's); False when it has
+        already begun."""
+        async with self._lock:
+            if self._shutting_down:
+                return False
+            self.shutdown_reason = reason
+            log.warning("shutdown asked: %s", reason)
+            self._note(f"shutdown asked: {reason}")
+            await self._shut_down()
+        return True
 
     # -- acting -----------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ def wire_power(
     async def stop_recording() -> None:
         t, d = power.thresholds, power.decision
         limit = t.shutdown if d.level == PowerLevel.shutdown or d.under_shutdown else t.disconnect
-        reason = f"battery under {limit:g} %"
+        reason = power.shutdown_reason or f"battery under {limit:g} %"
         manifest = await asyncio.to_thread(recorder.shutdown, 10.0, reason)
         if manifest is not None:
             log.warning("stopped %s: %s (sha256 %s)", manifest.file_name, reason, manifest.sha256)

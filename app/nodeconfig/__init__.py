@@ -1,0 +1,1 @@
+"""A node's settings file and its shutdown, relayed to the node with the operator's token."""
