@@ -18,6 +18,7 @@ from app.context import build_fleet
 from app.deps import TOKEN_COOKIE, require_operator
 from app.errors import CamfleetError
 from app.fleet.transport import Transport
+from app.logs import routes as log_routes
 from app.metrics import FleetCollector
 from app.nodes import routes as node_routes
 from app.nodes import service as node_service
@@ -38,6 +39,8 @@ from common.http import (
     Guard,
     install_error_handlers,
 )
+from common.logmodes import LogControl
+from common.logroutes import make_router as logs_router
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,8 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     ``transport`` replaces the HTTP transport to the nodes (tests put a hostile one in).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logs = LogControl("coordinator", settings.data_dir, settings.logging, settings.mode)
+    logs.install()
     engine = db.make_engine(settings.db_url)
     fleet = build_fleet(settings, engine, transport)
     fleet.registry.register(FleetCollector(fleet.state))
@@ -146,6 +151,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     )
     app.state.fleet = fleet
     app.state.offload = offload
+    app.state.logs = logs
     document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)
     app.add_middleware(
@@ -182,4 +188,6 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.include_router(timelapse_routes.router)
     app.include_router(audio_routes.router)
     app.include_router(web_routes.router)
+    app.include_router(log_routes.router)
+    app.include_router(logs_router(logs, [Depends(require_operator)]))
     return app
