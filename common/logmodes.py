@@ -186,7 +186,7 @@ class LogControl:
         self.ring = RingHandler()
         self._file: logging.handlers.RotatingFileHandler | None = None
         self._guard = threading.Lock()
-        self.mode: Mode = read_mode_file(data_dir) or mode
+        self.mode: Mode = mode  # until install() has read data_dir/mode.json
 
     @property
     def log_path(self) -> Path:
@@ -200,6 +200,8 @@ class LogControl:
         for handler in list(root.handlers):
             if isinstance(handler, RingHandler | _JsonFileHandler | _StderrHandler):
                 root.removeHandler(handler)
+                if isinstance(handler, _JsonFileHandler):
+                    handler.retire()
                 handler.close()
         root.setLevel(self.settings.level)
         root.addHandler(self.ring)
@@ -209,6 +211,8 @@ class LogControl:
         stderr.setLevel(logging.WARNING)
         stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(stderr)
+        # read with the handlers in place, so that a bad file's warning is in the ring
+        self.mode = read_mode_file(self.data_dir) or self.mode
         self._apply()
 
     def set_mode(self, mode: Mode) -> ModeState:
@@ -241,12 +245,27 @@ class LogControl:
                 root.addHandler(self._file)
             elif self.mode == "production" and self._file is not None:
                 root.removeHandler(self._file)
-                self._file.close()
+                self._file.retire()
                 self._file = None
 
 
 class _JsonFileHandler(logging.handlers.RotatingFileHandler):
-    """Development mode's file (its own class so ``install`` can find and replace it)."""
+    """Development mode's file (its own class so ``install`` can find and replace it).
+
+    Once retired it writes nothing: a FileHandler that is emitted to after ``close``
+    (a record on another thread at the moment of the switch) would reopen its file.
+    """
+
+    retired = False
+
+    def retire(self) -> None:
+        """Close for good."""
+        self.retired = True
+        self.close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.retired:
+            super().emit(record)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
