@@ -184,7 +184,7 @@ class LogControl:
         self.data_dir = data_dir
         self.settings = settings
         self.ring = RingHandler()
-        self._file: logging.handlers.RotatingFileHandler | None = None
+        self._file: _JsonFileHandler | None = None
         self._guard = threading.Lock()
         self.mode: Mode = mode  # until install() has read data_dir/mode.json
 
