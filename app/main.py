@@ -119,6 +119,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.adopt("uvicorn")  # configured by uvicorn once the app was built
         await asyncio.to_thread(db.upgrade, settings.db_url)
         await fleet.store.run(lambda session: node_service.load_addresses(session, fleet))
         left_open = await asyncio.to_thread(mark_restarted, fleet)

@@ -187,6 +187,7 @@ class LogControl:
         self._file: _JsonFileHandler | None = None
         self._guard = threading.Lock()
         self.mode: Mode = mode  # until install() has read data_dir/mode.json
+        self._loggers = [logging.getLogger()]  # root, and what adopt() adds
 
     @property
     def log_path(self) -> Path:
@@ -215,6 +216,24 @@ class LogControl:
         self.mode = read_mode_file(self.data_dir) or self.mode
         self._apply()
 
+    def adopt(self, name: str) -> None:
+        """Also keep the records of logger ``name``, which does not propagate to the root.
+
+        uvicorn's ("uvicorn.error": an exception in a request, a malformed request) is
+        configured by uvicorn after the app is built: adopt it in the lifespan.
+        """
+        logger = logging.getLogger(name)
+        with self._guard:
+            if logger in self._loggers:
+                return
+            self._loggers.append(logger)
+            for handler in list(logger.handlers):  # a previous LogControl's
+                if isinstance(handler, RingHandler | _JsonFileHandler):
+                    logger.removeHandler(handler)
+            logger.addHandler(self.ring)
+            if self._file is not None:
+                logger.addHandler(self._file)
+
     def set_mode(self, mode: Mode) -> ModeState:
         """Switch now and keep the choice for the next start."""
         write_mode_file(self.data_dir, mode)
@@ -232,7 +251,6 @@ class LogControl:
 
     def _apply(self) -> None:
         with self._guard:
-            root = logging.getLogger()
             if self.mode == "development" and self._file is None:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = _JsonFileHandler(
@@ -242,9 +260,11 @@ class LogControl:
                     encoding="utf-8",
                 )
                 self._file.setFormatter(JsonFormatter())
-                root.addHandler(self._file)
+                for logger in self._loggers:
+                    logger.addHandler(self._file)
             elif self.mode == "production" and self._file is not None:
-                root.removeHandler(self._file)
+                for logger in self._loggers:
+                    logger.removeHandler(self._file)
                 self._file.retire()
                 self._file = None
 

@@ -103,6 +103,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.adopt("uvicorn")  # configured by uvicorn once the app was built
         sighup = await start_parts(ctx)
         log.info("agent %s (%s) ready, pid %d", ctx.node_id, settings.cam_id, os.getpid())
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -72,11 +73,14 @@ def test_agent_production_keeps_a_ring_and_writes_no_file(tmp_path: Path) -> Non
         stop = c.post("/api/v1/recording/stop", json={"session_id": "nope", "command_id": "n1"})
         assert stop.status_code == 404
         late_recording(agent, "prod-1")
+        not_http(agent.child.port)
 
         warnings = entries(c, level="WARNING")
         junk = [e for e in warnings if "holds no readable video" in e["message"]]
         assert junk, warnings
         assert any(e["message"].startswith("session prod-1: start: armed") for e in warnings)
+        invalid = [e for e in warnings if e["message"] == "Invalid HTTP request received."]
+        assert invalid and invalid[0]["logger"] == "uvicorn.error", warnings
         assert set(junk[0]) == {"time", "level", "logger", "message"}
         assert junk[0]["level"] == "WARNING"
         assert junk[0]["logger"] == "node_agent.recorder.recovery"
@@ -174,6 +178,13 @@ def test_agent_mode_switches_at_run_time_and_survives_a_restart(tmp_path: Path) 
         assert files_under(logs_dir) == [log_file]
 
 
+def not_http(port: int) -> None:
+    """Bytes that are not HTTP: uvicorn's own logger ("uvicorn.error") warns."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        raw.recv(1024)
+
+
 def bad_join(fleet: RunningFleet, tmp_path: Path) -> httpx.Response:
     """A join without the signed challenge: refused with 409 and logged as a warning."""
     key = load_or_create_key(tmp_path / "intruder.pem")
@@ -229,8 +240,13 @@ def test_coordinator_modes_and_a_node_switched_through_it(
         # the coordinator itself
         assert c.put("/api/v1/mode", json={"mode": "development"}).status_code == 200
         assert bad_join(fleet, tmp_path).status_code == 409
+        not_http(fleet.coordinator_port)
         own = coordinator_logs / "coordinator.jsonl"
         wait_for(lambda: "join refused for node 'intruder'" in own.read_text())
+        wait_for(lambda: "Invalid HTTP request received." in own.read_text())
+        assert any(
+            json.loads(line)["logger"] == "uvicorn.error" for line in own.read_text().splitlines()
+        )
 
     assert fleet.coordinator is not None
     stop_all([fleet.coordinator])
