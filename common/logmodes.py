@@ -44,6 +44,7 @@ Mode = Literal["production", "development"]
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MODES: tuple[Mode, ...] = ("production", "development")
 RING_SIZE = 500
+MAX_MESSAGE = 4096  # characters of a message the ring keeps: at most ~4 MB in all
 MODE_FILE = "mode.json"
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ class RingHandler(logging.Handler):
             message = record.getMessage()
         except Exception:  # a bad format string must not break the caller
             message = f"{record.msg!r} (args {record.args!r} did not format)"
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + f"... ({len(message)} characters)"
         kept = (next(self._seq), record.created, record.levelno, record.name, message)
         # deque.append and next() on a count are atomic under the GIL: no lock needed
         (self._high if record.levelno >= logging.WARNING else self._low).append(kept)

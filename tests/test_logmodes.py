@@ -117,3 +117,13 @@ def test_a_bad_mode_file_is_ignored_with_a_warning_in_the_ring(tmp_path: Path) -
             if handler not in before[0]:
                 root.removeHandler(handler)
         root.setLevel(before[1])
+
+
+def test_a_long_message_is_cut_in_the_ring(
+    ring_logger: tuple[logging.Logger, RingHandler],
+) -> None:
+    logger, ring = ring_logger
+    logger.warning("%s", "x" * 100_000)
+    (entry,) = ring.entries(1)
+    assert entry.message.startswith("x" * 4096)
+    assert entry.message.endswith("... (100000 characters)")

@@ -88,6 +88,9 @@ def test_agent_production_keeps_a_ring_and_writes_no_file(tmp_path: Path) -> Non
 
         everything = entries(c, lines=5000)
         assert any(e["level"] == "INFO" for e in everything)
+        # no access log, not even in memory
+        assert not [e for e in everything if e["logger"] == "uvicorn.access"], everything
+        assert not [e for e in everything if "/api/v1/status" in e["message"]], everything
         times = [e["time"] for e in everything]
         assert times == sorted(times)  # newest last
         assert entries(c, lines=2) == everything[-2:]
