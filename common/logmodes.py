@@ -217,7 +217,11 @@ class LogControl:
         root.addHandler(stderr)
         # read with the handlers in place, so that a bad file's warning is in the ring
         self.mode = read_mode_file(self.data_dir) or self.mode
-        self._apply()
+        try:
+            self._apply()
+        except OSError as err:  # the program runs on: a camera records without a log file
+            log.error("development mode cannot write %s (%s): production mode", self.log_path, err)
+            self.mode = "production"
 
     def adopt(self, name: str) -> None:
         """Also keep the records of logger ``name``, which does not propagate to the root.
@@ -238,10 +242,19 @@ class LogControl:
                 logger.addHandler(self._file)
 
     def set_mode(self, mode: Mode) -> ModeState:
-        """Switch now and keep the choice for the next start."""
-        write_mode_file(self.data_dir, mode)
+        """Switch now and keep the choice for the next start.
+
+        OSError (nothing changed, nothing kept) when development mode cannot open its
+        file or the mode file cannot be written.
+        """
         previous, self.mode = self.mode, mode
-        self._apply()
+        try:
+            self._apply()
+            write_mode_file(self.data_dir, mode)
+        except OSError:
+            self.mode = previous
+            self._apply()  # back as it was (closing a file only just opened)
+            raise
         if previous != mode:
             log.warning("%s mode: %s (was %s)", self.name, mode, previous)
         return self.state()

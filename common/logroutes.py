@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.params import Depends
 
 from common.http import AUTH_RESPONSES, ErrorBody
@@ -50,9 +50,20 @@ def make_router(control: LogControl, dependencies: Sequence[Depends]) -> APIRout
         "/mode",
         response_model=ModeState,
         summary="Switch between production and development now; kept across restarts",
-        responses=_422,
+        responses={
+            **_422,
+            409: {"model": ErrorBody, "description": "The log folder cannot be written"},
+        },
     )
     async def put_mode(body: ModeChange) -> ModeState:
-        return await asyncio.to_thread(control.set_mode, body.mode)
+        try:
+            return await asyncio.to_thread(control.set_mode, body.mode)
+        except OSError as err:
+            raise HTTPException(
+                409,
+                f"cannot switch to {body.mode} mode: {err.filename or control.log_path}: "
+                f"{err.strerror or err}; make data_dir and logging.dir writable by this "
+                "program (or point logging.dir elsewhere)",
+            ) from err
 
     return router

@@ -262,3 +262,22 @@ def test_coordinator_modes_and_a_node_switched_through_it(
         assert own.stat().st_size == size
         fleet.wait_online(1)
         assert c.get("/api/v1/nodes/cam-c/logs").status_code == 200
+
+
+def test_an_unwritable_log_folder_is_a_409_and_the_agent_runs_on(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = {"CAMFLEET_LOGGING__DIR": str(blocker / "logs")}
+    with solo_agent(tmp_path, **env) as agent:
+        answer = agent.client.put("/api/v1/mode", json={"mode": "development"})
+        assert answer.status_code == 409, answer.text
+        assert "cannot switch to development mode" in answer.json()["detail"]
+        assert "logging.dir" in answer.json()["detail"]
+        assert agent.client.get("/api/v1/mode").json()["mode"] == "production"
+        assert not (tmp_path / "data" / "mode.json").exists()
+    # configured so from the start: the agent starts in production and says why
+    with solo_agent(tmp_path, CAMFLEET_MODE="development", **env) as agent:
+        assert agent.client.get("/api/v1/mode").json()["mode"] == "production"
+        errors = entries(agent.client, level="ERROR")
+        assert any("development mode cannot write" in e["message"] for e in errors), errors
+        assert agent.status()["recorder"]["state"] == "idle"
