@@ -4,7 +4,7 @@ Both programs (agent and coordinator) install one ``LogControl`` on the root log
 
 * **production** (the default): an in-memory ring only. It keeps the last
   ``RING_SIZE`` records at WARNING and above and, separately, the last ``RING_SIZE``
-  INFO records (so a chatty INFO stream never pushes an error out). No log file is
+  below WARNING (so a chatty INFO stream never pushes an error out). No log file is
   opened and no access log is written.
 * **development**: the same ring, plus JSON lines (one object per record: time, level,
   logger, message and, for an exception, its traceback) in ``logging.dir/<name>.jsonl``,
