@@ -21,6 +21,7 @@ from app.events import routes as event_routes
 from app.events.broadcaster import Broadcaster
 from app.events.service import LiveFleet
 from app.fleet.transport import Transport
+from app.logs import routes as log_routes
 from app.metrics import FleetCollector
 from app.nodeconfig import routes as nodeconfig_routes
 from app.nodes import routes as node_routes
@@ -42,6 +43,8 @@ from common.http import (
     Guard,
     install_error_handlers,
 )
+from common.logmodes import LogControl
+from common.logroutes import make_router as logs_router
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,8 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     ``transport`` replaces the HTTP transport to the nodes (tests put a hostile one in).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logs = LogControl("coordinator", settings.data_dir, settings.logging, settings.mode)
+    logs.install()
     engine = db.make_engine(settings.db_url)
     fleet = build_fleet(settings, engine, transport)
     fleet.registry.register(FleetCollector(fleet.state))
@@ -121,6 +126,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.adopt("uvicorn")  # configured by uvicorn once the app was built
         await asyncio.to_thread(db.upgrade, settings.db_url)
         await fleet.store.run(lambda session: node_service.load_addresses(session, fleet))
         left_open = await asyncio.to_thread(mark_restarted, fleet)
@@ -159,6 +165,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     # Called by the server when it begins to shut down: open event streams would otherwise
     # hold it for its whole graceful-shutdown time.
     app.state.on_server_shutdown = live.broadcaster.close
+    app.state.logs = logs
     document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)
     app.add_middleware(
@@ -197,4 +204,6 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.include_router(audio_routes.router)
     app.include_router(event_routes.router)
     app.include_router(web_routes.router)
+    app.include_router(log_routes.router)
+    app.include_router(logs_router(logs, [Depends(require_operator)]))
     return app

@@ -12,6 +12,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from common.logmodes import LoggingSettings, Mode
 from common.settings import (
     SettingsError,
     check_token,
@@ -123,6 +124,12 @@ class CoordinatorSettings(BaseSettings):
         description="A node that sends nothing for this long (answer or next bytes) has "
         "gone away: the attempt fails and is retried.",
     )
+    mode: Mode = Field(
+        default="production",
+        description="production: an in-memory log ring only; development: JSON-lines log "
+        "files too. data_dir/mode.json (PUT /api/v1/mode) overrides it.",
+    )
+    logging: LoggingSettings = LoggingSettings()
 
     @model_validator(mode="after")
     def _check(self) -> CoordinatorSettings:

@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from common.http import AuthGate, Guard, check_bearer, install_error_handlers
+from common.logmodes import LogControl
+from common.logroutes import make_router as logs_router
 from node_agent import __version__
 from node_agent.audio.metrics import AudioCollector
 from node_agent.audio.routes import make_router as audio_router
@@ -97,10 +99,13 @@ async def stop_parts(ctx: AgentContext, sighup: bool) -> None:
 
 def create_app(settings: AgentSettings) -> FastAPI:
     """The agent application for ``settings``; parts start in the lifespan."""
+    logs = LogControl("agent", settings.data_dir, settings.logging, settings.mode)
+    logs.install()  # first, so that what the build logs is kept
     ctx = build_context(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.adopt("uvicorn")  # configured by uvicorn once the app was built
         sighup = await start_parts(ctx)
         log.info("agent %s (%s) ready, pid %d", ctx.node_id, settings.cam_id, os.getpid())
         try:
@@ -122,6 +127,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         openapi_url=None,
     )
     app.state.ctx = ctx
+    app.state.logs = logs
     install_error_handlers(app, AgentError)
     public = Guard(tokens=None)
     token_needed = Guard(tokens=lambda: [ctx.api_token.get_secret_value()])
@@ -149,6 +155,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
     app.include_router(timelapse_router(ctx.timelapse), dependencies=protected)
     node_config = NodeConfig(settings, ctx.recorder, ctx.timelapse)
     app.include_router(config_router(node_config, ctx.power), dependencies=protected)
+    app.include_router(logs_router(logs, protected))
     if ctx.audio:
         registry.register(AudioCollector(ctx.audio.status, ctx.node_id, settings.cam_id))
         app.include_router(audio_router(ctx.audio), dependencies=protected)

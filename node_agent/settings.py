@@ -17,6 +17,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from common.logmodes import LoggingSettings, Mode
 from common.settings import (
     SettingsError,
     check_token,
@@ -289,6 +290,12 @@ class AgentSettings(BaseSettings):
     dashcam: DashcamSettings = DashcamSettings()
     sync: SyncSettings = SyncSettings()
     audio: AudioSettings = AudioSettings()
+    mode: Mode = Field(
+        default="production",
+        description="production: an in-memory log ring only; development: JSON-lines log "
+        "files too. data_dir/mode.json (PUT /api/v1/mode) overrides it.",
+    )
+    logging: LoggingSettings = LoggingSettings()
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> AgentSettings:

@@ -24,6 +24,10 @@ def detail(resp: httpx.Response) -> str:
         ("GET", "/api/v1/recordings"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
+        ("GET", "/api/v1/logs"),
+        ("PUT", "/api/v1/mode"),
+        ("PUT", "/api/v1/nodes/cam-c/mode"),
+        ("GET", "/api/v1/nodes/cam-c/logs"),
     ],
 )
 @pytest.mark.parametrize("token", [None, "wrong-token-wrong-token", "FLEET"])
@@ -156,6 +160,12 @@ def test_agent_refuses_missing_token(agent: httpx.Client) -> None:
         headers={"Authorization": "Bearer nope-nope-nope-nope"},
     )
     assert resp.status_code == 401
+    for method, path in (("GET", "/api/v1/logs"), ("PUT", "/api/v1/mode")):
+        resp = httpx.request(
+            method, f"{str(agent.base_url).rstrip('/')}{path}", json={"mode": "development"}
+        )
+        assert resp.status_code == 401, (method, path)
+    assert agent.get("/api/v1/mode").json()["mode"] == "production"
 
 
 @pytest.mark.parametrize(

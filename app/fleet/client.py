@@ -51,6 +51,7 @@ from app.fleet.wire import (
     TimelapseStartRequest,
     TimelapseStatus,
 )
+from common.logmodes import Level, LogList, ModeChange, ModeState
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -80,6 +81,9 @@ MAX_ANSWER_BYTES: dict[str, int] = {
     "config_get": 256 * KIB,
     "config_put": 256 * KIB,
     "shutdown": 64 * KIB,
+    "mode": 16 * KIB,
+    # up to 5000 records of a few hundred bytes
+    "logs": 8 * MIB,
     "error_body": 64 * KIB,
 }
 
@@ -200,6 +204,15 @@ class AgentClient:
     async def set_audio(self, node: NodeAddress, req: AudioToggle) -> NodeCall[AudioToggleResult]:
         """Turn one node's audio track (camera.audio) on or off."""
         return await self._call(node, "audio", "PUT", "/api/v1/audio", AudioToggleResult, req)
+
+    async def set_mode(self, node: NodeAddress, req: ModeChange) -> NodeCall[ModeState]:
+        """Switch one node between production and development mode."""
+        return await self._call(node, "mode", "PUT", "/api/v1/mode", ModeState, req)
+
+    async def logs(self, node: NodeAddress, lines: int, level: Level) -> NodeCall[LogList]:
+        """One node's recent log records (its ring)."""
+        path = f"/api/v1/logs?lines={lines}&level={level}"
+        return await self._call(node, "logs", "GET", path, LogList)
 
     async def stop(
         self, node: NodeAddress, req: StopRequest, timeout_s: float | None = None

@@ -1,0 +1,1 @@
+"""A node's mode and logs, reached through the coordinator."""
