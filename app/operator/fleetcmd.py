@@ -71,7 +71,11 @@ def fleet_status(client: OperatorClient, json_output: bool) -> int:
         if not rows:
             console.print("No node has joined yet.")
         else:
-            console.print(fleet_table(rows, body.get("online", 0), body.get("total", len(rows))))
+            console.print(
+                fleet_table(
+                    rows, body.get("online", 0), body.get("total", len(rows)), console.width
+                )
+            )
     return NODE_FAILED if any(r.state == "offline" for r in rows) else OK
 
 

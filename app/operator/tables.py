@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from app.operator.fleetview import DASH, NodeRow, fmt_ns
 from app.operator.progress import human_bytes
@@ -25,28 +27,64 @@ def table(title: str | None = None) -> Table:
     return Table(title=title, show_lines=False, expand=False, pad_edge=False, title_justify="left")
 
 
-def fleet_table(rows: list[NodeRow], online: int, total: int) -> Table:
-    t = table(f"{online}/{total} online")
-    for name in ("node", "state", "profile", "bitrate", "enc fps/drop", "disk free"):
-        t.add_column(name, overflow="fold")
-    for name in ("not offl.", "power", "temp", "clock ± bound", "version", "warnings"):
+# Under this many columns the fleet table stacks two fields per cell and lists the
+# warnings under it: twelve columns at 80 would wrap every word.
+WIDE_COLUMNS = 130
+
+
+def styled_state(state: str) -> str:
+    style = STATE_STYLE.get(state)
+    return f"[{style}]{state}[/]" if style else state
+
+
+def fleet_table(rows: list[NodeRow], online: int, total: int, width: int) -> RenderableType:
+    """The fleet, one row per node; narrow terminals get a stacked table and a warning list."""
+    title = f"{online}/{total} online"
+    if width >= WIDE_COLUMNS:
+        t = table(title)
+        for name in ("node", "state", "profile", "bitrate", "enc fps/drop", "disk free"):
+            t.add_column(name, overflow="fold")
+        for name in ("not offl.", "power", "temp", "clock ± bound", "version", "warnings"):
+            t.add_column(name, overflow="fold")
+        for r in rows:
+            t.add_row(
+                f"{r.cam_id}\n{r.node_id}",
+                styled_state(r.state),
+                r.profile,
+                r.bitrate,
+                r.encode,
+                r.disk,
+                r.unoffloaded,
+                r.power,
+                r.temp,
+                r.clock,
+                r.version,
+                "[yellow]" + "\n".join(escape(w) for w in r.warnings) + "[/]" if r.warnings else "",
+            )
+        return t
+    t = table(title)
+    for name in (
+        "node",
+        "state\nversion",
+        "profile\nrate, fps/drop",
+        "disk free\nnot offl.",
+        "power\ntemp",
+        "clock",
+    ):
         t.add_column(name, overflow="fold")
     for r in rows:
         t.add_row(
             f"{r.cam_id}\n{r.node_id}",
-            f"[{STATE_STYLE.get(r.state, '')}]{r.state}[/]" if r.state in STATE_STYLE else r.state,
-            r.profile,
-            r.bitrate,
-            r.encode,
-            r.disk,
-            r.unoffloaded,
-            r.power,
-            r.temp,
+            f"{styled_state(r.state)}\n{r.version}",
+            f"{r.profile}\n{r.bitrate}, {r.encode}",
+            f"{r.disk}\n{r.unoffloaded}",
+            f"{r.power}\n{r.temp}",
             r.clock,
-            r.version,
-            "[yellow]" + "\n".join(r.warnings) + "[/]" if r.warnings else "",
         )
-    return t
+    warnings = [f"[bold]{r.cam_id}[/] [yellow]{escape(w)}[/]" for r in rows for w in r.warnings]
+    if not warnings:
+        return t
+    return Group(t, Text.from_markup("warnings:\n  " + "\n  ".join(warnings)))
 
 
 def when(iso: str | None) -> str:
