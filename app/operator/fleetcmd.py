@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from app.operator.client import OperatorClient, OperatorError
 from app.operator.fleetview import fleet_rows
-from app.operator.tables import call_cell, recordings_table, session_detail, sessions_table, table
+from app.operator.tables import call_cell, recordings_view, session_detail, sessions_table, table
 
 ACTIVE_STATES = ("starting", "recording", "stopping")
 OK, NODE_FAILED = 0, 1
@@ -188,8 +188,9 @@ def fleet_stop(client: OperatorClient, json_output: bool, session_id: str | None
         print_json(session)
     else:
         session_detail(out(), session, session_recordings(client, sid))
-    bad = [n for n in session["nodes"] if (n.get("start") or {}).get("ok") and not n.get("stop")]
-    bad += [n for n in session["nodes"] if n.get("stop") and not n["stop"].get("ok")]
+    # A node that never started has nothing to stop; one that started must have stopped.
+    started_nodes = [n for n in session["nodes"] if (n.get("start") or {}).get("ok")]
+    bad = [n for n in started_nodes if not (n.get("stop") or {}).get("ok")]
     return NODE_FAILED if bad else OK
 
 
@@ -264,5 +265,6 @@ def recordings(client: OperatorClient, json_output: bool, session_id: str | None
     if json_output:
         print_json(body)
     else:
-        out().print(recordings_table(list(body.get("recordings") or [])))
+        console = out()
+        console.print(recordings_view(list(body.get("recordings") or []), console.width))
     return OK

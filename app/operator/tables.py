@@ -109,7 +109,9 @@ def started(session: dict[str, Any]) -> str:
 
 def sessions_table(sessions: list[dict[str, Any]]) -> Table:
     t = table(f"{len(sessions)} sessions")
-    for name in ("session", "name", "state", "start", "started", "skew", "bound"):
+    # the id whole on one line: it is what a script or a person copies
+    t.add_column("session", no_wrap=True, min_width=20)
+    for name in ("name", "state", "start", "started", "skew", "bound"):
         t.add_column(name, overflow="fold")
     for s in sessions:
         t.add_row(
@@ -170,25 +172,39 @@ def session_detail(console: Console, s: dict[str, Any], recordings: list[dict[st
             fmt_ns(n.get("start_late_ns")),
         )
     console.print(nodes)
-    console.print(recordings_table(recordings, "manifests"))
+    console.print(recordings_view(recordings, console.width, "manifests"))
 
 
-def recordings_table(recordings: list[dict[str, Any]], title: str | None = None) -> Table:
+def recordings_view(
+    recordings: list[dict[str, Any]], width: int, title: str | None = None
+) -> RenderableType:
+    """A row per recording; on a narrow terminal each SHA-256 on a line of its own below."""
+    wide = width >= WIDE_COLUMNS
     t = table(title or f"{len(recordings)} recordings")
-    for name in ("file", "cam", "session", "size", "frames/drop", "sha256", "archive"):
-        t.add_column(name, overflow="fold")
+    names = ["file", "cam", "session", "size", "frames/drop", "archive"]
+    if wide:
+        names.insert(5, "sha256")
+    for name in names:
+        t.add_column(name, overflow="fold", no_wrap=name == "sha256")
+    sums = []
     for r in recordings:
         manifest = r.get("manifest") or {}
+        cam = str(manifest.get("cam_id") or r.get("node_id"))
         state = str(r.get("archive_state") or "none")
         if r.get("offloaded") and state == "none":
             state = "offloaded"
-        t.add_row(
+        cells = [
             str(r.get("file_name")),
-            str(manifest.get("cam_id") or r.get("node_id")),
+            cam,
             str(r.get("session_id")),
             human_bytes(int(r.get("size_bytes") or 0)),
             f"{manifest.get('frame_count', DASH)} / {manifest.get('dropped_frames', 0)}",
-            str(r.get("sha256")),
             state,
-        )
-    return t
+        ]
+        if wide:
+            cells.insert(5, str(r.get("sha256")))
+        t.add_row(*cells)
+        sums.append(f"{cam:<6} {r.get('sha256')}")
+    if wide or not sums:
+        return t
+    return Group(t, Text("SHA-256:\n  " + "\n  ".join(sums)))
