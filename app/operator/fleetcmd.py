@@ -43,15 +43,17 @@ def call(client: OperatorClient, method: str, path: str, what: str, **kwargs: An
 
 @contextmanager
 def busy(label: str, show: bool) -> Iterator[None]:
-    """A spinner with elapsed time on stderr (stdout stays the table or the JSON)."""
-    if not show:
+    """A spinner with elapsed time on stderr (stdout stays the table or the JSON); only on
+    a terminal, where it can be redrawn and then erased."""
+    console = err_console()
+    if not show or not console.is_terminal:
         yield
         return
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
-        console=err_console(),
+        console=console,
         transient=True,
     ) as progress:
         progress.add_task(label)
@@ -100,14 +102,15 @@ def wait_for(start_at_ns: int, json_output: bool) -> None:
     left_s = (start_at_ns - time.time_ns()) / 1e9
     if left_s <= 0:
         return
-    if json_output:
+    console = err_console()
+    if json_output or not console.is_terminal:
         time.sleep(left_s)
         return
     with Progress(
         TextColumn("starting in"),
         BarColumn(),
         TextColumn("{task.fields[left]}"),
-        console=err_console(),
+        console=console,
         transient=True,
     ) as bar:
         task = bar.add_task("lead", total=left_s, left=f"{left_s:.1f} s")
