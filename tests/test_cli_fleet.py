@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +37,43 @@ def camfleet(
         text=True,
         timeout=120,
     )
+
+
+def camfleet_tty(fleet: RunningFleet, *argv: str) -> tuple[int, str, str]:
+    """The command with stderr on a terminal (where progress is drawn): code, out, terminal."""
+    master, slave = pty.openpty()
+    env = os.environ | {
+        "CAMFLEET_URL": fleet.url,
+        "CAMFLEET_OPERATOR_TOKEN": fleet.operator_token,
+        "COLUMNS": str(WIDTH),
+        "TERM": "xterm",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    drawn = bytearray()
+
+    def drain() -> None:  # a full terminal buffer would block the command
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the other end closed
+                return
+            if not chunk:
+                return
+            drawn.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    out, _ = proc.communicate(timeout=120)
+    reader.join(10)
+    os.close(master)
+    return proc.returncode, out, drawn.decode(errors="replace")
 
 
 def node_lines(text: str) -> dict[str, str]:
@@ -126,6 +165,17 @@ def test_fleet_status_start_stop_session_and_exit_codes(hot_fleet: RunningFleet)
     assert listed.returncode == 0 and sid in listed.stdout
     listed = json.loads(camfleet(fleet, "recordings", "--session", sid, "--json").stdout)
     assert {r["sha256"] for r in listed["recordings"]} == {r["sha256"] for r in recs}
+
+    # the self-test takes seconds: a spinner on the terminal, the table on stdout
+    code, out, drawn = camfleet_tty(fleet, "fleet", "selftest", "--duration", "1")
+    assert code == 0, out + drawn
+    assert "self-test passed" in out and out.count("pass") >= 3
+    assert "self-test: a 1 s clip on every camera" in drawn
+    # and the start counts down to its instant there too
+    code, out, drawn = camfleet_tty(fleet, "fleet", "start", "--lead-ms", "1500")
+    assert code == 0, out + drawn
+    assert "starting in" in drawn and "recording" in out
+    assert camfleet(fleet, "fleet", "stop").returncode == 0
 
     # a node that refuses (its CPU is hot): the others record, the exit code is 1
     Path(fleet.root / "thermal-CAM_R").write_text(HOT)
