@@ -183,6 +183,10 @@ def test_fleet_status_start_stop_session_and_exit_codes(hot_fleet: RunningFleet)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "failed" in done.stdout and "cam-r" in done.stdout
     assert camfleet(fleet, "fleet", "stop").returncode == 0
+    # all or nothing: nothing records, still 1
+    done = camfleet(fleet, "fleet", "start", "--all-or-nothing", "--json")
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["state"] == "aborted"
 
     # a refused token: one line saying what to do, exit 2
     done = camfleet(fleet, "fleet", "status", token="not-the-token")

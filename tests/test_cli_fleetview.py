@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from app.operator.fleetcmd import StartOptions
 from app.operator.fleetview import fleet_rows
 from app.operator.tables import fleet_table, recordings_view
 
@@ -160,3 +161,16 @@ def test_tables_never_exceed_the_terminal(width: int) -> None:
     if width >= 80:  # a terminal of 80 holds the checksum whole on one line
         assert "ab" * 32 in text
     assert "CAM_C" in text and "recording" in text and "while" in text  # the warning (wrapped)
+
+
+def test_start_sends_only_what_was_given() -> None:
+    assert StartOptions().body() == {}
+    assert StartOptions(name="kick-off", lead_ms=900, duration_s=5400.0).body() == {
+        "name": "kick-off",
+        "lead_ms": 900,
+        "planned_duration_s": 5400.0,
+    }
+    assert StartOptions(node_ids=["cam-c"], all_or_nothing=True).body() == {
+        "node_ids": ["cam-c"],
+        "mode": "all_or_nothing",
+    }

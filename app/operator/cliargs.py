@@ -35,6 +35,11 @@ def start_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--node", action="append", dest="node_ids", help="only this node (repeatable)")
     p.add_argument(
+        "--all-or-nothing",
+        action="store_true",
+        help="if any node refuses or fails, cancel the start everywhere",
+    )
+    p.add_argument(
         "--no-wait", action="store_true", help="return at once; do not wait for the start instant"
     )
 
@@ -118,7 +123,16 @@ def dispatch(client: OperatorClient, args: argparse.Namespace) -> int:
         return fleetcmd.fleet_status(client, js)
     if cmd == "start":
         return fleetcmd.fleet_start(
-            client, js, args.name, args.lead_ms, args.duration, args.node_ids, not args.no_wait
+            client,
+            js,
+            fleetcmd.StartOptions(
+                name=args.name,
+                lead_ms=args.lead_ms,
+                duration_s=args.duration,
+                node_ids=args.node_ids,
+                all_or_nothing=args.all_or_nothing,
+                wait=not args.no_wait,
+            ),
         )
     if cmd == "stop":
         return fleetcmd.fleet_stop(client, js, args.session_id)

@@ -11,9 +11,11 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from app.operator.client import OperatorClient, OperatorError
@@ -119,22 +121,36 @@ def wait_for(start_at_ns: int, json_output: bool) -> None:
             time.sleep(min(0.1, now_left))
 
 
-def fleet_start(
-    client: OperatorClient,
-    json_output: bool,
-    name: str | None,
-    lead_ms: int | None,
-    duration_s: float | None,
-    node_ids: list[str] | None,
-    wait: bool = True,
-) -> int:
+@dataclass(frozen=True)
+class StartOptions:
+    """What ``fleet start`` was asked for."""
+
+    name: str | None = None
+    lead_ms: int | None = None
+    duration_s: float | None = None
+    node_ids: list[str] | None = None
+    all_or_nothing: bool = False
+    wait: bool = True
+
+    def body(self) -> dict[str, Any]:
+        """The ``POST /api/v1/sessions`` body: only what was given."""
+        body: dict[str, Any] = {
+            "name": self.name,
+            "lead_ms": self.lead_ms,
+            "node_ids": self.node_ids,
+            "planned_duration_s": self.duration_s,
+        }
+        if self.all_or_nothing:
+            body["mode"] = "all_or_nothing"
+        return {k: v for k, v in body.items() if v is not None}
+
+
+def fleet_start(client: OperatorClient, json_output: bool, opts: StartOptions) -> int:
     """``POST /api/v1/sessions``, then wait for the start instant; 1 when a node refused."""
-    body: dict[str, Any] = {"name": name, "lead_ms": lead_ms, "node_ids": node_ids}
-    body["planned_duration_s"] = duration_s
-    body = {k: v for k, v in body.items() if v is not None}
+    body = opts.body()
     session = call(client, "POST", "/api/v1/sessions", "starting a session", json=body)
     failed = [n for n in session["nodes"] if not (n.get("start") or {}).get("ok")]
-    if wait and session.get("state") == "recording":
+    if opts.wait and session.get("state") == "recording":
         wait_for(int(session["start_at_ns"]), json_output)
     if json_output:
         print_json(session)
@@ -147,6 +163,8 @@ def fleet_start(
         )
         if session["state"] == "recording":
             console.print(f"recording; stop it with: camfleet fleet stop {session['session_id']}")
+        elif session.get("end_reason"):
+            console.print(f"[red]{escape(str(session['end_reason']))}[/]")
     return NODE_FAILED if failed or session.get("state") != "recording" else OK
 
 

@@ -21,7 +21,7 @@ LOW_MINUTES = 30.0
 HOT_C = 75.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class NodeRow:
     """One row of the fleet table."""
 
@@ -112,7 +112,7 @@ def power_cell(status: dict[str, Any]) -> str:
     return " ".join(parts) or level or DASH
 
 
-def clock_cell(node: dict[str, Any], clock: dict[str, Any]) -> str:
+def clock_cell(clock: dict[str, Any]) -> str:
     if not clock:
         return DASH
     if not clock.get("synchronized"):
@@ -174,7 +174,7 @@ def row(node: dict[str, Any]) -> NodeRow:
     profile = str(recorder.get("profile") or DASH)
     if profile == DASH and fps:
         profile = f"{recorder.get('width')}x{recorder.get('height')} {fps:g} fps"
-    clock_text = clock_cell(node, clock)
+    clock_text = clock_cell(clock)
     if node.get("clock_flags"):
         clock_text += " !"
     return NodeRow(

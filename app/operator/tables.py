@@ -24,7 +24,15 @@ STATE_STYLE = {
 
 def table(title: str | None = None) -> Table:
     # fold: a long cell wraps inside its column instead of widening the table
-    return Table(title=title, show_lines=False, expand=False, pad_edge=False, title_justify="left")
+    # at least as wide as the title, so an id in it is not folded
+    return Table(
+        title=title,
+        show_lines=False,
+        expand=False,
+        pad_edge=False,
+        title_justify="left",
+        min_width=len(title) if title else None,
+    )
 
 
 # Under this many columns the fleet table stacks two fields per cell and lists the
