@@ -195,6 +195,18 @@ def test_fleet_status_start_stop_session_and_exit_codes(hot_fleet: RunningFleet)
     assert done.stderr.count("\n") == 1 and "refused the operator token" in done.stderr
     assert "CAMFLEET_OPERATOR_TOKEN" in done.stderr
 
+    # a node gone: its row says offline, the exit code is 1
+    fleet.kill(fleet.agents["CAM_R"])
+    deadline = time.monotonic() + 15
+    while True:
+        done = camfleet(fleet, "fleet", "status")
+        if " offline " in node_lines(done.stdout).get("CAM_R", ""):
+            break
+        assert time.monotonic() < deadline, done.stdout
+        time.sleep(0.3)
+    assert done.returncode == 1
+    assert " offline " not in node_lines(done.stdout)["CAM_L"]
+
     # an unknown session: exit 2, one line
     done = camfleet(fleet, "session", "20000101-000000-abcd")
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr

@@ -14,7 +14,9 @@ import uvicorn
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 
 from app import cli
+from app.errors import CamfleetError
 from bench.common import free_port
+from common.http import install_error_handlers
 
 TOKEN = "stand-in-operator-token"
 
@@ -116,8 +118,23 @@ def standin() -> Iterator[tuple[str, StandIn]]:
 
 @pytest.fixture(scope="module")
 def bare_url() -> Iterator[str]:
-    """A coordinator older than these routes: FastAPI's own 404 for every one."""
-    yield from serve(FastAPI())
+    """A coordinator older than these routes: its error handlers, FastAPI's 404 for each."""
+    app = FastAPI()
+    install_error_handlers(app, CamfleetError)
+    yield from serve(app)
+
+
+@pytest.fixture(scope="module")
+def half_url() -> Iterator[str]:
+    """A coordinator with GET of a node's settings but no PUT yet."""
+    app = FastAPI()
+    install_error_handlers(app, CamfleetError)
+
+    @app.get("/api/v1/nodes/{node_id}/config")
+    async def get_config(node_id: str) -> dict[str, Any]:
+        return {"settings": {}}
+
+    yield from serve(app)
 
 
 def run(url: str, *argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -207,3 +224,9 @@ def test_a_coordinator_without_the_route_says_so(bare_url, argv, route, capsys) 
     code, _, err = run(bare_url, *argv, capsys=capsys)
     assert code == 2
     assert err.count("\n") == 1 and f"has no {route} yet" in err, err
+
+
+def test_a_coordinator_with_get_but_no_put_says_so(half_url, capsys) -> None:
+    code, _, err = run(half_url, "config", "set", "cam-c", "camera.fps", "25", capsys=capsys)
+    assert code == 2
+    assert "has no PUT /api/v1/nodes/{id}/config yet" in err, err

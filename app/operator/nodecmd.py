@@ -25,8 +25,9 @@ DOC_KEYS = ("settings", "config")
 
 def answer(client: OperatorClient, resp: httpx.Response, route: str, node_id: str | None) -> Any:
     """The JSON of a success; OperatorError for a missing route, node, or a refusal."""
-    if resp.status_code == 404:
-        if error_detail(resp) == NO_ROUTE_DETAIL:
+    # 405: the path is there, but not for this method (a coordinator half-way there)
+    if resp.status_code == 405 or resp.status_code == 404:
+        if resp.status_code == 405 or error_detail(resp) == NO_ROUTE_DETAIL:
             raise OperatorError(
                 f"the coordinator at {client.url} has no {route} yet; "
                 "update the coordinator to a camfleet that has it"
