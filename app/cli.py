@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -26,9 +25,12 @@ environment:
 
 examples:
   camfleet demo
-  camfleet --url http://rig.local:8080 nodes
-  camfleet start --name kick-off
-  camfleet stop SESSION_ID
+  camfleet --url http://rig.local:8080 fleet status
+  camfleet fleet start --name kick-off       waits for the start instant
+  camfleet fleet stop                        the running session; its manifests
+  camfleet session SESSION_ID                skew and bound, nodes, checksums
+  camfleet fleet status --json               the coordinator's answer, for scripts
+  camfleet config set cam-c camera.fps 25
   camfleet offload SESSION_ID ~/footage      pull, verify, confirm to the nodes
   camfleet offload ~/footage                 every recording not yet offloaded
   camfleet download SESSION_ID ~/footage     the same pull; never confirms
@@ -37,9 +39,11 @@ examples:
                                              print the dashcam loop's plan, run nothing
   camfleet sync role client --dry-run        print this node's chrony config
 
-exit codes of offload, download and archive: 0 every file verified, 1 some file
-failed or was corrupt (kept as FILE.corrupt, nothing confirmed), 2 usage or
-connection problem (a refused token, an unknown session, no coordinator)."""
+exit codes of the operator commands: 0 ok, 1 some node failed (refused a start,
+did not pass the self-test, is offline), 2 usage or connection problem (a refused
+token, an unknown session or node, no coordinator). Of offload, download and
+archive: 0 every file verified, 1 some file failed or was corrupt (kept as
+FILE.corrupt, nothing confirmed), 2 usage or connection problem."""
 
 
 # Idle keep-alive a server holds (see _serve).
@@ -140,32 +144,6 @@ def run_demo(args: argparse.Namespace) -> int:
         agent_config=args.agent_config,
         coordinator_config=args.coordinator_config,
     )
-
-
-def _operator(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
-    import httpx
-
-    token = args.token or os.environ.get("CAMFLEET_OPERATOR_TOKEN")
-    if not token:
-        print("set --token or CAMFLEET_OPERATOR_TOKEN (camfleet demo prints it)", file=sys.stderr)
-        return 2
-    try:
-        resp = httpx.request(
-            method,
-            args.url.rstrip("/") + path,
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-        )
-    except httpx.HTTPError as err:
-        print(f"cannot reach the coordinator at {args.url}: {err}", file=sys.stderr)
-        return 1
-    try:
-        out = json.dumps(resp.json(), indent=2)
-    except ValueError:
-        out = resp.text
-    print(out, file=sys.stdout if resp.is_success else sys.stderr)
-    return 0 if resp.is_success else 1
 
 
 def add_footage_commands(
@@ -321,28 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         "the demo's)",
     )
 
-    ops = {
-        "nodes": "list the fleet",
-        "start": "start a synchronized recording",
-        "stop": "stop a session",
-        "sessions": "list recent sessions",
-        "session": "show one session",
-        "recordings": "list every recording with its checksum",
-        "approve": "approve a node that waits to join (approve_new_nodes)",
-        "remove": "remove a node; its next join registers it afresh",
-    }
-    for name, helptext in ops.items():
-        p = command(name, helptext)
-        p.add_argument("--url", default=argparse.SUPPRESS, help=url_help)
-        p.add_argument("--token", default=argparse.SUPPRESS, help=token_help)
-        if name == "start":
-            p.add_argument("--name")
-            p.add_argument("--lead-ms", type=int)
-            p.add_argument("--node", action="append", dest="node_ids", help="repeatable")
-        if name in ("stop", "session"):
-            p.add_argument("session_id")
-        if name in ("approve", "remove"):
-            p.add_argument("node_id")
+    from app.operator.cliargs import COMMANDS as OPERATOR_COMMANDS
+    from app.operator.cliargs import add_operator_commands, run_operator
+
+    add_operator_commands(command, url_help, token_help)
 
     add_footage_commands(command, url_help, token_help)
 
@@ -359,22 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_dashcam_command(args)
     if args.cmd == "sync":
         return run_sync(args)
-    if args.cmd == "nodes":
-        return _operator(args, "GET", "/api/v1/nodes")
-    if args.cmd == "start":
-        body = {"name": args.name, "lead_ms": args.lead_ms, "node_ids": args.node_ids}
-        return _operator(args, "POST", "/api/v1/sessions", {k: v for k, v in body.items() if v})
-    if args.cmd == "stop":
-        return _operator(args, "POST", f"/api/v1/sessions/{args.session_id}/stop")
-    if args.cmd == "sessions":
-        return _operator(args, "GET", "/api/v1/sessions")
-    if args.cmd == "session":
-        return _operator(args, "GET", f"/api/v1/sessions/{args.session_id}")
-    if args.cmd == "approve":
-        return _operator(args, "POST", f"/api/v1/nodes/{args.node_id}/approve")
-    if args.cmd == "remove":
-        return _operator(args, "DELETE", f"/api/v1/nodes/{args.node_id}")
-    return _operator(args, "GET", "/api/v1/recordings")
+    if args.cmd in OPERATOR_COMMANDS:
+        return run_operator(args)
+    parser.error(f"unknown command {args.cmd}")
+    return 2
 
 
 if __name__ == "__main__":

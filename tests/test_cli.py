@@ -23,6 +23,9 @@ COMMANDS = (
     "stop",
     "sessions",
     "session",
+    "fleet",
+    "config",
+    "logs",
     "offload",
     "download",
     "archive",
@@ -40,7 +43,7 @@ def test_help_is_plain_text_and_names_every_command(capsys: pytest.CaptureFixtur
     text = help_text(["--help"], capsys)
     assert "``" not in text and ":mod:" not in text
     assert "CAMFLEET_URL" in text and "CAMFLEET_OPERATOR_TOKEN" in text
-    for command in (*COMMANDS, "recordings"):
+    for command in (*COMMANDS, "recordings", "approve", "remove"):
         # each command is listed with a one-line help beside it
         assert re.search(rf"^    {command} +\S", text, re.M), text
 
@@ -50,6 +53,35 @@ def test_every_command_has_a_description(command: str, capsys: pytest.CaptureFix
     text = help_text([command, "--help"], capsys)
     assert "``" not in text
     assert text.split("\n\n")[1].strip().endswith(".")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["fleet", "status"],
+        ["fleet", "start"],
+        ["fleet", "stop"],
+        ["fleet", "selftest"],
+        ["fleet", "lockview"],
+        ["fleet", "shutdown"],
+        ["config", "get"],
+        ["config", "set"],
+    ],
+)
+def test_every_action_has_help_and_json(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = help_text([*argv, "--help"], capsys)
+    assert "--json" in text and "--url" in text and "--token" in text
+
+
+def test_no_token_is_exit_2_with_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CAMFLEET_OPERATOR_TOKEN", raising=False)
+    assert cli.main(["fleet", "status"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CAMFLEET_OPERATOR_TOKEN" in err
 
 
 ECHO_PEER = """

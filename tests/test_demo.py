@@ -358,12 +358,15 @@ def test_url_goes_before_or_after_the_command(
     running_demo: DemoRun, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CAMFLEET_OPERATOR_TOKEN", running_demo.token)
-    assert cli.main(["--url", running_demo.url, "nodes"]) == 0
+    assert cli.main(["--url", running_demo.url, "nodes", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 3
     dead = f"http://127.0.0.1:{free_port_range(1)}"
-    assert cli.main(["--url", dead, "nodes", "--url", running_demo.url]) == 0  # after wins
+    assert (
+        cli.main(["--url", dead, "nodes", "--json", "--url", running_demo.url]) == 0
+    )  # after wins
     assert json.loads(capsys.readouterr().out)["total"] == 3
-    assert cli.main(["--url", dead, "nodes"]) == 1
+    assert cli.main(["--url", dead, "nodes"]) == 2
     assert "cannot reach the coordinator" in capsys.readouterr().err
     monkeypatch.setenv("CAMFLEET_URL", running_demo.url)
     assert cli.main(["nodes"]) == 0
+    assert "CAM_L" in capsys.readouterr().out  # the table
