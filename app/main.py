@@ -35,6 +35,7 @@ from app.sessions.reconcile import mark_restarted, reconcile
 from app.settings import CoordinatorSettings
 from app.timelapse import routes as timelapse_routes
 from app.web import routes as web_routes
+from app.web.pages import is_page
 from common.http import (
     AUTH_RESPONSES,
     BODY_RESPONSES,
@@ -56,8 +57,6 @@ class CoordinatorHealth(BaseModel):
     version: str
 
 
-# Pages that answer a browser without a token with their own sign-in form (GET, no body).
-_SIGN_IN_PAGES = frozenset({"/", "/docs"})
 _JOIN_PATHS = frozenset({"/api/v1/nodes/join", "/api/v1/nodes/challenge"})
 
 
@@ -72,7 +71,7 @@ def guards(settings: CoordinatorSettings) -> Callable[[str, str], Guard]:
     )
 
     def guard_for(method: str, path: str) -> Guard:
-        if path == "/health" or (method == "GET" and path in _SIGN_IN_PAGES):
+        if path == "/health" or (method == "GET" and is_page(path)):
             return public
         if path in _JOIN_PATHS:
             return join

@@ -50,10 +50,14 @@ def build_app(state: StandIn) -> FastAPI:
 
     @app.put("/api/v1/nodes/{node_id}/config")
     async def put_config(
-        node_id: str, request: Request, patch: Annotated[dict[str, Any], Body()]
+        node_id: str, request: Request, body: Annotated[dict[str, Any], Body()]
     ) -> dict[str, Any]:
         auth(request)
         node(node_id)
+        # the coordinator's ConfigUpdate: {"settings": {...}, "if_version"?}
+        if set(body) - {"settings", "if_version"} or not isinstance(body.get("settings"), dict):
+            raise HTTPException(422, "body: expected {settings: {...}}")
+        patch = body["settings"]
         state.puts.append(patch)
         fps = patch.get("camera", {}).get("fps")
         if fps is not None and not isinstance(fps, int):

@@ -90,3 +90,32 @@ def test_the_coordinator_relays_config_and_shutdown(
         assert down.json()["accepted"] and down.json()["steps"][-1].endswith("poweroff")
         wait_for("poweroff", lambda: fake.argvs("systemctl"))
         assert [a[0] for a in fake.argvs()] == ["sync", "systemctl"]
+
+
+def test_the_cli_reads_and_sets_a_real_nodes_settings(
+    one_node: tuple[RunningFleet, FakeBin, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`camfleet config get|set` and `camfleet logs` against the real relay, not a stand-in."""
+    from app import cli
+
+    fleet, _, own = one_node
+    base = ["--url", fleet.url, "--token", fleet.operator_token]
+
+    assert cli.main([*base, "config", "get", "cam-c", "gates.max_clock_error_ms"]) == 0
+    assert capsys.readouterr().out == "5.0\n"
+
+    assert cli.main([*base, "config", "set", "cam-c", "gates.max_clock_error_ms", "2.5"]) == 0
+    out = capsys.readouterr().out
+    assert "in effect now: gates.max_clock_error_ms" in out, out
+    assert yaml.safe_load(own.read_text()) == {"gates": {"max_clock_error_ms": 2.5}}
+    assert cli.main([*base, "config", "get", "cam-c", "gates.max_clock_error_ms"]) == 0
+    assert capsys.readouterr().out == "2.5\n"
+
+    before = own.read_bytes()
+    assert cli.main([*base, "config", "set", "cam-c", "camera.fps", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "camera.fps" in err, err
+    assert own.read_bytes() == before
+
+    assert cli.main([*base, "logs", "--json"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out), dict | list)

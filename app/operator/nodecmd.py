@@ -106,7 +106,9 @@ def config_set(
     """PUT one key; 1 when the node refuses it now (409: it would change a recording)."""
     route = "PUT /api/v1/nodes/{id}/config"
     resp = client.request(
-        "PUT", f"/api/v1/nodes/{node_id}/config", json=patch_for(key, parse_value(raw_value))
+        "PUT",
+        f"/api/v1/nodes/{node_id}/config",
+        json={"settings": patch_for(key, parse_value(raw_value))},
     )
     resp = answer(client, resp, route, node_id)
     if resp.status_code in (409, 502, 503, 504):
@@ -119,9 +121,12 @@ def config_set(
     console = out()
     console.print(f"{node_id}: {key} = {raw_value}")
     if isinstance(body, dict):
-        for field in ("restart_required", "restart"):
-            if body.get(field):
-                console.print(f"[yellow]restart needed for: {body[field]}[/]")
+        restart = body.get("restart_required")
+        if restart:
+            keys = ", ".join(restart) if isinstance(restart, list) else str(restart)
+            console.print(f"[yellow]restart the agent for: {keys}[/]")
+        if isinstance(body.get("applied"), list) and body["applied"]:
+            console.print(f"in effect now: {', '.join(body['applied'])}")
         if body.get("message"):
             console.print(str(body["message"]))
     return OK

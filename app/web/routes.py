@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from importlib.resources import files
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from app.deps import TOKEN_COOKIE, FleetDep, require_operator
+from app.web import pages
 
 router = APIRouter(tags=["dashboard"])
 
@@ -46,19 +46,97 @@ def _signed_in(request: Request, path: str, token: str | None, expected: str) ->
     return HTMLResponse(page.replace("{action}", path), 401)
 
 
-@router.get(
-    "/",
-    response_class=HTMLResponse,
-    summary="The dashboard",
-    responses={401: {"description": "No or wrong token: a sign-in form"}},
-)
-async def dashboard(request: Request, fleet: FleetDep, token: TokenQuery = None) -> Response:
+def page(
+    request: Request, fleet: FleetDep, token: str | None, name: str, page_data: Any = None
+) -> Response:
+    """``static/name`` for a signed-in browser; the sign-in form otherwise."""
     expected = fleet.settings.operator_token.get_secret_value()
-    refused = _signed_in(request, "/", token, expected)
+    refused = _signed_in(request, request.url.path, token, expected)
     if refused is not None:
         return refused
-    page = (files("app.web") / "static" / "index.html").read_text()
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    return pages.render(name, csrf_token="", page_data=page_data)
+
+
+_SIGN_IN: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No or wrong token: a sign-in form"}
+}
+
+
+@router.get("/", summary="The dashboard", response_class=HTMLResponse, responses=_SIGN_IN)
+async def dashboard(request: Request, fleet: FleetDep, token: TokenQuery = None) -> Response:
+    return page(request, fleet, token, "index.html")
+
+
+@router.get(
+    "/sessions", summary="The sessions page", response_class=HTMLResponse, responses=_SIGN_IN
+)
+async def sessions_page(request: Request, fleet: FleetDep, token: TokenQuery = None) -> Response:
+    return page(request, fleet, token, "sessions.html")
+
+
+@router.get(
+    "/sessions/{session_id}",
+    summary="One session's page",
+    response_class=HTMLResponse,
+    responses=_SIGN_IN,
+)
+async def session_page(
+    session_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    fleet: FleetDep,
+    token: TokenQuery = None,
+) -> Response:
+    return page(request, fleet, token, "session.html", {"session_id": session_id})
+
+
+@router.get(
+    "/recordings", summary="The recordings page", response_class=HTMLResponse, responses=_SIGN_IN
+)
+async def recordings_page(request: Request, fleet: FleetDep, token: TokenQuery = None) -> Response:
+    return page(request, fleet, token, "recordings.html")
+
+
+@router.get(
+    "/nodes/{node_id}/settings",
+    summary="One node's settings page",
+    response_class=HTMLResponse,
+    responses=_SIGN_IN,
+)
+async def settings_page(
+    node_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    fleet: FleetDep,
+    token: TokenQuery = None,
+) -> Response:
+    return page(request, fleet, token, "settings.html", {"node_id": node_id})
+
+
+@router.get(
+    "/nodes/{node_id}/live",
+    summary="One node's live view page",
+    response_class=HTMLResponse,
+    responses=_SIGN_IN,
+)
+async def live_page(
+    node_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    fleet: FleetDep,
+    token: TokenQuery = None,
+) -> Response:
+    return page(request, fleet, token, "live.html", {"node_id": node_id})
+
+
+@router.get(
+    "/static/{name}",
+    summary="A vendored script, style sheet or image of the pages",
+    include_in_schema=False,
+    dependencies=[Depends(require_operator)],
+)
+async def static_asset(name: Annotated[str, Path(max_length=64)]) -> Response:
+    found = pages.asset(name)
+    if found is None:
+        raise HTTPException(404, f"no asset {name!r}")
+    return found
 
 
 @router.get(
