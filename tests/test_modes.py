@@ -315,3 +315,26 @@ def test_the_whole_fleet_switches_at_once_and_a_dead_node_is_reported(
         assert back.status_code == 200 and back.json()["coordinator"] is None
         assert c.get("/api/v1/mode").json()["mode"] == "development"
         assert c.get("/api/v1/nodes/cam-l/logs").json()["mode"] == "production"
+
+
+def test_camfleet_fleet_mode_switches_everything_and_exits_1_for_a_dead_node(
+    fleet_factory: RunningFleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app import cli
+
+    fleet = fleet_factory
+    fleet.start_coordinator()
+    fleet.start_agent("CAM_L", "left")
+    fleet.start_agent("CAM_R", "right")
+    fleet.wait_online(2)
+    base = ["--url", fleet.url, "--token", fleet.operator_token]
+    assert cli.main([*base, "fleet", "mode", "development", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["ok"] == 2 and body["coordinator"]["mode"] == "development"
+    fleet.kill(fleet.agents["CAM_R"])
+    assert cli.main([*base, "fleet", "mode", "production"]) == 1
+    shown = capsys.readouterr().out
+    assert "cam-r" in shown and "cam-l" in shown, shown
+    with fleet.client() as c:
+        assert c.get("/api/v1/nodes/cam-l/logs").json()["mode"] == "production"
+        assert c.get("/api/v1/mode").json()["mode"] == "production"
