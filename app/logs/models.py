@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.fleet.results import NodeCallResult
 from app.fleet.wire import NodeId
 from common.logmodes import Mode, ModeState
 
@@ -20,14 +21,9 @@ class FleetModeChange(BaseModel):
     coordinator: bool = Field(default=True, description="Switch the coordinator too.")
 
 
-class ModeNodeResult(BaseModel):
+class ModeNodeResult(NodeCallResult):
     """One node's answer to the switch."""
 
-    node_id: str
-    ok: bool
-    status_code: int | None = Field(description="None when the node did not answer at all.")
-    error: str | None
-    latency_ms: float
     mode: Mode | None = Field(default=None, description="The node's mode now.")
 
 
