@@ -54,7 +54,13 @@ def assert_fits(page: Page) -> None:
     """No sideways scrolling, and every cut-off name has its whole text in its title."""
     expect(page.locator("nav")).to_have_count(1)
     width = page.evaluate("() => [document.documentElement.scrollWidth, innerWidth]")
-    assert width[0] <= width[1], f"scrolls sideways: {width} on {page.url}"
+    if width[0] > width[1]:
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > innerWidth)
+                .slice(-5).map(e => e.outerHTML.slice(0, 200))"""
+        )
+        raise AssertionError(f"scrolls sideways: {width} on {page.url}: {wide}")
     bad = page.evaluate(
         """() => [...document.querySelectorAll('.trunc')]
             .filter(e => e.title !== e.textContent).map(e => e.outerHTML)"""
@@ -187,6 +193,11 @@ def test_a_session_page_shows_checksums_and_downloads_of_the_right_bytes(
     assert name is not None and "CAM_L" in name
     expect(only.locator("code.sha")).to_have_attribute("title", manifests[name]["sha256"])
     expect(only.locator(".state.confirmed")).to_have_count(1)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=fleet.url)
+    only.locator("button.copy").focus()
+    page.keyboard.press("Enter")  # the copy button works from the keyboard
+    expect(only.locator("button.copy")).to_have_text("Copied")
+    assert page.evaluate("() => navigator.clipboard.readText()") == manifests[name]["sha256"]
     href = only.locator("a.download.archive").get_attribute("href")
     got = page.request.get(f"{fleet.url}{href}")
     assert hashlib.sha256(got.body()).hexdigest() == manifests[name]["sha256"]

@@ -11,11 +11,12 @@ function fact(term, html, cls) {
   return `<dt>${esc(term)}</dt><dd${cls ? ` class="${cls}"` : ""}>${html}</dd>`;
 }
 
-// A wall-clock instant in ns as an ISO time to the millisecond, the rest in the title.
+// A wall-clock instant in ns as an ISO time to the millisecond (a JSON number in ns is
+// past what a double holds exactly, so no more digits are claimed than are known).
 function nsTime(ns) {
   if (ns == null) return "–";
   const iso = new Date(Math.floor(ns / 1e6)).toISOString();
-  return `<time datetime="${iso}" title="${esc(String(ns))} ns">${esc(iso.replace("T", " ").replace("Z", " UTC"))}</time>`;
+  return `<time datetime="${iso}">${esc(iso.replace("T", " ").replace("Z", " UTC"))}</time>`;
 }
 
 function command(c, okText) {
