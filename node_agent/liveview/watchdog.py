@@ -1,7 +1,8 @@
 """The watchdog's decision: whether the live view must give way to the recording.
 
 Pure: fed one ``Health`` reading and the settings, it names the reason to turn the view
-off, or None to keep it on.
+off, or None to keep it on. Only a recording is protected: an idle node's view stays on
+whatever the CPU does.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ class DropCounter:
 
 def verdict(h: Health, s: LiveViewSettings) -> str | None:
     """Why the view must turn off now, or None."""
+    if not h.recording:  # nothing to give way to
+        return None
     if h.cpu_percent is not None and h.cpu_percent > s.max_cpu_percent:
         return (
             f"CPU at {h.cpu_percent:.0f} % (limit {s.max_cpu_percent:g} %): the recording needs it"
         )
-    if not h.recording:
-        return None
     floor = s.min_encode_fps_ratio * h.fps
     if h.encode_fps > 0 and h.encode_fps < floor:
         return (
