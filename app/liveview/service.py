@@ -78,6 +78,7 @@ class NodeRelay:
         self.task = asyncio.create_task(self._pump(), name=f"liveview-{self.addr.node_id}")
 
     def _end(self, reason: str) -> None:
+        log.info("live view of %s ended: %s", self.addr.node_id, reason)
         self.done = True
         for v in list(self.viewers):
             v.offer(Ended(reason))
@@ -108,8 +109,10 @@ class NodeRelay:
                 reason = await self._relay(answer.chunks())
             self._end(reason)
         except (TransportError, TimeoutError, OSError) as err:
+            log.warning("live view of %s: the stream broke: %s", node, err)
             self._end(f"the node's stream broke: {err}")
         except MjpegError as err:
+            log.warning("live view of %s: a broken stream: %s", node, err)
             self._end(f"the node sent a broken stream: {err}")
 
     async def _relay(self, chunks: AsyncIterator[bytes]) -> str:

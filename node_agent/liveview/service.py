@@ -25,7 +25,7 @@ from node_agent.errors import AgentError, NotFound
 from node_agent.liveview.schemas import LiveViewStatus
 from node_agent.liveview.settings import LiveViewSettings
 from node_agent.liveview.source import LiveSource, LiveUnavailable
-from node_agent.liveview.watchdog import DropCounter, Health, verdict
+from node_agent.liveview.watchdog import DropCounter, Health, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class LiveView:
         self.source = source
         self._health = health  # dropped_since_start: the recorder's running count
         self._drops = DropCounter()
+        self._watchdog = Watchdog(settings)
         self._lock = threading.Lock()
         self._viewers: dict[int, Viewer] = {}
         self._numbers = itertools.count(1)
@@ -118,6 +119,7 @@ class LiveView:
             if self._thread is None:
                 self._wake.clear()
                 self._drops.restart()
+                self._watchdog.restart()
                 self._thread = threading.Thread(target=self._run, name="liveview", daemon=True)
                 self._thread.start()
         return viewer
@@ -150,7 +152,7 @@ class LiveView:
                 t0 = time.monotonic()
                 if t0 >= next_check:
                     next_check = t0 + s.check_interval_s
-                    why = verdict(self._drops.since_start(self._health()), s)
+                    why = self._watchdog.observe(self._drops.since_start(self._health()), t0)
                     if why is not None:
                         self._turn_off(why)
                         return
@@ -181,6 +183,7 @@ class LiveView:
                 self.leave(v)
 
     def _end_all(self, reason: str) -> None:
+        log.info("live view ended: %s", reason)
         self._publish(End(reason))
         with self._lock:
             self._viewers.clear()

@@ -39,6 +39,13 @@ class LiveViewSettings(BaseModel):
         "while it is watched.",
     )
     check_interval_s: float = Field(default=1.0, gt=0, le=60)
+    sustain_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="A limit must be crossed this long without a break before the view turns "
+        "off (a single slow second does not).",
+    )
     cooldown_s: float = Field(
         default=60.0, ge=0, le=3600, description="After turning off, new viewers wait this long."
     )

@@ -62,3 +62,25 @@ def verdict(h: Health, s: LiveViewSettings) -> str | None:
             f"(limit {s.max_dropped_frames})"
         )
     return None
+
+
+class Watchdog:
+    """``verdict`` held for ``sustain_s`` without a break: one slow reading is not enough."""
+
+    def __init__(self, settings: LiveViewSettings) -> None:
+        self.settings = settings
+        self._since: float | None = None
+
+    def restart(self) -> None:
+        """A new stream: nothing seen yet."""
+        self._since = None
+
+    def observe(self, h: Health, now: float) -> str | None:
+        """The reason to turn off now (``now``: monotonic seconds), or None."""
+        why = verdict(h, self.settings)
+        if why is None:
+            self._since = None
+            return None
+        if self._since is None:
+            self._since = now
+        return why if now - self._since >= self.settings.sustain_s else None
