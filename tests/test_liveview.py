@@ -187,9 +187,9 @@ def test_idle_synthetic_camera_streams_but_an_idle_real_camera_is_refused() -> N
     assert frame is not None and (frame.width, frame.height) == (320, 180)
     assert source.kind == "idle"
     source.close_idle()
-    with pytest.raises(LiveUnavailable, match="picamera2.*not recording"):
+    with pytest.raises(LiveUnavailable, match=r"picamera2.*not recording"):
         LiveSource(fake_recorder(None, source="picamera2"), LiveViewSettings()).check()
-    with pytest.raises(LiveUnavailable, match="busy \\(timelapse\\)"):
+    with pytest.raises(LiveUnavailable, match=r"busy \(timelapse\)"):
         LiveSource(fake_recorder(None, owner="timelapse"), LiveViewSettings()).check()
 
 
@@ -317,7 +317,7 @@ def test_viewers_get_frames_and_the_watchdog_ends_them_with_its_reason() -> None
             while not isinstance(item := await asyncio.wait_for(viewer.queue.get(), 5), End):
                 pass
             assert "CPU at 97 %" in item.reason
-        with pytest.raises(LiveOff, match="turned itself off: CPU at 97 %.*again in 30 s"):
+        with pytest.raises(LiveOff, match=r"turned itself off: CPU at 97 %.*again in 30 s"):
             live.admit()
         status = live.status()
         assert status.state == "cooling" and status.clients == 0
@@ -347,7 +347,7 @@ def test_disabled_view_is_a_404() -> None:
     live = LiveView(LiveViewSettings(enabled=False), StillSource(), lambda: Health(None))  # type: ignore[arg-type]
 
     async def scenario() -> None:
-        with pytest.raises(NotFound, match="liveview.enabled is false"):
+        with pytest.raises(NotFound, match=r"liveview\.enabled is false"):
             live.admit()
 
     asyncio.run(scenario())
