@@ -166,9 +166,14 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.state.offload = offload
     app.state.live = live
     app.state.liveview = relays
+
     # Called by the server when it begins to shut down: open event streams would otherwise
     # hold it for its whole graceful-shutdown time.
-    app.state.on_server_shutdown = live.broadcaster.close
+    def on_server_shutdown() -> None:
+        live.broadcaster.close()
+        relays.end_all("the coordinator is shutting down")
+
+    app.state.on_server_shutdown = on_server_shutdown
     app.state.logs = logs
     document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)

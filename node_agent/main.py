@@ -164,6 +164,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
     if ctx.liveview:
         registry.register(LiveViewCollector(ctx.liveview.status, ctx.node_id, settings.cam_id))
         app.include_router(liveview_router(ctx.liveview), dependencies=protected)
+        app.state.on_server_shutdown = ctx.liveview.close  # open streams end first
     if ctx.dashcam:
         app.include_router(dashcam_router(ctx.dashcam), dependencies=protected)
 

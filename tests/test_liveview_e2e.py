@@ -3,14 +3,17 @@ its live view through a real coordinator, and the watchdog turning the view off.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from common.mjpeg import MjpegParser
 from tests.conftest import RunningFleet
 from tests.liveview_helpers import wait_for, watch
 
@@ -208,6 +211,28 @@ def test_an_idle_camera_that_is_not_synthetic_is_a_409_with_why(
     assert "not recording" in answer.json()["detail"]
 
 
-@pytest.fixture(autouse=True)
-def _logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
+def test_an_open_view_does_not_hold_the_agents_shutdown(
+    fleet_factory: RunningFleet, cpu_stat: Path
+) -> None:
+    start_one(fleet_factory, cpu_stat)
+    child = fleet_factory.agents["CAM_C"]
+    with agent_client(fleet_factory) as agent:
+        start(agent, "LV-SIGTERM")
+        wait_recording(agent)
+        with agent.stream("GET", "/api/v1/live.mjpg") as resp:
+            assert resp.status_code == 200
+            parser = MjpegParser(1 << 22)
+            pieces = resp.iter_bytes()
+            while not parser.feed(next(pieces)):
+                pass
+            t0 = time.monotonic()
+            os.killpg(child.proc.pid, signal.SIGTERM)
+            final = None
+            for chunk in pieces:
+                final = next((p.body for p in parser.feed(chunk) if not p.is_jpeg), final)
+        child.proc.wait(15)
+        took = time.monotonic() - t0
+    assert final == b"the agent is shutting down"
+    assert took < 10, f"the agent took {took:.1f} s to stop with a viewer open"
+    manifest = fleet_factory.recordings_dir("CAM_C") / "LV-SIGTERM_CAM_C.json"
+    assert manifest.exists()  # the recording was finished on the way out

@@ -216,6 +216,13 @@ class LiveRelays:
                 del self._relays[node_id]
         await relay.close()
 
+    def end_all(self, reason: str) -> None:
+        """Every browser's stream ends now with ``reason`` (the server is stopping: an
+        open stream would hold it for its grace period)."""
+        for relay in list(self._relays.values()):
+            for viewer in list(relay.viewers):
+                viewer.offer(Ended(reason))
+
     async def close(self) -> None:
         """Close every upstream stream (the coordinator is stopping)."""
         relays, self._relays = list(self._relays.values()), {}

@@ -93,6 +93,7 @@ class LiveView:
         self._served_at: deque[float] = deque(maxlen=256)
         self.off_reason: str | None = None
         self._off_until = 0.0
+        self._closing = False
 
     # -- viewers ----------------------------------------------------------------------------
 
@@ -101,6 +102,8 @@ class LiveView:
         s = self.settings
         if not s.enabled:
             raise NotFound("the live view is off on this node (liveview.enabled is false)")
+        if self._closing:
+            raise LiveOff("the agent is shutting down")
         with self._lock:
             left = self._off_until - time.monotonic()
             if left > 0:
@@ -195,6 +198,13 @@ class LiveView:
             self.off_reason = reason
             self._off_until = time.monotonic() + self.settings.cooldown_s
         self._end_all(f"the live view turned itself off: {reason}")
+
+    def close(self) -> None:
+        """The server is stopping: every stream ends now (an open one would hold the
+        shutdown, and with it the recording's finish, for the server's grace period)."""
+        self._closing = True
+        self._end_all("the agent is shutting down")
+        self._wake.set()
 
     # -- state ------------------------------------------------------------------------------
 
