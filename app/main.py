@@ -21,6 +21,8 @@ from app.events import routes as event_routes
 from app.events.broadcaster import Broadcaster
 from app.events.service import LiveFleet
 from app.fleet.transport import Transport
+from app.liveview import routes as liveview_routes
+from app.liveview.service import LiveRelays
 from app.logs import routes as log_routes
 from app.metrics import FleetCollector
 from app.nodeconfig import routes as nodeconfig_routes
@@ -122,6 +124,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     live = LiveFleet(Broadcaster(), lambda: node_service.list_nodes(fleet))
     fleet.live = live
     fleet.state.on_change = live.poke
+    relays = LiveRelays(fleet, settings.liveview_max_viewers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,6 +146,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
             yield
         finally:
             await live.stop()
+            await relays.close()
             await offload.shutdown()
             await fleet.poller.stop()
             await fleet.client.aclose()
@@ -161,9 +165,15 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.state.fleet = fleet
     app.state.offload = offload
     app.state.live = live
+    app.state.liveview = relays
+
     # Called by the server when it begins to shut down: open event streams would otherwise
     # hold it for its whole graceful-shutdown time.
-    app.state.on_server_shutdown = live.broadcaster.close
+    def on_server_shutdown() -> None:
+        live.broadcaster.close()
+        relays.end_all("the coordinator is shutting down")
+
+    app.state.on_server_shutdown = on_server_shutdown
     app.state.logs = logs
     document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)
@@ -202,6 +212,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.include_router(timelapse_routes.router)
     app.include_router(audio_routes.router)
     app.include_router(event_routes.router)
+    app.include_router(liveview_routes.router)
     app.include_router(web_routes.router)
     app.include_router(log_routes.router)
     app.include_router(log_routes.fleet_router)

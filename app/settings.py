@@ -94,6 +94,9 @@ class CoordinatorSettings(BaseSettings):
         le=16,
         description="Files pulled from one node at once (1: a recording keeps its disk).",
     )
+    liveview_max_viewers: int = Field(
+        default=4, ge=1, le=64, description="Browsers watching one node's live view at once."
+    )
     offload_concurrency: int = Field(
         default=4, ge=1, le=256, description="Files pulled at once over the whole fleet."
     )

@@ -26,6 +26,8 @@ from node_agent.config.routes import make_router as config_router
 from node_agent.config.service import NodeConfig
 from node_agent.dashcam.routes import make_router as dashcam_router
 from node_agent.errors import AgentError
+from node_agent.liveview.metrics import LiveViewCollector
+from node_agent.liveview.routes import make_router as liveview_router
 from node_agent.metrics import AgentCollector
 from node_agent.power.preflight import preflight_problems
 from node_agent.recorder.recovery import recover
@@ -159,6 +161,10 @@ def create_app(settings: AgentSettings) -> FastAPI:
     if ctx.audio:
         registry.register(AudioCollector(ctx.audio.status, ctx.node_id, settings.cam_id))
         app.include_router(audio_router(ctx.audio), dependencies=protected)
+    if ctx.liveview:
+        registry.register(LiveViewCollector(ctx.liveview.status, ctx.node_id, settings.cam_id))
+        app.include_router(liveview_router(ctx.liveview), dependencies=protected)
+        app.state.on_server_shutdown = ctx.liveview.close  # open streams end first
     if ctx.dashcam:
         app.include_router(dashcam_router(ctx.dashcam), dependencies=protected)
 

@@ -20,6 +20,7 @@ from common.http import ErrorBody
 from node_agent.audio.schemas import AudioStatus, BeepRequest, BeepResult
 from node_agent.dashcam.schemas import DashcamStatus
 from node_agent.link_schemas import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
+from node_agent.liveview.schemas import LiveViewStatus
 from node_agent.power.schemas import PowerStatus
 from node_agent.sync.schemas import ChronySource, ClockStatus, FrameSyncReport
 from node_agent.timelapse.schemas import TimelapseStatus
@@ -318,6 +319,9 @@ class NodeStatus(Answer):
     )
     audio: AudioStatus | None = Field(
         default=None, description="Tones (start beep, Lock View, degraded) and the audio track."
+    )
+    liveview: LiveViewStatus | None = Field(
+        default=None, description="The live view: viewers, frames sent, why it last turned off."
     )
 
 

@@ -22,10 +22,14 @@ from node_agent.audio.overrides import apply_overrides
 from node_agent.audio.player import TonePlayer
 from node_agent.audio.service import NodeAudio
 from node_agent.audio.tone import ToneCache
+from node_agent.camera.factory import make_backend
 from node_agent.camera.lock import CameraLock
 from node_agent.commands import CommandRunner
 from node_agent.dashcam.service import Dashcam
 from node_agent.link import CoordinatorLink, hostname
+from node_agent.liveview.service import LiveView
+from node_agent.liveview.source import with_lores
+from node_agent.liveview.wiring import build_liveview
 from node_agent.power.monitor import PowerMonitor
 from node_agent.power.wiring import build_power, power_gate, power_reading, wire_power
 from node_agent.recorder.service import Recorder
@@ -60,6 +64,7 @@ class AgentContext:
     power: PowerMonitor  # the battery, its thresholds, and the clean shutdown
     dashcam: Dashcam | None = None  # when dashcam.enabled
     audio: NodeAudio | None = None  # tones and the audio track setting
+    liveview: LiveView | None = None  # the live view (Grandma Mode)
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
@@ -80,6 +85,7 @@ class AgentContext:
             power=self.power.status(),
             dashcam=self.dashcam.status() if self.dashcam else None,
             audio=self.audio.status() if self.audio else None,
+            liveview=self.liveview.status() if self.liveview else None,
         )
 
     def readings(self) -> list[Reading[Any]]:
@@ -165,6 +171,8 @@ def build_context(settings: AgentSettings) -> AgentContext:
         keeper=housekeeper,
         battery=partial(power_gate, power, settings.gates.min_battery_percent),
         sync=settings.sync,
+        # Backends with a second small stream (picamera2's lores) stream one for the view.
+        backend_factory=with_lores(make_backend, settings.liveview),
     )
     wire_power(power, recorder, timelapse, housekeeper)
     # The node's own key: it proves to the coordinator that a join comes from this node.
@@ -195,6 +203,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
         power,
         build_agent_dashcam(settings, node_id, runner, power),
         audio=NodeAudio(settings, player, recorder, clock),
+        liveview=build_liveview(settings.liveview, recorder),
     )
 
 

@@ -58,6 +58,8 @@ def test_agent_metrics_pass_promtool(agent: httpx.Client) -> None:
         assert re.search(rf'collector="{collector}",node_id="cam-c"\}} [01]\.0', text), text
 
 
+# The live view's stream (common.mjpeg.CONTENT_TYPE).
+MJPEG = "multipart/x-mixed-replace; boundary=camfleetframe"
 # Routes that answer files, and the types they document.
 BINARY = {
     "/api/v1/recordings/{recording_id}/file": {"video/mp4"},
@@ -83,6 +85,7 @@ def test_every_route_is_documented(fleet: RunningFleet) -> None:
         ("post", "/api/v1/selftest"),
         ("post", "/api/v1/sessions/{session_id}/lockview"),
         ("get", "/api/v1/nodes/{node_id}/preview.jpg"),
+        ("get", "/api/v1/nodes/{node_id}/live.mjpg"),
         ("post", "/api/v1/offload"),
         ("get", "/api/v1/offload"),
         ("get", "/api/v1/offload/{job_id}"),
@@ -115,6 +118,8 @@ def test_every_route_is_documented(fleet: RunningFleet) -> None:
                 assert "image/jpeg" in ok["content"], (method, path)
             elif path in BINARY:
                 assert set(ok["content"]) == BINARY[path], (method, path)
+            elif path.endswith(".mjpg"):
+                assert set(ok["content"]) == {MJPEG}, (method, path)
             elif path == "/api/v1/events":
                 assert set(ok["content"]) == {"text/event-stream"}, (method, path)
             elif path.startswith("/api/"):

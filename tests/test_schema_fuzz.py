@@ -66,6 +66,10 @@ AGENT_EXCLUDED: dict[str, str] = {
     # of cases would take hours. Its body bounds are in the schema and its error paths are
     # the recorder's (409 busy), which POST /api/v1/recording/start exercises here.
     "POST /api/v1/selftest": "records 1-120 s of video per case",
+    # An endless MJPEG stream (an idle synthetic camera streams): a case would never end.
+    # It takes no parameters; its answers (200, 404, 409, 503) are tested against real
+    # processes in tests/test_liveview_e2e.py.
+    "GET /api/v1/live.mjpg": "an endless stream",
 }
 COORDINATOR_EXCLUDED: dict[str, str] = {}
 

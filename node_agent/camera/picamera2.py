@@ -8,7 +8,10 @@ frame duration pinned to 1/fps. ``read`` takes the next completed request, copie
 its "main" array, notes its SensorTimestamp and releases it at once, so libcamera
 gets its buffer back while the frame is being encoded. picamera2 keeps at most one
 finished request (``queue=True``), so a reader that falls behind loses frames rather
-than receiving stale ones; the frames it gets are always in order.
+than receiving stale ones; the frames it gets are always in order. When the live view
+asked (``configure_lores``), the configuration has a second, small YUV420 ``lores``
+stream too: the ISP scales it, ``read`` copies it out of the same request, and
+``latest_lores`` hands the live view the newest one.
 
 Timestamps: SensorTimestamp is the instant the first row is read out, from the
 kernel driver's CLOCK_MONOTONIC stamp (see ``FrameClock``); the frame's exposure
@@ -174,6 +177,24 @@ class Picamera2Camera:
         self._sync_mode = "off"
         self._sync_frames: int | None = None
         self._sync_error: str | None = None
+        self._lores_want: tuple[int, int] | None = None
+        self._lores_size: tuple[int, int] | None = None
+        self._lores_latest: tuple[int, npt.NDArray[np.uint8]] | None = None
+
+    def configure_lores(self, width: int, height: int) -> None:
+        """Also stream a YUV420 ``lores`` of ``width`` x ``height`` from the next ``open()``
+        (the live view); a size over the main stream's is not asked for."""
+        if width <= self.width and height <= self.height:
+            self._lores_want = (width, height)
+
+    def latest_lores(self) -> av.VideoFrame | None:
+        """The lores frame of the latest request read lately, as a frame of its own."""
+        with self._state:
+            latest, size = self._lores_latest, self._lores_size
+        fresh_ns = int(max(0.5, 3 / self.fps) * 1e9)
+        if latest is None or size is None or time.monotonic_ns() - latest[0] > fresh_ns:
+            return None
+        return yuv420_array_to_frame(latest[1], *size)
 
     def open(self) -> None:
         """Acquire the camera, configure it and start streaming; raises CameraError."""
@@ -186,6 +207,7 @@ class Picamera2Camera:
             )
         self._clock.reset()
         self._last_ts, self._latest, self._rate_checked = None, None, False
+        self._lores_latest = None
         worker = CameraWorker("camfleet picamera2")
         started = worker.submit(self._start)
         try:
@@ -227,12 +249,15 @@ class Picamera2Camera:
                 except CameraError as err:  # the recording goes on, unsynchronised, and says so
                     self._sync_error = str(err)
                     log.warning("Pi camera %s: frame sync: %s", self.model, err)
-            config = cam.create_video_configuration(
-                main={"size": (self.width, self.height), "format": "YUV420"},
-                controls=controls,
-            )
+            streams: dict[str, Any] = {
+                "main": {"size": (self.width, self.height), "format": "YUV420"}
+            }
+            if self._lores_want is not None:  # the live view's small stream
+                streams["lores"] = {"size": self._lores_want, "format": "YUV420"}
+            config = cam.create_video_configuration(**streams, controls=controls)
             cam.configure(config)
             main = cam.camera_config["main"]
+            lores = cam.camera_config.get("lores")
             cam.start()
         except Exception as err:
             _close_quietly(cam)
@@ -241,6 +266,7 @@ class Picamera2Camera:
                 f"{self.fps:g} fps: {_reason(err)}"
             ) from err
         self._size = (int(main["size"][0]), int(main["size"][1]))
+        self._lores_size = (int(lores["size"][0]), int(lores["size"][1])) if lores else None
         if self._size != (self.width, self.height):
             log.warning(
                 "libcamera gives %dx%d for the %dx%d asked; frames are scaled",
@@ -338,6 +364,7 @@ class Picamera2Camera:
         arrival_ns = time.time_ns()
         try:
             array = request.make_array("main")
+            small = request.make_array("lores") if self._lores_size is not None else None
             metadata = request.get_metadata()
         except Exception as err:
             raise CameraError(f"picamera2 gave an unreadable frame: {_reason(err)}") from err
@@ -352,6 +379,8 @@ class Picamera2Camera:
             capture_ns = self._clock.to_wall_ns(ts_ns, arrival_ns)
             sensor = ts_ns is not None and self._clock.kind not in (None, "arrival")
             self._check_rate(metadata)
+            if small is not None:
+                self._lores_latest = (time.monotonic_ns(), small)
         frame = yuv420_array_to_frame(array, *self._size)
         if self._size != (self.width, self.height):
             frame = frame.reformat(width=self.width, height=self.height, format="yuv420p")

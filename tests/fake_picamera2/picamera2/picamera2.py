@@ -8,7 +8,9 @@ arrives every FrameDurationLimits period, is stamped with SensorTimestamp on
 CLOCK_MONOTONIC (as on a Pi), at most one finished request is kept (``queue=True``),
 queued jobs run when a frame arrives, a frame is lost when all ``buffer_count``
 buffers are held by the application, and ``cancel_all_and_flush`` cancels jobs.
-Only YUV420 main streams are generated (that is all the backend asks for).
+Only YUV420 streams are generated (that is all the backend asks for): ``main``, and a
+``lores`` as picamera2 makes it (YUV420, no larger than main, its own stride; the
+fake draws the same test pattern at the lores size rather than scaling main).
 Controls are checked against ``camera_controls`` as picamera2 does ("not advertised by
 libcamera"); ``SyncMode``/``SyncFrames`` run the software camera sync of ``_sync`` and
 add ``SyncReady``/``SyncTimer`` to the metadata; ``capture_sync_request`` is picamera2's.
@@ -118,7 +120,11 @@ class Picamera2:
             "buffer_count": buffer_count,
             "queue": queue,
             "main": stream,
-            "lores": lores,
+            "lores": (
+                _stream_config({"format": "YUV420", "size": stream["size"]}, lores)
+                if lores is not None
+                else None
+            ),
             "raw": raw,
             "controls": {"NoiseReductionMode": 1, "FrameDurationLimits": (33333, 33333)}
             | (controls or {}),
@@ -152,6 +158,8 @@ class Picamera2:
         main["stride"] = stride
         main["framesize"] = stride * height * 3 // 2
         config["main"] = main
+        if config.get("lores") is not None:
+            config["lores"] = _lores(dict(config["lores"]), size)
         for name in config["controls"]:
             if name not in self.camera_controls:
                 raise RuntimeError(f"Control {name} is not advertised by libcamera")
@@ -219,6 +227,7 @@ class Picamera2:
         main = self.camera_config["main"]
         width, height = main["size"]
         stride = main["stride"]
+        lores = self.camera_config.get("lores")
         seq = 0
         while not self._stopping.is_set():
             slot = first + seq * period_ns
@@ -251,9 +260,11 @@ class Picamera2:
                 "ColourTemperature": 5000,
                 "SensorSequence": this,
             } | extra
-            request = CompletedRequest(
-                self, {"main": frame_buffer(this, width, height, stride)}, metadata
-            )
+            buffers = {"main": frame_buffer(this, width, height, stride)}
+            if lores is not None:
+                lw, lh = lores["size"]
+                buffers["lores"] = frame_buffer(this, lw, lh, lores["stride"])
+            request = CompletedRequest(self, buffers, metadata)
             rig.count(delivered=1)
             self.frames += 1
             self.process_requests([request])
@@ -388,6 +399,23 @@ class Picamera2:
         rig.release(self.camera_idx)
         self.is_open = False
         self.camera_config = None
+
+
+def _lores(lores: dict[str, Any], main_size: tuple[int, int]) -> dict[str, Any]:
+    """The lores stream checked as picamera2 checks it, its stride and frame size set."""
+    if lores.get("format") not in ("YUV420", "YVU420"):
+        raise RuntimeError(f"Bad format {lores.get('format')} in stream lores (YUV420 only)")
+    size = lores.get("size")
+    if type(size) is not tuple or len(size) != 2:
+        raise RuntimeError("size in lores stream should be (width, height)")
+    if size[0] > main_size[0] or size[1] > main_size[1]:
+        raise RuntimeError("lores stream dimensions may not exceed main stream")
+    if size[0] % 2 or size[1] % 2:
+        raise RuntimeError("width and height should be even")
+    stride = -(-size[0] // rig.stride_align) * rig.stride_align
+    lores["stride"] = stride
+    lores["framesize"] = stride * size[1] * 3 // 2
+    return lores
 
 
 def _stream_config(defaults: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The coordinator's relay of a node's live view."""
