@@ -137,12 +137,16 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
                 "%d offload job(s) were interrupted; the next offload resumes them", interrupted
             )
         fleet.poller.start()
+        if fleet.watch is not None:
+            fleet.watch.start()
         live.start()
         log.info("coordinator ready with %d known nodes", len(fleet.state.addresses))
         try:
             yield
         finally:
             await live.stop()
+            if fleet.watch is not None:
+                await fleet.watch.stop()
             await offload.shutdown()
             await fleet.poller.stop()
             await fleet.client.aclose()
