@@ -68,7 +68,7 @@ class CoordinatorSettings(BaseSettings):
         "offline if the probe fails too.",
     )
     watch_probe_timeout_s: float = Field(
-        default=0.5, gt=0, le=60, description="The re-probe's deadline (one status call)."
+        default=1.0, gt=0, le=60, description="The re-probe's deadline (one status call)."
     )
     watch_backoff_max_s: float = Field(
         default=10.0, gt=0, le=3600, description="The longest wait before a stream reconnects."

@@ -68,7 +68,7 @@ def test_first_event_is_the_full_status_then_heartbeats_then_changes(solo: Solo)
 
         # A quiet node: heartbeats about every HEARTBEAT_S (and a status only when a
         # reading is new: the clock's and the battery's every few seconds).
-        beats = []
+        beats: list[float] = []
         while len(beats) < 5:
             item = reader.next(5)
             if item.kind == "comment":

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -43,6 +44,8 @@ NOT_OFFERED_RETRY_S = 300.0
 # A stream is renewed after this many bytes (a connection never grows without end).
 RENEW_AFTER_BYTES = 256 * 1024 * 1024
 SYNC_EVERY_S = 0.25
+# A wake-up this late past the heartbeat deadline means this process was stalled.
+STALL_S = 0.2
 
 
 @dataclass
@@ -50,7 +53,7 @@ class WatchConfig:
     """The watch's limits (from the coordinator's settings)."""
 
     heartbeat_timeout_s: float = 1.5
-    probe_timeout_s: float = 0.5
+    probe_timeout_s: float = 1.0
     backoff_max_s: float = 10.0
     max_events_per_s: int = 20
     max_event_bytes: int = MAX_ANSWER_BYTES["status"]
@@ -213,22 +216,18 @@ class FleetWatch:
         except OSError as err:
             raise _Ended(f"{type(err).__name__}: {err}"[:300]) from err
 
-    async def _read(self, w: NodeWatch, chunks: object) -> None:
+    async def _read(self, w: NodeWatch, chunks: Any) -> None:
         cfg = self.config
         node_id = w.addr.node_id
         parser = SseParser(cfg.max_event_bytes + 1024, cfg.max_event_bytes)
-        iterator = chunks.__aiter__()  # type: ignore[attr-defined]
+        iterator = chunks.__aiter__()
         alive_at = time.monotonic()
         window_at, in_window, total = alive_at, 0, 0
         while True:
-            left = cfg.heartbeat_timeout_s - (time.monotonic() - alive_at)
             try:
-                async with asyncio.timeout(max(0.0, left)):
-                    chunk: bytes = await iterator.__anext__()
+                chunk = await self._next_chunk(iterator, alive_at)
             except StopAsyncIteration:
                 return
-            except TimeoutError as err:
-                raise _Ended(f"no event or heartbeat for {cfg.heartbeat_timeout_s:g} s") from err
             total += len(chunk)
             if total > RENEW_AFTER_BYTES:
                 raise _Ended("renewed after its byte budget", renew=True)
@@ -263,6 +262,35 @@ class FleetWatch:
                 self.state.set_status(node_id, status)
                 w.live = True
                 w.failures, w.last_reason = 0, None
+
+    async def _next_chunk(self, iterator: Any, alive_at: float) -> bytes:
+        """The next piece of the stream, or _Ended when the heartbeat deadline passed.
+
+        The read is not cancelled at the deadline straight away: when this process itself
+        was stalled (a loaded machine), the deadline's timer and the data that did arrive
+        wake it at the same moment, so a late wake-up gets one more short look first.
+        """
+        timeout_s = self.config.heartbeat_timeout_s
+        pending = asyncio.ensure_future(iterator.__anext__())
+        try:
+            while True:
+                deadline = alive_at + timeout_s
+                done, _ = await asyncio.wait(
+                    {pending}, timeout=max(0.0, deadline - time.monotonic())
+                )
+                if done:
+                    chunk: bytes = pending.result()
+                    return chunk
+                late = time.monotonic() - deadline
+                if late > STALL_S:
+                    alive_at = time.monotonic() - timeout_s + STALL_S  # look once more
+                    continue
+                raise _Ended(f"no event or heartbeat for {timeout_s:g} s")
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
 
     async def _loop(self) -> None:
         while True:
