@@ -66,6 +66,8 @@ AGENT_EXCLUDED: dict[str, str] = {
     # of cases would take hours. Its body bounds are in the schema and its error paths are
     # the recorder's (409 busy), which POST /api/v1/recording/start exercises here.
     "POST /api/v1/selftest": "records 1-120 s of video per case",
+    # An endless event stream: a case would never end. tests/test_status_stream.py runs it.
+    "GET /api/v1/status/stream": "an endless server-sent events stream",
 }
 COORDINATOR_EXCLUDED: dict[str, str] = {}
 

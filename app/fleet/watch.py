@@ -145,6 +145,7 @@ class FleetWatch:
                 continue
             if time.monotonic() - opened > HEALTHY_AFTER_S:
                 backoff = FIRST_BACKOFF_S
+                w.failures, w.last_reason = 0, None
             await self._lost(w, reason)
             await self._pause(w, backoff)
             backoff = min(backoff * 2, self.config.backoff_max_s)
@@ -195,7 +196,8 @@ class FleetWatch:
                 "GET",
                 PATH,
                 headers,
-                idle_timeout_s=cfg.heartbeat_timeout_s,
+                # The head within this; after it, _next_chunk keeps the heartbeat deadline.
+                idle_timeout_s=cfg.heartbeat_timeout_s * 2,
                 max_bytes=RENEW_AFTER_BYTES + cfg.max_event_bytes * 2,
             ) as answer:
                 if answer.status == 404:
@@ -212,7 +214,7 @@ class FleetWatch:
         except TransportError as err:
             raise _Ended(str(err)) from err
         except TimeoutError as err:
-            raise _Ended(f"no answer within {cfg.heartbeat_timeout_s:g} s") from err
+            raise _Ended(f"no answer within {cfg.heartbeat_timeout_s * 2:g} s") from err
         except OSError as err:
             raise _Ended(f"{type(err).__name__}: {err}"[:300]) from err
 
@@ -261,7 +263,6 @@ class FleetWatch:
                 self.state.contact(node_id)
                 self.state.set_status(node_id, status)
                 w.live = True
-                w.failures, w.last_reason = 0, None
 
     async def _next_chunk(self, iterator: Any, alive_at: float) -> bytes:
         """The next piece of the stream, or _Ended when the heartbeat deadline passed.
