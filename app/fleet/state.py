@@ -86,9 +86,8 @@ class FleetState:
         entry = self.cache.get(node_id)
         if entry is None:
             return
-        was_down = entry.down or entry.last_error is not None
         entry.last_contact_ns = time.time_ns()
-        if was_down:
+        if entry.down:
             entry.down = False
             entry.last_error = None
             self._changed()

@@ -158,16 +158,16 @@ class FleetWatch:
     async def _lost(self, w: NodeWatch, reason: str) -> None:
         """The stream is gone: probe once; offline at once if the probe fails too."""
         node_id = w.addr.node_id
-        client = self.fanout.client
-        timeout_s = self.config.probe_timeout_s
-        probe = await self.fanout.call(
-            w.addr, "status", lambda a: client.status(a, timeout_s), deadline_s=timeout_s
-        )
+        # Straight to the node, not through the fan-out's gate: a node whose gate holds
+        # a slow command must not be called dead because the probe had to wait.
+        probe = await self.fanout.client.status(w.addr, self.config.probe_timeout_s)
         w.failures += 1
         repeat = reason == w.last_reason
         w.last_reason = reason
-        if probe.ok and probe.value is not None:
-            self.state.set_status(node_id, probe.value)
+        if probe.status_code is not None:  # it answered: alive, whatever its stream did
+            self.state.contact(node_id)
+            if probe.ok and probe.value is not None:
+                self.state.set_status(node_id, probe.value)
             (log.debug if repeat else log.warning)(
                 "status stream of %s: %s; the node answers a status call, so it stays "
                 "online and its stream is retried later (attempt %d)",
