@@ -4,6 +4,8 @@ at most two clients, the token, and the setting that turns the route off."""
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from app.demo import Child
 from tests.conftest import RunningFleet
 from tests.stream_reader import StreamReader
 
@@ -26,6 +29,7 @@ class Solo:
     url: str
     token: str
     client: httpx.Client
+    child: Child
 
     @property
     def stream_url(self) -> str:
@@ -45,7 +49,7 @@ def _solo(fleet: RunningFleet, **extra: str) -> Iterator[Solo]:
     with httpx.Client(
         base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10
     ) as client:
-        yield Solo(url, token, client)
+        yield Solo(url, token, client, child)
 
 
 @pytest.fixture
@@ -118,3 +122,15 @@ def test_the_route_can_be_turned_off(fleet_factory: RunningFleet) -> None:
     for solo in _solo(fleet_factory, CAMFLEET_STATUS_STREAM_ENABLED="false"):
         assert solo.client.get("/api/v1/status/stream").status_code == 404
         assert solo.client.get("/api/v1/status").status_code == 200
+
+
+def test_the_agent_exits_at_once_with_a_stream_open(solo: Solo) -> None:
+    with StreamReader(solo.stream_url, solo.token) as reader:
+        assert reader.next_event(10).kind == "status"
+        t0 = time.monotonic()
+        os.killpg(solo.child.proc.pid, signal.SIGTERM)
+        solo.child.proc.wait(30)
+        took = time.monotonic() - t0
+        print(f"exit after SIGTERM with a status stream open: {took:.2f} s")
+        assert took < 5, took  # not uvicorn's 20 s graceful wait for the stream
+        assert reader.ended.wait(5)
