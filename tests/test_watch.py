@@ -163,7 +163,7 @@ def test_hostile_nodes_stall_nobody_and_are_dropped_with_a_reason(
         "huge_event": "an event over",
         "silent": "no event or heartbeat for",
         "flood": "events in a second",
-        "dead": "offline: status stream",
+        "dead": "the probe timed out too",
     }
     while True:
         lines = log_path.read_text(errors="replace").splitlines()
@@ -195,8 +195,7 @@ def test_hostile_nodes_stall_nobody_and_are_dropped_with_a_reason(
 
     with fleet.client() as c:
         nodes = {n["node_id"]: n for n in c.get("/api/v1/nodes").json()["nodes"]}
-    assert nodes["bad-dead"]["online"] is False
-    assert nodes["bad-dead"]["last_error"]  # the watch's reason, or a later poll's
+    assert nodes["bad-dead"]["online"] is False  # it never answered a call
     assert all(nodes[cam.lower().replace("_", "-")]["online"] for cam, _ in CAMERAS)
     # Throttled: a stand-in that keeps breaking its stream is not reconnected in a loop.
     opened = {s.mode: s.streams_opened for s in standins}

@@ -137,7 +137,7 @@ class FleetWatch:
             except Exception as err:  # a bug here must not end the watch for good
                 log.exception("watch of %s failed", w.addr.node_id)
                 reason, renew = f"internal error: {err!r}"[:300], False
-            w.live = False
+            was_live, w.live = w.live, False
             if not w.offered:
                 await self._pause(w, NOT_OFFERED_RETRY_S)
                 continue
@@ -146,7 +146,7 @@ class FleetWatch:
             if time.monotonic() - opened > HEALTHY_AFTER_S:
                 backoff = FIRST_BACKOFF_S
                 w.failures, w.last_reason = 0, None
-            await self._lost(w, reason)
+            await self._lost(w, reason, was_live)
             await self._pause(w, backoff)
             backoff = min(backoff * 2, self.config.backoff_max_s)
 
@@ -155,8 +155,13 @@ class FleetWatch:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(w.kick.wait(), delay_s)
 
-    async def _lost(self, w: NodeWatch, reason: str) -> None:
-        """The stream is gone: probe once; offline at once if the probe fails too."""
+    async def _lost(self, w: NodeWatch, reason: str, was_live: bool) -> None:
+        """The stream is gone: probe once; offline at once if the probe fails too.
+
+        A probe that timed out on a node whose stream never came up says only that the
+        node is slow (it may answer in 5 s): that is left to the poller and
+        ``offline_after_s``. A stream that was up and then broke or went silent, or a
+        connection refused or reset, is a node gone."""
         node_id = w.addr.node_id
         # Straight to the node, not through the fan-out's gate: a node whose gate holds
         # a slow command must not be called dead because the probe had to wait.
@@ -173,6 +178,17 @@ class FleetWatch:
                 "online and its stream is retried later (attempt %d)",
                 node_id,
                 reason,
+                w.failures,
+            )
+            return
+        timed_out = probe.latency_ms >= self.config.probe_timeout_s * 900
+        if timed_out and not was_live:
+            (log.debug if repeat else log.warning)(
+                "status stream of %s: %s; the probe timed out too (%s): a slow node, left "
+                "to the poller; its stream is retried later (attempt %d)",
+                node_id,
+                reason,
+                probe.error,
                 w.failures,
             )
             return
