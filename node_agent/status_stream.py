@@ -153,6 +153,11 @@ class StatusStream:
         self.seq += 1
         return encode(status, self.seq), digest(status)
 
+    @property
+    def closed(self) -> bool:
+        """True once the server began to shut down."""
+        return self._closed
+
     def attach(self) -> StreamClient:
         """A new client; the oldest is ended when there are ``max_clients`` already."""
         self._loop = asyncio.get_running_loop()
@@ -224,6 +229,17 @@ class StatusStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         stream = self.stream
+        if stream.closed:  # shutting down: a stream now would hold the exit for good
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+                }
+            )
+            body = b'{"detail":"the agent is shutting down","code":"unavailable"}'
+            await send({"type": "http.response.body", "body": body})
+            return
         first, first_digest = stream.first_event()
         client = stream.attach()
         stream.note_first(first_digest)
@@ -251,6 +267,8 @@ class StatusStreamResponse(Response):
                             (b"content-type", b"text/event-stream; charset=utf-8"),
                             (b"cache-control", b"no-store"),
                             (b"x-accel-buffering", b"no"),
+                            # never reused: a stream's connection ends with it
+                            (b"connection", b"close"),
                         ],
                     }
                 ),
