@@ -17,6 +17,7 @@ from app.fleet.fanout import Fanout
 from app.fleet.poller import StatusPoller
 from app.fleet.state import FleetState
 from app.fleet.transport import Transport
+from app.fleet.watch import FleetWatch, WatchConfig
 from app.fleet.wire import Manifest
 from app.nodes.identity import Challenges
 from app.nodes.models import Node
@@ -49,6 +50,8 @@ class Fleet:
     restarted_sessions: set[str] = field(default_factory=set)
     # Live events (GET /api/v1/events); set by create_app.
     live: LiveFleet | None = None
+    # Every node's status stream (None when watch_enabled is off).
+    watch: FleetWatch | None = None
 
     @contextmanager
     def commanding(self, session_id: str) -> Iterator[None]:
@@ -114,6 +117,20 @@ def build_fleet(
         busy_interval_s=settings.busy_poll_interval_s,
     )
     fanout.on_changed = poller.refresh_soon
+    watch = None
+    if settings.watch_enabled:
+        watch = FleetWatch(
+            fanout,
+            state,
+            WatchConfig(
+                heartbeat_timeout_s=settings.watch_heartbeat_timeout_s,
+                probe_timeout_s=settings.watch_probe_timeout_s,
+                backoff_max_s=settings.watch_backoff_max_s,
+                max_events_per_s=settings.watch_max_events_per_s,
+            ),
+        )
+        poller.watched = watch.watched
+        poller.watched_interval_s = max(settings.watched_poll_interval_s, settings.poll_interval_s)
     return Fleet(
         settings,
         store,
@@ -125,4 +142,5 @@ def build_fleet(
         latency,
         refused,
         Challenges(),
+        watch=watch,
     )

@@ -140,6 +140,8 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
                 "%d offload job(s) were interrupted; the next offload resumes them", interrupted
             )
         fleet.poller.start()
+        if fleet.watch is not None:
+            fleet.watch.start()
         live.start()
         log.info("coordinator ready with %d known nodes", len(fleet.state.addresses))
         try:
@@ -147,6 +149,8 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         finally:
             await live.stop()
             await relays.close()
+            if fleet.watch is not None:
+                await fleet.watch.stop()
             await offload.shutdown()
             await fleet.poller.stop()
             await fleet.client.aclose()

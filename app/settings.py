@@ -55,6 +55,34 @@ class CoordinatorSettings(BaseSettings):
         "change it makes on its own (a stop, an error) reaches the live pages soon.",
     )
     offline_after_s: float = Field(default=15.0, gt=0)
+    watch_enabled: bool = Field(
+        default=True,
+        description="Hold each node's status stream (GET /api/v1/status/stream): its "
+        "changes and its death reach the live pages within a second.",
+    )
+    watch_heartbeat_timeout_s: float = Field(
+        default=1.5,
+        gt=0,
+        le=60,
+        description="A watched node that sends no event or heartbeat this long is re-probed; "
+        "offline if the probe fails too.",
+    )
+    watch_probe_timeout_s: float = Field(
+        default=1.0, gt=0, le=60, description="The re-probe's deadline (one status call)."
+    )
+    watch_backoff_max_s: float = Field(
+        default=10.0, gt=0, le=3600, description="The longest wait before a stream reconnects."
+    )
+    watched_poll_interval_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="A node whose stream is up is still polled this often (and whenever "
+        "its manifests are due), instead of every poll_interval_s.",
+    )
+    watch_max_events_per_s: int = Field(
+        default=20, ge=1, le=10_000, description="More from one node's stream drops it."
+    )
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
     manifest_sync_interval_s: float = Field(default=30.0, gt=0)
     approve_new_nodes: bool = Field(

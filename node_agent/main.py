@@ -33,8 +33,9 @@ from node_agent.power.preflight import preflight_problems
 from node_agent.recorder.recovery import recover
 from node_agent.recorder.routes import make_router as recorder_router
 from node_agent.recorder.writer import EncoderUnavailable
-from node_agent.routes import health_router, status_router
+from node_agent.routes import health_router, status_router, status_stream_router
 from node_agent.settings import AgentSettings
+from node_agent.status_stream import PokeOnWrite, StatusStream
 from node_agent.storage.routes import make_router as storage_router
 from node_agent.timelapse.metrics import TimelapseCollector
 from node_agent.timelapse.routes import make_router as timelapse_router
@@ -113,6 +114,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         try:
             yield
         finally:
+            stream.close()
             await stop_parts(ctx, sighup)
 
     def require_token(request: Request) -> None:
@@ -133,6 +135,18 @@ def create_app(settings: AgentSettings) -> FastAPI:
     install_error_handlers(app, AgentError)
     public = Guard(tokens=None)
     token_needed = Guard(tokens=lambda: [ctx.api_token.get_secret_value()])
+    stream = StatusStream(
+        ctx.status,
+        heartbeat_s=settings.status_stream_heartbeat_s,
+        debounce_s=settings.status_stream_debounce_s,
+        check_s=settings.status_stream_check_s,
+        max_clients=settings.status_stream_max_clients,
+        send_timeout_s=settings.status_stream_send_timeout_s,
+    )
+    app.state.status_stream = stream
+    # The server ends the streams first when it shuts down (else they hold it open).
+    app.state.on_server_shutdown = stream.close
+    app.add_middleware(PokeOnWrite, poke=stream.poke)
     app.add_middleware(
         AuthGate, guard_for=lambda _method, path: public if path == "/health" else token_needed
     )
@@ -143,6 +157,8 @@ def create_app(settings: AgentSettings) -> FastAPI:
     protected = [Depends(require_token)]
     app.include_router(health_router(ctx.node_id))
     app.include_router(status_router(ctx.status, registry), dependencies=protected)
+    if settings.status_stream_enabled:
+        app.include_router(status_stream_router(stream), dependencies=protected)
     lockview_done = ctx.audio.lockview_done if ctx.audio else None
     app.include_router(recorder_router(ctx.recorder, lockview_done), dependencies=protected)
     app.include_router(
@@ -164,7 +180,13 @@ def create_app(settings: AgentSettings) -> FastAPI:
     if ctx.liveview:
         registry.register(LiveViewCollector(ctx.liveview.status, ctx.node_id, settings.cam_id))
         app.include_router(liveview_router(ctx.liveview), dependencies=protected)
-        app.state.on_server_shutdown = ctx.liveview.close  # open streams end first
+        liveview = ctx.liveview
+
+        def on_server_shutdown() -> None:
+            stream.close()
+            liveview.close()  # open views end first, or the recording waits for them
+
+        app.state.on_server_shutdown = on_server_shutdown
     if ctx.dashcam:
         app.include_router(dashcam_router(ctx.dashcam), dependencies=protected)
 

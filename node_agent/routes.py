@@ -11,6 +11,7 @@ from common.http import BODY_RESPONSES, METRICS_RESPONSES
 from node_agent import __version__
 from node_agent.responses import error_responses
 from node_agent.schemas import Health, NodeStatus
+from node_agent.status_stream import StatusStream, StatusStreamResponse
 
 
 def health_router(node_id: str) -> APIRouter:
@@ -50,5 +51,29 @@ def status_router(status: Callable[[], NodeStatus], registry: CollectorRegistry)
     )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def status_stream_router(stream: StatusStream) -> APIRouter:
+    """``/api/v1/status/stream``: the status as server-sent events."""
+    router = APIRouter()
+
+    @router.get(
+        "/api/v1/status/stream",
+        summary="The status as server-sent events: at once, then on every change",
+        response_class=StatusStreamResponse,
+        responses={
+            **error_responses(),
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "A 'status' event (the body of GET /api/v1/status) at once, "
+                "then one whenever it changes (at most one per status_stream_debounce_s), "
+                "and a ': hb' comment every status_stream_heartbeat_s.",
+            },
+        },
+    )
+    async def node_status_stream() -> StatusStreamResponse:
+        return StatusStreamResponse(stream)
 
     return router

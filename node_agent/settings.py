@@ -277,6 +277,27 @@ class AgentSettings(BaseSettings):
     fleet_token: SecretStr | None = None
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
     join_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+    status_stream_enabled: bool = Field(
+        default=True, description="Offer GET /api/v1/status/stream (the coordinator's watch)."
+    )
+    status_stream_heartbeat_s: float = Field(
+        default=1.0, gt=0, le=60, description="A comment on the status stream this often."
+    )
+    status_stream_debounce_s: float = Field(
+        default=0.2, ge=0, le=10, description="At most one status event per this long."
+    )
+    status_stream_check_s: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="How often the status is re-read for changes the node makes by itself.",
+    )
+    status_stream_max_clients: int = Field(
+        default=2, ge=1, le=16, description="Open status streams; a new one ends the oldest."
+    )
+    status_stream_send_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="A stream client that takes longer is dropped."
+    )
     clock_poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     chronyc_path: str = "chronyc"
     chronyc_args: list[str] = Field(

@@ -70,6 +70,8 @@ AGENT_EXCLUDED: dict[str, str] = {
     # It takes no parameters; its answers (200, 404, 409, 503) are tested against real
     # processes in tests/test_liveview_e2e.py.
     "GET /api/v1/live.mjpg": "an endless stream",
+    # An endless event stream: a case would never end. tests/test_status_stream.py runs it.
+    "GET /api/v1/status/stream": "an endless server-sent events stream",
 }
 COORDINATOR_EXCLUDED: dict[str, str] = {}
 

@@ -222,9 +222,13 @@ class AgentClient:
             node, "stop", "POST", "/api/v1/recording/stop", StopResult, req, timeout_s
         )
 
-    async def status(self, node: NodeAddress) -> NodeCall[NodeStatus]:
+    async def status(
+        self, node: NodeAddress, timeout_s: float | None = None
+    ) -> NodeCall[NodeStatus]:
         """One node's status."""
-        return await self._call(node, "status", "GET", "/api/v1/status", NodeStatus)
+        return await self._call(
+            node, "status", "GET", "/api/v1/status", NodeStatus, timeout_s=timeout_s
+        )
 
     async def recordings(self, node: NodeAddress) -> NodeCall[RecordingList]:
         """One node's recordings with manifests."""

@@ -53,6 +53,12 @@ class StatusPoller:
         self._refreshes: set[asyncio.Task[None]] = set()
         self._polling: set[str] = set()
         self._follow_ups: dict[str, asyncio.TimerHandle] = {}
+        # Nodes whose status stream is up (app.fleet.watch): the stream brings their
+        # changes, so the sweep reads them only every watched_interval_s (or when their
+        # manifests are due) and the busy poll leaves them be.
+        self.watched: Callable[[str], bool] | None = None
+        self.watched_interval_s = 15.0
+        self._last_poll: dict[str, float] = {}
 
     async def poll_node(self, addr: NodeAddress, manifests: bool = False) -> None:
         """Refresh one node's status; collect its manifests when due (or asked).
@@ -64,6 +70,7 @@ class StatusPoller:
         if addr.node_id in self._polling or self.fanout.in_flight(addr.node_id) > 0:
             return
         self._polling.add(addr.node_id)
+        self._last_poll[addr.node_id] = time.monotonic()
         try:
             await self._poll(addr, manifests)
         finally:
@@ -130,10 +137,22 @@ class StatusPoller:
             await asyncio.sleep(REFRESH_RECHECK_S)
         await self.poll_node(addr)
 
+    def _sweep_due(self, addr: NodeAddress) -> bool:
+        """Whether the sweep reads this node (a watched one only now and then)."""
+        if self.watched is None or not self.watched(addr.node_id):
+            return True
+        entry = self.state.cache.get(addr.node_id)
+        if entry is not None and (
+            time.time_ns() - entry.last_manifest_sync_ns >= self.manifest_sync_interval_s * 1e9
+        ):
+            return True
+        last = self._last_poll.get(addr.node_id)
+        return last is None or time.monotonic() - last >= self.watched_interval_s
+
     async def poll_all(self) -> None:
         """One sweep over the fleet, all nodes at once, then the after-sweep step."""
         await asyncio.gather(
-            *(self.poll_node(a) for a in list(self.state.addresses.values())),
+            *(self.poll_node(a) for a in list(self.state.addresses.values()) if self._sweep_due(a)),
             return_exceptions=True,
         )
         if self.after_sweep is not None:
@@ -154,6 +173,8 @@ class StatusPoller:
         for node_id, addr in list(self.state.addresses.items()):
             entry = self.state.cache.get(node_id)
             status = entry.status if entry is not None else None
+            if self.watched is not None and self.watched(node_id):
+                continue  # its stream brings the changes
             if status is not None and status.recorder.state in BUSY_STATES:
                 out.append(addr)
         return out

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from app.fleet.client import NodeAddress
 from app.fleet.wire import NodeStatus
 
+# A status this much older than the cached one is an overtaken answer, not a node whose
+# clock was set back (which shows its new status after that).
+STALE_WINDOW_NS = 5_000_000_000
+
 
 @dataclass
 class NodeCache:
@@ -28,6 +32,9 @@ class NodeCache:
     last_error: str | None = None
     rtt_ms: float | None = None
     last_manifest_sync_ns: int = 0
+    # Set when the node's status stream broke and a re-probe failed: offline at once,
+    # not only after offline_after_s; the next answer clears it.
+    down: bool = False
 
 
 @dataclass
@@ -67,10 +74,31 @@ class FleetState:
             return  # removed while the call was under way
         entry.last_contact_ns = time.time_ns()
         entry.last_error = None
+        entry.down = False
         if rtt_ms is not None:
             entry.rtt_ms = rtt_ms
             self._rtts_ms.append(rtt_ms)
         self._changed()
+
+    def touch(self, node_id: str) -> None:
+        """A node's status stream showed it alive (a heartbeat comment): contact, without
+        waking the live pages unless that ends an offline spell (it comes every second)."""
+        entry = self.cache.get(node_id)
+        if entry is None:
+            return
+        entry.last_contact_ns = time.time_ns()
+        if entry.down:
+            entry.down = False
+            entry.last_error = None
+            self._changed()
+
+    def mark_offline(self, node_id: str, error: str) -> None:
+        """The node is gone (its stream broke and it did not answer a probe): offline now."""
+        entry = self.cache.get(node_id)
+        if entry is not None:
+            entry.down = True
+            entry.last_error = error[:500]
+            self._changed()
 
     def heartbeat(self, node_id: str) -> None:
         """A node proved itself in a join or heartbeat just now."""
@@ -86,9 +114,13 @@ class FleetState:
             self._changed()
 
     def set_status(self, node_id: str, status: NodeStatus) -> None:
-        """A fresh status from the node."""
+        """A fresh status from the node (one older than the cached one, a poll's answer
+        overtaken by the stream, is passed over)."""
         entry = self.cache.get(node_id)
         if entry is not None:
+            old = entry.status
+            if old is not None and 0 < old.time_ns - status.time_ns < STALE_WINDOW_NS:
+                return
             entry.status = status
             entry.status_at_ns = time.time_ns()
             self._changed()
@@ -96,7 +128,7 @@ class FleetState:
     def online(self, node_id: str, now_ns: int | None = None) -> bool:
         """True when the node answered a call recently enough."""
         entry = self.cache.get(node_id)
-        if entry is None or entry.last_contact_ns is None:
+        if entry is None or entry.last_contact_ns is None or entry.down:
             return False
         now = now_ns if now_ns is not None else time.time_ns()
         return now - entry.last_contact_ns <= self.offline_after_s * 1e9
