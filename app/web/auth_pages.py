@@ -14,11 +14,13 @@ import html
 from typing import Annotated
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
-from app.auth import CSRF_HEADER, SESSION_COOKIE, TOKEN_USER, Auth
-from app.deps import AuthDep
+from app.auth import CSRF_HEADER, SESSION_COOKIE, STATE_KEY, TOKEN_USER, Auth, SignedIn
+from app.deps import AuthDep, require_operator
+from common.http import AUTH_RESPONSES
 
 router = APIRouter(tags=["sign-in"])
 
@@ -251,3 +253,39 @@ async def logout(request: Request, auth: AuthDep) -> Response:
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+class WhoAmI(BaseModel):
+    """Who the request is signed in as."""
+
+    user: str = Field(description="The user name, or '(operator token)'")
+    via: str = Field(description="'session' (the browser's cookie) or 'bearer'")
+    csrf_token: str | None = Field(
+        description="What a session's state-changing requests send as X-CSRF-Token "
+        "(the pages have it in <meta name=csrf-token>); null for the bearer header"
+    )
+    expires_at: float | None = Field(
+        description="Unix time the session ends at the latest (its idle limit may end it "
+        "sooner); null for the bearer header"
+    )
+
+
+@router.get(
+    "/api/v1/auth/session",
+    summary="Who this request is signed in as, and its session's CSRF token",
+    response_model=WhoAmI,
+    responses=AUTH_RESPONSES,
+    dependencies=[Depends(require_operator)],
+)
+async def whoami(request: Request, auth: AuthDep) -> WhoAmI:
+    found: SignedIn | None = request.scope.get("state", {}).get(STATE_KEY)
+    if found is None:
+        return WhoAmI(user=TOKEN_USER, via="bearer", csrf_token=None, expires_at=None)
+    s = found.session
+    expires = min(s.created + auth.sessions.max_age_s, s.last_seen + auth.sessions.idle_s)
+    return WhoAmI(
+        user=s.user,
+        via="session",
+        csrf_token=auth.sessions.csrf_token(found.sid),
+        expires_at=expires,
+    )
