@@ -24,9 +24,9 @@ def signed_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFl
     root = tmp_path_factory.mktemp("signin")
     config = root / "coordinator.yaml"
     config.write_text("# the rig at the pitch\nbeep: false\n")
+    command = ["user", "add", "alice", "--config", str(config), "--password-stdin"]
     made = subprocess.run(
-        [sys.executable, "-m", "app.cli", "user", "add", "alice", "--config", str(config)]
-        + ["--password-stdin"],
+        [sys.executable, "-m", "app.cli", *command],
         input=PASSWORD + "\n",
         capture_output=True,
         text=True,
