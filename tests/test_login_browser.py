@@ -122,7 +122,7 @@ def test_sign_in_reload_sign_out_and_the_old_cookie_is_refused(
     # the cookie saved before the sign-out, put into another browser, is refused
     other = browser.new_context()
     try:
-        other.add_cookies([session])
+        other.add_cookies([{"name": session["name"], "value": session["value"], "url": fleet.url}])
         stolen = other.new_page()
         stolen.goto(f"{fleet.url}/")
         expect(stolen).to_have_url(f"{fleet.url}/login?next=/")
