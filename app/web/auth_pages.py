@@ -185,7 +185,10 @@ async def form_fields(request: Request) -> dict[str, str] | None:
 NextQuery = Annotated[str | None, Query(max_length=2048, description="Where to go afterwards")]
 
 
-@router.get("/login", summary="The sign-in page", response_class=HTMLResponse)
+# The forms are for browsers, not part of the API (scripts use the bearer header).
+@router.get(
+    "/login", summary="The sign-in page", response_class=HTMLResponse, include_in_schema=False
+)
 async def login_form(request: Request, auth: AuthDep, next: NextQuery = None) -> Response:
     next_path = safe_next(next)
     if auth.signed_in(request.scope) is not None:
@@ -197,6 +200,7 @@ async def login_form(request: Request, auth: AuthDep, next: NextQuery = None) ->
     "/login",
     summary="Sign in (form: user and password, or token; next)",
     response_class=HTMLResponse,
+    include_in_schema=False,
     responses={
         303: {"description": "Signed in: the session cookie, and on to next"},
         400: {"description": "Not a sign-in form"},
@@ -236,6 +240,7 @@ async def login(request: Request, auth: AuthDep) -> Response:
     "/logout",
     summary="Sign out (form: csrf_token)",
     response_class=HTMLResponse,
+    include_in_schema=False,
     responses={
         303: {"description": "Signed out (or was not signed in): on to /login"},
         403: {"description": "No valid CSRF token: still signed in"},

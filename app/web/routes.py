@@ -22,11 +22,6 @@ TokenQuery = Annotated[
 ]
 
 
-def _bearer_ok(request: Request, auth: Auth) -> bool:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(token) and auth.token_ok(token)
-
-
 def _signed_in(request: Request, auth: Auth, token: str | None) -> Response | str:
     """The page's CSRF token when the browser may see it; otherwise the answer to give:
     ``?token=`` signs in (303 to the page without it), no session goes to /login."""
@@ -36,8 +31,6 @@ def _signed_in(request: Request, auth: Auth, token: str | None) -> Response | st
     found = auth.signed_in(request.scope)
     if found is not None:
         return auth.sessions.csrf_token(found.sid)
-    if _bearer_ok(request, auth):
-        return ""  # a script with the bearer header: no cookie, so no CSRF token needed
     return RedirectResponse(login_url(path), status_code=303, headers={"Cache-Control": "no-store"})
 
 
