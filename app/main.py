@@ -159,7 +159,8 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         title="camfleet coordinator",
         version=__version__,
         description="Runs a fleet of cameras as one instrument. Every route but /health needs "
-        "'Authorization: Bearer <operator token>' (nodes join with the fleet token).",
+        "'Authorization: Bearer <operator token>' (nodes join with the fleet token), or a "
+        "browser session signed in at /login (its changes also send X-CSRF-Token).",
         lifespan=lifespan,
         docs_url=None,  # served by app.web with the operator token
         redoc_url=None,
