@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from app.context import Fleet
 from app.errors import NodeNotFound, NodePending, NodeRefused, NodeUnreachable
 from app.fleet.client import NodeAddress, NodeCall
+from app.logs.models import FleetModeChange, FleetModeResult, ModeNodeResult
 from app.nodes import repository
-from common.logmodes import Level, LogList, Mode, ModeChange, ModeState
+from app.nodes import service as node_service
+from common.logmodes import Level, LogControl, LogList, Mode, ModeChange, ModeState
 
 T = TypeVar("T")
 
@@ -48,4 +51,30 @@ async def logs(fleet: Fleet, node_id: str, lines: int, level: Level) -> LogList:
     """The node's recent records, newest last."""
     return await _one_call(
         fleet, node_id, "logs", lambda addr: fleet.client.logs(addr, lines, level)
+    )
+
+
+async def set_fleet_mode(
+    fleet: Fleet, control: LogControl, body: FleetModeChange
+) -> FleetModeResult:
+    """Every target node at once, then the coordinator itself: a node that does not answer
+    is reported and keeps its mode; the others switch (each keeps it across restarts)."""
+    targets = await fleet.store.run(lambda db: node_service.addresses(db, fleet, body.node_ids))
+    change = ModeChange(mode=body.mode)
+    calls = await fleet.fanout.each(targets, "mode", lambda a: fleet.client.set_mode(a, change))
+    nodes = [
+        ModeNodeResult(
+            node_id=c.node_id,
+            ok=c.ok,
+            status_code=c.status_code,
+            error=c.error,
+            latency_ms=c.latency_ms,
+            mode=c.value.mode if c.value else None,
+        )
+        for c in calls
+    ]
+    own = await asyncio.to_thread(control.set_mode, body.mode) if body.coordinator else None
+    ok = sum(1 for n in nodes if n.ok)
+    return FleetModeResult(
+        mode=body.mode, coordinator=own, ok=ok, failed=len(nodes) - ok, nodes=nodes
     )

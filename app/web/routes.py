@@ -56,9 +56,7 @@ async def dashboard(request: Request, auth: AuthDep, token: TokenQuery = None) -
     return page(request, auth, token, "index.html")
 
 
-@router.get(
-    "/sessions", summary="The sessions page", response_class=HTMLResponse, responses=_SIGN_IN
-)
+@router.get("/sessions", summary="The sessions page", include_in_schema=False)
 async def sessions_page(request: Request, auth: AuthDep, token: TokenQuery = None) -> Response:
     return page(request, auth, token, "sessions.html")
 
@@ -66,8 +64,7 @@ async def sessions_page(request: Request, auth: AuthDep, token: TokenQuery = Non
 @router.get(
     "/sessions/{session_id}",
     summary="One session's page",
-    response_class=HTMLResponse,
-    responses=_SIGN_IN,
+    include_in_schema=False,
 )
 async def session_page(
     session_id: Annotated[str, Path(max_length=64)],
@@ -78,9 +75,7 @@ async def session_page(
     return page(request, auth, token, "session.html", {"session_id": session_id})
 
 
-@router.get(
-    "/recordings", summary="The recordings page", response_class=HTMLResponse, responses=_SIGN_IN
-)
+@router.get("/recordings", summary="The recordings page", include_in_schema=False)
 async def recordings_page(request: Request, auth: AuthDep, token: TokenQuery = None) -> Response:
     return page(request, auth, token, "recordings.html")
 
@@ -88,8 +83,7 @@ async def recordings_page(request: Request, auth: AuthDep, token: TokenQuery = N
 @router.get(
     "/nodes/{node_id}/settings",
     summary="One node's settings page",
-    response_class=HTMLResponse,
-    responses=_SIGN_IN,
+    include_in_schema=False,
 )
 async def settings_page(
     node_id: Annotated[str, Path(max_length=64)],
@@ -103,8 +97,7 @@ async def settings_page(
 @router.get(
     "/nodes/{node_id}/live",
     summary="One node's live view page",
-    response_class=HTMLResponse,
-    responses=_SIGN_IN,
+    include_in_schema=False,
 )
 async def live_page(
     node_id: Annotated[str, Path(max_length=64)],
