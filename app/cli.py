@@ -38,6 +38,8 @@ examples:
   camfleet dashcam --config /etc/camfleet/agent.yaml --dry-run --once
                                              print the dashcam loop's plan, run nothing
   camfleet sync role client --dry-run        print this node's chrony config
+  camfleet user add alice --config /etc/camfleet/coordinator.yaml
+                                             a user who signs in to the pages
 
 exit codes of the operator commands: 0 ok, 1 some node failed (refused a start,
 did not pass the self-test, is offline), 2 usage or connection problem (a refused
@@ -306,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
 
     add_footage_commands(command, url_help, token_help)
 
+    from app.auth.usercmd import add_user_command, run_user
+
+    add_user_command(command)
+
     args = parser.parse_args(argv)
     if args.cmd in ("offload", "download", "archive"):
         return run_footage(args)
@@ -319,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_dashcam_command(args)
     if args.cmd == "sync":
         return run_sync(args)
+    if args.cmd == "user":
+        return run_user(args)
     if args.cmd in OPERATOR_COMMANDS:
         return run_operator(args)
     parser.error(f"unknown command {args.cmd}")

@@ -7,13 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.auth import STATE_KEY, Auth
 from app.context import Fleet
 from app.offload.engine import OffloadEngine
 from common.http import check_bearer
-
-# The dashboard's browser session carries the operator token in this cookie
-# (HttpOnly, SameSite=Strict, so other sites cannot make the browser use it).
-TOKEN_COOKIE = "camfleet_token"
 
 
 def get_fleet(request: Request) -> Fleet:
@@ -23,17 +20,27 @@ def get_fleet(request: Request) -> Fleet:
 
 
 # Declared so that Swagger shows the lock and its "Authorize" button sends the header;
-# the check itself is check_bearer's (it also accepts the dashboard's cookie).
+# the check itself is check_bearer's, or the AuthGate's for a browser's session cookie.
 bearer_scheme = HTTPBearer(auto_error=False, description="The operator token")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
 def require_operator(request: Request, _credentials: BearerDep) -> None:
-    """Operator token on every route but /health and the node join."""
+    """Operator token on every route but /health and the node join, or a browser session
+    the AuthGate accepted (with its CSRF token when the request changes something)."""
+    if request.scope.get("state", {}).get(STATE_KEY) is not None:
+        return
     fleet: Fleet = request.app.state.fleet
-    check_bearer(
-        request, lambda: [fleet.settings.operator_token.get_secret_value()], cookie=TOKEN_COOKIE
-    )
+    check_bearer(request, lambda: [fleet.settings.operator_token.get_secret_value()])
+
+
+def get_auth(request: Request) -> Auth:
+    """The app's sign-in state."""
+    auth: Auth = request.app.state.auth
+    return auth
+
+
+AuthDep = Annotated[Auth, Depends(get_auth)]
 
 
 def require_fleet_token(request: Request) -> None:

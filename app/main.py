@@ -14,8 +14,9 @@ from pydantic import BaseModel
 
 from app import __version__, db
 from app.audio import routes as audio_routes
+from app.auth import Auth
 from app.context import build_fleet
-from app.deps import TOKEN_COOKIE, require_operator
+from app.deps import require_operator
 from app.errors import CamfleetError
 from app.events import routes as event_routes
 from app.events.broadcaster import Broadcaster
@@ -36,6 +37,7 @@ from app.sessions import routes as session_routes
 from app.sessions.reconcile import mark_restarted, reconcile
 from app.settings import CoordinatorSettings
 from app.timelapse import routes as timelapse_routes
+from app.web import auth_pages
 from app.web import routes as web_routes
 from app.web.pages import is_page
 from common.http import (
@@ -60,21 +62,26 @@ class CoordinatorHealth(BaseModel):
 
 
 _JOIN_PATHS = frozenset({"/api/v1/nodes/join", "/api/v1/nodes/challenge"})
+# The sign-in form and the sign-out form: they check their own credentials (and limits).
+_SIGN_IN_POSTS = frozenset({"/login", "/logout"})
 
 
-def guards(settings: CoordinatorSettings) -> Callable[[str, str], Guard]:
+def guards(settings: CoordinatorSettings, auth: Auth) -> Callable[[str, str], Guard]:
     """Which token each request needs, and how large its body may be."""
     public = Guard(tokens=None)
+    sign_in = Guard(tokens=None, max_body_bytes=8 * 1024)
     join = Guard(tokens=lambda: [settings.fleet_token.get_secret_value()], max_body_bytes=16 * 1024)
     operator = Guard(
         tokens=lambda: [settings.operator_token.get_secret_value()],
-        cookie=TOKEN_COOKIE,
+        cookie_check=auth.cookie_check,
         max_body_bytes=64 * 1024,
     )
 
     def guard_for(method: str, path: str) -> Guard:
         if path == "/health" or (method == "GET" and is_page(path)):
             return public
+        if method == "POST" and path in _SIGN_IN_POSTS:
+            return sign_in
         if path in _JOIN_PATHS:
             return join
         return operator
@@ -160,7 +167,8 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         title="camfleet coordinator",
         version=__version__,
         description="Runs a fleet of cameras as one instrument. Every route but /health needs "
-        "'Authorization: Bearer <operator token>' (nodes join with the fleet token).",
+        "'Authorization: Bearer <operator token>' (nodes join with the fleet token), or a "
+        "browser session signed in at /login (its changes also send X-CSRF-Token).",
         lifespan=lifespan,
         docs_url=None,  # served by app.web with the operator token
         redoc_url=None,
@@ -179,10 +187,12 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
 
     app.state.on_server_shutdown = on_server_shutdown
     app.state.logs = logs
+    auth = Auth(settings)
+    app.state.auth = auth
     document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)
     app.add_middleware(
-        AuthGate, guard_for=guards(settings), read_timeout_s=settings.body_read_timeout_s
+        AuthGate, guard_for=guards(settings, auth), read_timeout_s=settings.body_read_timeout_s
     )
 
     @app.get(
@@ -218,6 +228,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.include_router(event_routes.router)
     app.include_router(liveview_routes.router)
     app.include_router(web_routes.router)
+    app.include_router(auth_pages.router)
     app.include_router(log_routes.router)
     app.include_router(log_routes.fleet_router)
     app.include_router(logs_router(logs, [Depends(require_operator)]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,8 @@ from common.settings import (
     format_validation_error,
     yaml_under_env,
 )
+
+USER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class CoordinatorSettings(BaseSettings):
@@ -161,6 +164,38 @@ class CoordinatorSettings(BaseSettings):
         "files too. data_dir/mode.json (PUT /api/v1/mode) overrides it.",
     )
     logging: LoggingSettings = LoggingSettings()
+    users: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="People who sign in to the pages: name -> Argon2 password hash "
+        "(made by 'camfleet user add NAME'). The operator token signs in too.",
+    )
+    session_idle_timeout_s: float = Field(
+        default=12 * 3600.0,
+        gt=0,
+        le=30 * 86400,
+        description="A browser session unused this long is signed out.",
+    )
+    session_max_age_s: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        le=365 * 86400,
+        description="A browser session is signed out this long after its sign-in, used or not.",
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed sign-ins from one address within login_window_s before it must wait.",
+    )
+    login_max_failures_per_user: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Failed sign-ins for one user name (from any address) within login_window_s.",
+    )
+    login_window_s: float = Field(
+        default=300.0, gt=0, le=86400, description="The window failed sign-ins are counted in."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CoordinatorSettings:
@@ -168,6 +203,15 @@ class CoordinatorSettings(BaseSettings):
         check_token("fleet_token", self.fleet_token)
         if self.operator_token.get_secret_value() == self.fleet_token.get_secret_value():
             raise ValueError("operator_token and fleet_token must differ")
+        for name, hashed in self.users.items():
+            if not USER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"users: {name!r} is not a valid user name (1-64 letters, digits, . _ -)"
+                )
+            if not hashed.get_secret_value().startswith("$argon2"):
+                raise ValueError(
+                    f"users.{name}: not an Argon2 hash; make one with 'camfleet user add {name}'"
+                )
         if not self.min_lead_ms <= self.default_lead_ms <= self.max_lead_ms:
             raise ValueError("default_lead_ms must lie between min_lead_ms and max_lead_ms")
         return self

@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request as StarletteRequest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -37,10 +36,8 @@ class Unauthorized(HTTPException):
         super().__init__(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def bearer_problem(header: str | None, cookie_token: str | None, expected: list[str]) -> str | None:
+def bearer_problem(header: str | None, expected: list[str]) -> str | None:
     """Why a request's credentials are refused, or None when its token is one of ``expected``."""
-    if not header and cookie_token:
-        header = f"Bearer {cookie_token}"
     if not header:
         return "missing Authorization header: send 'Authorization: Bearer <token>'"
     scheme, _, token = header.partition(" ")
@@ -52,12 +49,9 @@ def bearer_problem(header: str | None, cookie_token: str | None, expected: list[
     return None
 
 
-def check_bearer(
-    request: Request, expected: Callable[[], list[str]], cookie: str | None = None
-) -> None:
-    """Accept the request when its bearer token (or ``cookie``) equals one of ``expected()``."""
-    cookie_token = request.cookies.get(cookie) if cookie else None
-    problem = bearer_problem(request.headers.get("authorization"), cookie_token, expected())
+def check_bearer(request: Request, expected: Callable[[], list[str]]) -> None:
+    """Accept the request when its bearer token equals one of ``expected()``."""
+    problem = bearer_problem(request.headers.get("authorization"), expected())
     if problem is not None:
         raise Unauthorized(problem)
 
@@ -84,6 +78,7 @@ def install_error_handlers(app: FastAPI, domain_error: type[Exception]) -> None:
         codes = {
             400: "bad_request",
             401: "unauthorized",
+            403: "forbidden",
             404: "not_found",
             405: "method_not_allowed",
         }
@@ -138,11 +133,23 @@ METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """An answer the AuthGate gives instead of calling the app."""
+
+    status: int
+    detail: str
+    code: str
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class Guard:
     """What a route asks of a request before its body is read."""
 
     tokens: Callable[[], list[str]] | None  # None: public, no token asked
-    cookie: str | None = None  # a cookie that may carry the token instead of the header
+    # Asked instead of the token when the request has no Authorization header (a browser's
+    # session cookie): None accepts the request, a Refusal is the answer.
+    cookie_check: Callable[[Scope, Headers], Refusal | None] | None = None
     max_body_bytes: int = 64 * 1024
 
 
@@ -168,13 +175,21 @@ class AuthGate:
         guard = self.guard_for(scope["method"], scope["path"])
         headers = Headers(scope=scope)
         if guard.tokens is not None:
-            cookie = None
-            if guard.cookie:
-                cookie = StarletteRequest(scope).cookies.get(guard.cookie)
-            problem = bearer_problem(headers.get("authorization"), cookie, guard.tokens())
-            if problem is not None:
-                await _answer(send, 401, problem, "unauthorized", {"WWW-Authenticate": "Bearer"})
-                return
+            authorization = headers.get("authorization")
+            if authorization is None and guard.cookie_check is not None:
+                refusal = guard.cookie_check(scope, headers)
+                if refusal is not None:
+                    await _answer(
+                        send, refusal.status, refusal.detail, refusal.code, refusal.headers
+                    )
+                    return
+            else:
+                problem = bearer_problem(authorization, guard.tokens())
+                if problem is not None:
+                    await _answer(
+                        send, 401, problem, "unauthorized", {"WWW-Authenticate": "Bearer"}
+                    )
+                    return
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():

@@ -133,14 +133,17 @@ def test_every_route_is_documented(fleet: RunningFleet) -> None:
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 
-def test_pages_take_the_token_once_then_a_cookie(fleet: RunningFleet) -> None:
+def test_pages_take_the_token_once_then_a_session_cookie(fleet: RunningFleet) -> None:
     with httpx.Client(base_url=fleet.url, follow_redirects=True) as browser:
-        assert browser.get("/").status_code == 401
-        assert browser.get("/docs").status_code == 401
+        to_login = browser.get("/")
+        assert to_login.status_code == 200 and to_login.url.path == "/login"
+        assert browser.get("/docs").url.params["next"] == "/docs"
         assert browser.get("/?token=wrong-wrong-wrong-wrong").status_code == 401
         signed_in = browser.get(f"/docs?token={fleet.operator_token}")
         assert signed_in.status_code == 200 and "swagger-ui" in signed_in.text
-        assert browser.cookies.get("camfleet_token") == fleet.operator_token
+        assert signed_in.url.query == b""  # the token left the address bar
+        session = browser.cookies.get("camfleet_session")
+        assert session and fleet.operator_token not in session
         page = browser.get("/")
         assert page.status_code == 200 and "<title>camfleet</title>" in page.text
         assert browser.get("/api/v1/nodes").json()["total"] == 1

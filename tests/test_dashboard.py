@@ -106,8 +106,9 @@ def test_a_wrong_token_gets_the_sign_in_form(fleet: RunningFleet, page: Page) ->
     assert resp is not None and resp.status == 401
     expect(page.locator("body")).to_contain_text("That token is not valid")
     page.fill("input[name=token]", fleet.operator_token)
-    page.click("button[type=submit]")
+    page.get_by_role("button", name="Sign in with the token").click()
     expect(page.locator("article.card")).to_have_count(1)
+    assert page.url == f"{fleet.url}/"
 
 
 def test_lock_view_and_self_test_from_the_dashboard(fleet: RunningFleet, page: Page) -> None:

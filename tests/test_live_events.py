@@ -148,10 +148,15 @@ def test_the_stream_needs_the_operator_token(live_fleet: RunningFleet) -> None:
         assert anon.get("/api/v1/events").status_code == 401
         wrong = anon.get("/api/v1/events", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-    # the dashboard's HttpOnly cookie, as an EventSource in the browser sends it
-    cookies = {"camfleet_token": fleet.operator_token}
+        # the raw token as a cookie is no credential (only a signed-in session is)
+        anon.cookies.set("camfleet_token", fleet.operator_token)
+        assert anon.get("/api/v1/events").status_code == 401
+    # the dashboard's HttpOnly session cookie, as an EventSource in the browser sends it
+    with httpx.Client(base_url=fleet.url, timeout=10) as browser:
+        assert browser.get(f"/?token={fleet.operator_token}").status_code == 303
+        assert "camfleet_session" in browser.cookies
     with (
-        httpx.Client(base_url=fleet.url, timeout=10, cookies=cookies) as browser,
+        httpx.Client(base_url=fleet.url, timeout=10, cookies=browser.cookies) as browser,
         browser.stream("GET", "/api/v1/events") as resp,
     ):
         assert resp.status_code == 200

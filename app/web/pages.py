@@ -54,10 +54,10 @@ def asset(name: str) -> Response | None:
     )
 
 
-# GET paths that are pages: they answer a browser with no session with a sign-in form,
-# so the token middleware lets them through and the route itself decides.
+# GET paths that are pages: they send a browser with no session to /login (which needs
+# none), so the token middleware lets them through and the route itself decides.
 _PAGE_PATH = re.compile(
-    r"^/(|docs|sessions|recordings|sessions/[^/]{1,64}|nodes/[^/]{1,64}/(settings|live))$"
+    r"^/(|login|docs|sessions|recordings|sessions/[^/]{1,64}|nodes/[^/]{1,64}/(settings|live))$"
 )
 
 
