@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -278,4 +279,9 @@ def test_the_settings_page_applies_a_change_and_shows_a_refusal_by_its_field(
 
 def test_pages_need_the_operator(fleet: RunningFleet) -> None:
     for path in ("/sessions", "/sessions/x", "/recordings", "/nodes/cam-c/settings"):
-        assert httpx.get(f"{fleet.url}{path}").status_code == 401, path
+        # no session: sent to the sign-in page, which comes back here after it
+        resp = httpx.get(f"{fleet.url}{path}")
+        assert resp.status_code == 303, path
+        assert resp.headers["location"] == f"/login?next={quote(path, safe='/')}", resp.headers
+        form = httpx.get(f"{fleet.url}{path}", follow_redirects=True)
+        assert form.url.path == "/login" and 'type="password"' in form.text, form.url
