@@ -20,6 +20,7 @@ from common.http import ErrorBody
 from node_agent.audio.schemas import AudioStatus, BeepRequest, BeepResult
 from node_agent.dashcam.schemas import DashcamStatus
 from node_agent.link_schemas import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
+from node_agent.network.schemas import NetworkInterface, NetworkMode, NetworkStatus
 from node_agent.power.schemas import PowerStatus
 from node_agent.sync.schemas import ChronySource, ClockStatus, FrameSyncReport
 from node_agent.timelapse.schemas import TimelapseStatus
@@ -68,6 +69,9 @@ __all__ = [
     "JoinChallengeRequest",
     "JoinRequest",
     "JoinResponse",
+    "NetworkInterface",
+    "NetworkMode",
+    "NetworkStatus",
     "NodeId",
     "Position",
     "PublicKey",
@@ -318,6 +322,16 @@ class NodeStatus(Answer):
     )
     audio: AudioStatus | None = Field(
         default=None, description="Tones (start beep, Lock View, degraded) and the audio track."
+    )
+    cpu_temp_c: float | None = Field(
+        default=None,
+        ge=-100,
+        le=250,
+        description="The CPU temperature (gates.thermal_path, what the temperature gate "
+        "reads); null when there is no sensor.",
+    )
+    network: NetworkStatus | None = Field(
+        default=None, description="The network mode: mesh, ap_host, ap_client, wired, wifi, none."
     )
 
 
