@@ -44,7 +44,8 @@ function recording(n) { return n.online && n.status && ["recording", "armed"].in
 // What is wrong with each node on its own, and where it disagrees with the others.
 function problems(nodes) {
   const out = new Map(nodes.map(n => [n.node_id, []]));
-  const add = (n, text, bad) => out.get(n.node_id).push({text, bad: !!bad});
+  // odd: a disagreement with the others (or low disk or battery), which marks the card
+  const add = (n, text, bad, odd) => out.get(n.node_id).push({text, bad: !!bad, odd: !!odd});
   const live = nodes.filter(n => n.online && n.status);
   const busy = live.filter(recording);
   const profiles = majority(live.map(n => profileKey(n.status.recorder)));
@@ -58,18 +59,18 @@ function problems(nodes) {
     if (!n.online) { add(n, "offline" + (n.last_error ? ": " + n.last_error : ""), true); continue; }
     const s = n.status; if (!s) continue;
     const r = s.recorder, c = s.clock, d = s.disk, p = s.power;
-    if (!recording(n) && busy.length) add(n, `${r.state} while ${busy.length} other${busy.length > 1 ? "s" : ""} record`, true);
-    if (!c.synchronized) add(n, "clock not synchronized");
-    if (medOffset != null && c.synchronized && Math.abs(c.offset_ns - medOffset) > OFFSET_OUTLIER_NS) add(n, `clock offset ${fmtNs(c.offset_ns)} is far from the others (${fmtNs(medOffset)})`);
-    if (medBound != null && c.error_bound_ns != null && c.error_bound_ns > Math.max(2e6, BOUND_OUTLIER_FACTOR * medBound)) add(n, `clock bound ±${fmtNs(c.error_bound_ns)} is wider than the others' (±${fmtNs(medBound)})`);
+    if (!recording(n) && busy.length) add(n, `${r.state} while ${busy.length} other${busy.length > 1 ? "s" : ""} record`, true, true);
+    if (!c.synchronized) add(n, "clock not synchronized", false, synced.length > 0);
+    if (medOffset != null && c.synchronized && Math.abs(c.offset_ns - medOffset) > OFFSET_OUTLIER_NS) add(n, `clock offset ${fmtNs(c.offset_ns)} is far from the others (${fmtNs(medOffset)})`, false, true);
+    if (medBound != null && c.error_bound_ns != null && c.error_bound_ns > Math.max(2e6, BOUND_OUTLIER_FACTOR * medBound)) add(n, `clock bound ±${fmtNs(c.error_bound_ns)} is wider than the others' (±${fmtNs(medBound)})`, false, true);
     (n.clock_flags || []).forEach(f => add(n, f));
-    if (d.alarm) add(n, d.alarm, true);
-    else if (d.level !== "ok" || d.minutes_left < LOW_DISK_MIN) add(n, `low disk: ${d.minutes_left.toFixed(0)} min left`, d.level === "critical");
+    if (d.alarm) add(n, d.alarm, true, true);
+    else if (d.level !== "ok" || d.minutes_left < LOW_DISK_MIN) add(n, `low disk: ${d.minutes_left.toFixed(0)} min left`, d.level === "critical", true);
     const pr = p && p.reading;
-    if (p && p.provider !== "none" && !(pr && pr.on_ac) && (["low", "disconnect", "shutdown", "warn"].includes(p.level) || (pr && pr.percent != null && pr.percent < LOW_BATTERY_PERCENT))) add(n, `low battery${pr && pr.percent != null ? ": " + pr.percent.toFixed(0) + " %" : ""}`, p.level !== "warn");
+    if (p && p.provider !== "none" && !(pr && pr.on_ac) && (["low", "disconnect", "shutdown", "warn"].includes(p.level) || (pr && pr.percent != null && pr.percent < LOW_BATTERY_PERCENT))) add(n, `low battery${pr && pr.percent != null ? ": " + pr.percent.toFixed(0) + " %" : ""}`, p.level !== "warn", true);
     if (s.cpu_temp_c != null && s.cpu_temp_c >= HOT_CPU_C) add(n, `CPU hot: ${s.cpu_temp_c.toFixed(1)} °C`);
-    if (profiles && profileKey(r) !== profiles) add(n, `profile ${profileKey(r)} differs from the others (${profiles})`);
-    if (versions && s.version !== versions) add(n, `version ${s.version} differs from the others (${versions})`);
+    if (profiles && profileKey(r) !== profiles) add(n, `profile ${profileKey(r)} differs from the others (${profiles})`, false, true);
+    if (versions && s.version !== versions) add(n, `version ${s.version} differs from the others (${versions})`, false, true);
     if (r.dropped_frames) add(n, `${r.dropped_frames} frames dropped`);
     if (r.last_error) add(n, "recorder: " + r.last_error, true);
     if (r.camera_busy) add(n, "camera busy: " + r.camera_busy);
@@ -124,7 +125,7 @@ function cardBody(n, warnings) {
   if (r && r.profile_notes.length) rows.push(["fallback", dd("warn", r.profile_notes.map(esc).join("<br>"))]);
   if (r && r.last_stop_reason && r.last_stop_reason !== "stopped") rows.push(["last stop", dd("warn", esc(r.last_stop_reason))]);
   return `<dl>${rows.map(([k, v]) => `<dt>${k}</dt>${v}`).join("")}</dl>` +
-    (warnings.length ? `<ul class="warnings" aria-label="warnings">${warnings.map(w => `<li class="warning${w.bad ? " bad" : ""}">${esc(w.text)}</li>`).join("")}</ul>` : "");
+    (warnings.length ? `<ul class="warnings" aria-label="warnings">${warnings.map(w => `<li class="warning${w.bad ? " bad" : ""}${w.odd ? " odd" : ""}">${esc(w.text)}</li>`).join("")}</ul>` : "");
 }
 
 function newCard(n) {
@@ -158,7 +159,7 @@ function renderNodes(nodes) {
     if (box.children[i] !== el) box.insertBefore(el, box.children[i] || null);
     const w = warn.get(n.node_id) || [];
     const state = !n.approved ? "pending" : !n.online ? "offline" : n.status ? n.status.recorder.state : "unknown";
-    el.className = "card" + (n.online ? "" : " offline") + (n.online && w.length ? " odd" : "");
+    el.className = "card" + (n.online ? "" : " offline") + (n.online && w.some(x => x.odd) ? " odd" : "");
     const cam = el.querySelector(".cam"); cam.textContent = n.cam_id; cam.title = n.cam_id;
     const pill = el.querySelector(".pill"); pill.textContent = state; pill.className = "pill " + state;
     el.querySelector(".body").innerHTML = cardBody(n, w);
