@@ -72,6 +72,7 @@ def start_and_stop(fleet: RunningFleet, page: Page) -> None:
     page.on("framenavigated", lambda f: loads.append(f.url) if f == page.main_frame else None)
 
     page.fill("#name", "a long session name " * 8)
+    page.click("#meta summary")
     page.fill("#meta-v1", "kick-off at the north pitch")
     page.click("#start")
     # The coordinator of live_fleet polls every 5 s: within 2 s only the events can do it.

@@ -60,10 +60,10 @@ function problems(nodes) {
     const s = n.status; if (!s) continue;
     const r = s.recorder, c = s.clock, d = s.disk, p = s.power;
     if (!recording(n) && busy.length) add(n, `${r.state} while ${busy.length} other${busy.length > 1 ? "s" : ""} record`, true, true);
-    if (!c.synchronized) add(n, "clock not synchronized", false, synced.length > 0);
+    if (!c.synchronized && !(n.clock_flags || []).length) add(n, "clock not synchronized", false, synced.length > 0);
     if (medOffset != null && c.synchronized && Math.abs(c.offset_ns - medOffset) > OFFSET_OUTLIER_NS) add(n, `clock offset ${fmtNs(c.offset_ns)} is far from the others (${fmtNs(medOffset)})`, false, true);
     if (medBound != null && c.error_bound_ns != null && c.error_bound_ns > Math.max(2e6, BOUND_OUTLIER_FACTOR * medBound)) add(n, `clock bound ±${fmtNs(c.error_bound_ns)} is wider than the others' (±${fmtNs(medBound)})`, false, true);
-    (n.clock_flags || []).forEach(f => add(n, f));
+    // clock_flags are shown in the card's clock lines
     if (d.alarm) add(n, d.alarm, true, true);
     else if (d.level !== "ok" || d.minutes_left < LOW_DISK_MIN) add(n, `low disk: ${d.minutes_left.toFixed(0)} min left`, d.level === "critical", true);
     const pr = p && p.reading;
@@ -71,9 +71,9 @@ function problems(nodes) {
     if (s.cpu_temp_c != null && s.cpu_temp_c >= HOT_CPU_C) add(n, `CPU hot: ${s.cpu_temp_c.toFixed(1)} °C`);
     if (profiles && profileKey(r) !== profiles) add(n, `profile ${profileKey(r)} differs from the others (${profiles})`, false, true);
     if (versions && s.version !== versions) add(n, `version ${s.version} differs from the others (${versions})`, false, true);
-    if (r.dropped_frames) add(n, `${r.dropped_frames} frames dropped`);
+    if (r.dropped_frames) add(n, `${r.dropped_frames} frame${r.dropped_frames > 1 ? "s" : ""} dropped`);
     if (r.last_error) add(n, "recorder: " + r.last_error, true);
-    if (r.camera_busy) add(n, "camera busy: " + r.camera_busy);
+    if (r.camera_busy && !recording(n)) add(n, "camera busy: " + r.camera_busy);
     if (s.network && ["ap_host", "ap_client"].includes(s.network.mode)) add(n, "in AP mode (" + NET_LABEL[s.network.mode] + ")");
   }
   return out;
