@@ -82,6 +82,13 @@ def start_and_stop(fleet: RunningFleet, page: Page) -> None:
         "title", ("a long session name " * 8).strip()
     )
     no_horizontal_scroll(page)
+    href = page.locator("#last-session a.session-link").get_attribute("href") or ""
+    with fleet.client() as c:
+        session = c.get(f"/api/v1{href}").json()
+    if "metadata" in session:  # a session API that keeps the details has them
+        assert session["metadata"] == {"notes": "kick-off at the north pitch"}
+    else:  # one that takes none started anyway, and the page says so
+        expect(page.locator("#banner")).to_contain_text("the details were not kept")
     page.click("#stop")
     expect(page.locator("article.card .pill.recording")).to_have_count(0, timeout=5_000)
     expect(page.locator("#results-title")).to_have_text("Results: Stop all")
@@ -189,6 +196,10 @@ def test_a_refusing_node_is_named_with_its_reason(
     one_hot_camera: RunningFleet, laptop: Page
 ) -> None:
     fleet, page = one_hot_camera, laptop
+    with fleet.client() as c:  # the agent's reading, carried by the coordinator's node record
+        status = c.get("/api/v1/nodes/cam-r").json()["status"]
+    assert status["cpu_temp_c"] == 95.0
+    assert status["network"]["mode"] in ("wired", "wifi", "none", "ap_host")
     page.goto(f"{fleet.url}/?token={fleet.operator_token}")
     hot = page.locator('article.card[data-node="cam-r"]')
     expect(hot.locator("dd.temp")).to_have_text("95.0 °C")

@@ -219,7 +219,7 @@ async function command(title, button, run) {
 function metaRow(key, value) {
   const i = $("meta-rows").children.length + 1;
   const row = document.createElement("div"); row.className = "meta-row";
-  row.innerHTML = `<label class="visually-hidden" for="meta-k${i}">detail ${i} name</label><input id="meta-k${i}" class="meta-key" maxlength="64" value="${esc(key)}" placeholder="name">
+  row.innerHTML = `<label class="visually-hidden" for="meta-k${i}">detail ${i} name</label><input id="meta-k${i}" class="meta-key" maxlength="40" value="${esc(key)}" placeholder="name" title="1-40 letters, digits, space, _ . -">
     <label class="visually-hidden" for="meta-v${i}">detail ${i} value</label><input id="meta-v${i}" class="meta-value" maxlength="500" value="${esc(value)}" placeholder="value">`;
   $("meta-rows").append(row);
 }
@@ -240,7 +240,8 @@ async function createSession(body, meta) {
   catch (e) {
     // A coordinator whose session API takes no metadata refuses the field (422): start
     // without it rather than not at all, and say so.
-    if (e.status !== 422 || !/metadata/.test(JSON.stringify(e.body || {}))) throw e;
+    const extra = ((e.body && e.body.errors) || []).some(x => /(^|\.)metadata$/.test(x.field) && /extra/i.test(x.message));
+    if (e.status !== 422 || !extra) throw e;  // a bad key or value: the server's message says which
     return [await api("/api/v1/sessions", {method: "POST", json: body}), "the details were not kept: this coordinator's session API takes none"];
   }
 }
