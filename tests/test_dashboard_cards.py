@@ -51,6 +51,30 @@ def no_horizontal_scroll(page: Page) -> None:
     assert width[0] <= width[1], f"scrollWidth {width[0]} > innerWidth {width[1]}"
 
 
+# Every visible text's contrast with the first opaque background behind it (WCAG's
+# formula); disabled controls are exempt, as WCAG has them.
+LOW_CONTRAST_JS = """() => {
+  const lin = v => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  const lum = c => { const [r, g, b] = c.match(/[\\d.]+/g).map(Number); return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b); };
+  const bg = el => {
+    for (; el; el = el.parentElement) {
+      const m = getComputedStyle(el).backgroundColor.match(/[\\d.]+/g);
+      if (m && (m.length < 4 || +m[3] > 0.5)) return getComputedStyle(el).backgroundColor;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  const out = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (!el.getClientRects().length || el.closest(":disabled, [hidden]")) continue;
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) out.push(`${el.tagName}.${el.className} ${ratio.toFixed(2)}: ${el.textContent.trim().slice(0, 40)}`);
+  }
+  return out;
+}"""
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -150,6 +174,7 @@ def test_keyboard_reaches_the_controls_and_escape_closes_the_dialogs(
         ".map(e => e.id)"
     )
     assert unlabelled == []
+    assert page.evaluate(LOW_CONTRAST_JS) == []
 
 
 def test_a_killed_agent_goes_offline_within_2s_and_comes_back(
