@@ -204,5 +204,6 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.include_router(event_routes.router)
     app.include_router(web_routes.router)
     app.include_router(log_routes.router)
+    app.include_router(log_routes.fleet_router)
     app.include_router(logs_router(logs, [Depends(require_operator)]))
     return app

@@ -77,6 +77,7 @@ def test_every_route_is_documented(fleet: RunningFleet) -> None:
         ("post", "/api/v1/sessions"),
         ("get", "/api/v1/sessions"),
         ("get", "/api/v1/sessions/{session_id}"),
+        ("patch", "/api/v1/sessions/{session_id}"),
         ("post", "/api/v1/sessions/{session_id}/stop"),
         ("get", "/api/v1/recordings"),
         ("post", "/api/v1/selftest"),
@@ -119,6 +120,7 @@ def test_every_route_is_documented(fleet: RunningFleet) -> None:
             elif path.startswith("/api/"):
                 assert "$ref" in ok["content"]["application/json"]["schema"], (method, path)
     assert "404" in spec["paths"]["/api/v1/sessions/{session_id}"]["get"]["responses"]
+    assert "404" in spec["paths"]["/api/v1/sessions/{session_id}"]["patch"]["responses"]
     for path in BINARY:
         assert "404" in spec["paths"][path]["get"]["responses"], path
     assert "416" in spec["paths"]["/api/v1/recordings/{recording_id}/file"]["get"]["responses"]

@@ -21,6 +21,7 @@ def detail(resp: httpx.Response) -> str:
         ("GET", "/api/v1/nodes/cam-c"),
         ("GET", "/api/v1/sessions"),
         ("POST", "/api/v1/sessions"),
+        ("PATCH", "/api/v1/sessions/20261201-000000-abcd"),
         ("GET", "/api/v1/recordings"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),

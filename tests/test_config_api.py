@@ -117,6 +117,12 @@ def test_a_good_value_is_written_and_in_force_and_a_bad_one_changes_nothing(
         assert path.read_bytes() == before
         assert [p.name for p in path.parent.iterdir() if "candidate" in p.name] == []
 
+        # The same value again writes nothing and keeps the version (a form sent twice).
+        again = put(agent, {"gates": {"max_cpu_temp_c": 70}}, if_version=1)
+        assert again.status_code == 200, again.text
+        assert (again.json()["version"], again.json()["changed"]) == (1, [])
+        assert path.read_bytes() == before
+
 
 def test_a_change_to_the_recording_is_refused_while_recording(tmp_path: Path) -> None:
     with solo_agent(tmp_path) as agent:  # environment only: the file is data_dir/agent.yaml

@@ -281,3 +281,60 @@ def test_an_unwritable_log_folder_is_a_409_and_the_agent_runs_on(tmp_path: Path)
         errors = entries(agent.client, level="ERROR")
         assert any("development mode cannot write" in e["message"] for e in errors), errors
         assert agent.status()["recorder"]["state"] == "idle"
+
+
+def test_the_whole_fleet_switches_at_once_and_a_dead_node_is_reported(
+    fleet_factory: RunningFleet, tmp_path: Path
+) -> None:
+    fleet = fleet_factory
+    fleet.start_coordinator()
+    fleet.start_agent("CAM_L", "left")
+    fleet.start_agent("CAM_R", "right")
+    fleet.wait_online(2)
+    fleet.kill(fleet.agents["CAM_R"])
+    with fleet.client() as c:
+        bad = c.put("/api/v1/fleet/mode", json={"mode": "development", "node_ids": ["nobody"]})
+        assert bad.status_code == 404 and "nobody" in bad.json()["detail"]
+        assert c.put("/api/v1/fleet/mode", json={"mode": "loud"}).status_code == 422
+
+        answer = c.put("/api/v1/fleet/mode", json={"mode": "development"})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        by_node = {n["node_id"]: n for n in body["nodes"]}
+        assert by_node["cam-l"]["ok"] and by_node["cam-l"]["mode"] == "development"
+        assert not by_node["cam-r"]["ok"] and by_node["cam-r"]["error"], by_node["cam-r"]
+        assert (body["ok"], body["failed"]) == (1, 1)
+        assert body["coordinator"]["mode"] == "development"
+        assert c.get("/api/v1/mode").json()["mode"] == "development"
+        assert c.get("/api/v1/nodes/cam-l/logs").json()["mode"] == "development"
+        assert [p.name for p in files_under(tmp_path / "CAM_L" / "logs")] == ["agent.jsonl"]
+        assert files_under(tmp_path / "CAM_R" / "logs") == []
+
+        # the nodes only: the coordinator keeps its mode
+        back = c.put("/api/v1/fleet/mode", json={"mode": "production", "coordinator": False})
+        assert back.status_code == 200 and back.json()["coordinator"] is None
+        assert c.get("/api/v1/mode").json()["mode"] == "development"
+        assert c.get("/api/v1/nodes/cam-l/logs").json()["mode"] == "production"
+
+
+def test_camfleet_fleet_mode_switches_everything_and_exits_1_for_a_dead_node(
+    fleet_factory: RunningFleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app import cli
+
+    fleet = fleet_factory
+    fleet.start_coordinator()
+    fleet.start_agent("CAM_L", "left")
+    fleet.start_agent("CAM_R", "right")
+    fleet.wait_online(2)
+    base = ["--url", fleet.url, "--token", fleet.operator_token]
+    assert cli.main([*base, "fleet", "mode", "development", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["ok"] == 2 and body["coordinator"]["mode"] == "development"
+    fleet.kill(fleet.agents["CAM_R"])
+    assert cli.main([*base, "fleet", "mode", "production"]) == 1
+    shown = capsys.readouterr().out
+    assert "cam-r" in shown and "cam-l" in shown, shown
+    with fleet.client() as c:
+        assert c.get("/api/v1/nodes/cam-l/logs").json()["mode"] == "production"
+        assert c.get("/api/v1/mode").json()["mode"] == "production"

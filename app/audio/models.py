@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from app.fleet.results import NodeCallResult
 from app.fleet.wire import NodeId
 
 
@@ -18,14 +19,9 @@ class AudioFleetToggle(BaseModel):
     )
 
 
-class AudioNodeResult(BaseModel):
+class AudioNodeResult(NodeCallResult):
     """One node's answer to the toggle."""
 
-    node_id: str
-    ok: bool
-    status_code: int | None = Field(description="None when the node did not answer at all.")
-    error: str | None
-    latency_ms: float
     enabled: bool | None = Field(default=None, description="camera.audio on the node now.")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.audio.models import AudioFleetResult, AudioFleetToggle, AudioNodeResult
 from app.context import Fleet
+from app.fleet.results import call_fields
 from app.fleet.wire import AudioToggle
 from app.nodes import service as node_service
 
@@ -16,11 +17,7 @@ async def set_audio(fleet: Fleet, body: AudioFleetToggle) -> AudioFleetResult:
     calls = await fleet.fanout.each(targets, "audio", lambda a: fleet.client.set_audio(a, req))
     nodes = [
         AudioNodeResult(
-            node_id=c.node_id,
-            ok=c.ok,
-            status_code=c.status_code,
-            error=c.error,
-            latency_ms=c.latency_ms,
+            **call_fields(c),
             enabled=c.value.enabled if c.value else None,
         )
         for c in calls

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlmodel import Session
 
@@ -17,15 +19,18 @@ from app.errors import (
     NodeBusy,
     NodeNotFound,
     NodePending,
+    NodeRefused,
     NodeUnreachable,
 )
-from app.fleet.client import NodeAddress
+from app.fleet.client import NodeAddress, NodeCall
 from app.fleet.wire import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
 from app.nodes import repository
 from app.nodes.clockflags import with_clock_flags
 from app.nodes.models import Node, NodeList, NodePublic
 from app.timeutil import iso
 from common import identity
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -296,3 +301,29 @@ def addresses(db: Session, fleet: Fleet, node_ids: list[str] | None) -> list[Nod
             )
     addrs = [fleet.address(i) for i in ids]
     return [a for a in addrs if a is not None]
+
+
+async def relay_one(
+    fleet: Fleet,
+    node_id: str,
+    command: str,
+    fn: Callable[[NodeAddress], Awaitable[NodeCall[T]]],
+    deadline_s: float = 15.0,
+) -> T:
+    """One call to an approved node: its answer, or its refusal raised with its status
+    and per-key problems (NodeRefused), or NodeUnreachable.
+
+    NodeNotFound and NodePending come from ``addresses``. Through ``fanout.each`` so that
+    the node's cached status is re-read after a command that changes it.
+    """
+    addrs = await fleet.store.run(lambda db: addresses(db, fleet, [node_id]))
+    if not addrs:
+        raise NodeUnreachable(f"node {node_id} has no known address yet")
+    (call,) = await fleet.fanout.each(addrs[:1], command, fn, deadline_s=deadline_s)
+    if call.ok and call.value is not None:
+        return call.value
+    if call.status_code is not None and 400 <= call.status_code < 500:
+        refused = NodeRefused(f"{node_id}: {call.error}", call.status_code)
+        refused.details = call.error_items
+        raise refused
+    raise NodeUnreachable(f"{node_id}: {call.error}")

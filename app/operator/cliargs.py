@@ -48,7 +48,7 @@ def add_operator_commands(command: Command, url_help: str, token_help: str) -> N
     """Every command that talks to a running coordinator (but the footage ones)."""
     helps = {
         "nodes": "the fleet as a table (the same as fleet status)",
-        "fleet": "the whole fleet: status, start, stop, selftest, lockview, shutdown",
+        "fleet": "the whole fleet: status, start, stop, selftest, lockview, shutdown, mode",
         "start": "start a synchronized recording (the same as fleet start)",
         "stop": "stop a session (the same as fleet stop)",
         "sessions": "list recent sessions",
@@ -72,6 +72,7 @@ def add_operator_commands(command: Command, url_help: str, token_help: str) -> N
                 ("selftest", "a short clip on every camera: record, decode, hash, delete"),
                 ("lockview", "save a framing still on every node of the running session"),
                 ("shutdown", "finish NODE's recording and power it off"),
+                ("mode", "production or development mode on the coordinator and every node"),
             ):
                 q = fleet_sub.add_parser(
                     action, help=text, description=text[0].upper() + text[1:] + "."
@@ -83,6 +84,9 @@ def add_operator_commands(command: Command, url_help: str, token_help: str) -> N
                     q.add_argument("session_id", nargs="?", metavar="SESSION_ID")
                 if action == "selftest":
                     q.add_argument("--duration", type=float, default=5.0, metavar="SECONDS")
+                    q.add_argument("--node", action="append", dest="node_ids")
+                if action == "mode":
+                    q.add_argument("mode", choices=("production", "development"))
                     q.add_argument("--node", action="append", dest="node_ids")
                 if action == "shutdown":
                     q.add_argument("node_id", metavar="NODE")
@@ -140,6 +144,8 @@ def dispatch(client: OperatorClient, args: argparse.Namespace) -> int:
         return fleetcmd.fleet_selftest(client, js, args.duration, args.node_ids)
     if cmd == "lockview":
         return fleetcmd.fleet_lockview(client, js, args.session_id)
+    if cmd == "mode":
+        return fleetcmd.fleet_mode(client, js, args.mode, args.node_ids)
     if cmd == "shutdown":
         return nodecmd.shutdown(client, js, args.node_id, args.yes)
     if cmd == "sessions":

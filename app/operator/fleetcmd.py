@@ -260,6 +260,22 @@ def fleet_lockview(client: OperatorClient, json_output: bool, session_id: str | 
     return OK if all(n.get("ok") for n in result.get("nodes") or []) else NODE_FAILED
 
 
+def fleet_mode(
+    client: OperatorClient, json_output: bool, mode: str, node_ids: list[str] | None
+) -> int:
+    """Switch the coordinator and every node (or --node ones); 1 when a node failed."""
+    body: dict[str, Any] = {"mode": mode}
+    if node_ids:
+        body["node_ids"] = node_ids
+    result = call(client, "PUT", "/api/v1/fleet/mode", f"switching to {mode} mode", json=body)
+    if json_output:
+        print_json(result)
+    else:
+        own = (result.get("coordinator") or {}).get("mode")
+        out().print(node_calls_table(f"{mode} mode (coordinator: {own})", result["nodes"], None))
+    return OK if not result.get("failed") else NODE_FAILED
+
+
 def sessions(client: OperatorClient, json_output: bool, limit: int) -> int:
     body = call(client, "GET", "/api/v1/sessions", "listing the sessions", params={"limit": limit})
     if json_output:

@@ -91,3 +91,5 @@ class RecordingListPublic(BaseModel):
     """``GET /api/v1/recordings``."""
 
     recordings: list[RecordingPublic]
+    total: int | None = PField(default=None, description="How many match, in all.")
+    offset: int = PField(default=0, description="How many newer ones were skipped.")

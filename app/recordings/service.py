@@ -94,6 +94,17 @@ def public(r: Recording) -> RecordingPublic:
     )
 
 
-def list_recordings(db: Session, session_id: str | None = None) -> RecordingListPublic:
-    """Every recording the fleet knows."""
-    return RecordingListPublic(recordings=[public(r) for r in repository.list_all(db, session_id)])
+def list_recordings(
+    db: Session,
+    session_id: str | None = None,
+    node_id: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> RecordingListPublic:
+    """Every recording the fleet knows (of a session, of a node; a page with limit)."""
+    rows = repository.list_all(db, session_id, node_id, limit, offset)
+    return RecordingListPublic(
+        recordings=[public(r) for r in rows],
+        total=repository.count(db, session_id, node_id),
+        offset=offset,
+    )

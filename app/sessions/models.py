@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StringConstraints
 from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column, Text
 from sqlmodel import Field, SQLModel
@@ -53,6 +53,12 @@ class RecordingSession(SQLModel, table=True):
     skew_ms: float | None = None
     skew_bound_ms: float | None = None
     end_reason: str | None = Field(default=None, max_length=200)
+    # The operator's own notes about the session (venue, teams, ...), a JSON object of
+    # strings; "metadata" itself is taken by SQLAlchemy's declarative base.
+    metadata_json: str = Field(
+        default="{}", sa_column=Column(Text, nullable=False, server_default="{}")
+    )
+    edited_at_ns: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class CommandResult(SQLModel, table=True):
@@ -72,12 +78,39 @@ class CommandResult(SQLModel, table=True):
     created_at_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+MAX_NAME_CHARS = 200
+MAX_METADATA_KEYS = 20
+MAX_METADATA_VALUE_CHARS = 500
+METADATA_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$"
+# No control characters (a name or note ends up in tables, file listings and terminals).
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+SessionName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=MAX_NAME_CHARS, pattern=_PRINTABLE)
+]
+MetadataKey = Annotated[str, StringConstraints(pattern=METADATA_KEY_PATTERN)]
+MetadataValue = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=MAX_METADATA_VALUE_CHARS, pattern=_PRINTABLE
+    ),
+]
+_METADATA_HELP = (
+    f"Up to {MAX_METADATA_KEYS} notes, e.g. {{'venue': 'North pitch', 'home': 'Reds'}}: keys "
+    f"of 1-40 letters, digits, space, '_', '.' or '-'; values up to "
+    f"{MAX_METADATA_VALUE_CHARS} characters."
+)
+
+
 class SessionCreate(BaseModel):
     """``POST /api/v1/sessions``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = PField(default=None, max_length=200)
+    name: SessionName | None = None
+    metadata: dict[MetadataKey, MetadataValue] | None = PField(
+        default=None, max_length=MAX_METADATA_KEYS, description=_METADATA_HELP
+    )
     lead_ms: StrictInt | None = PField(
         default=None,
         # The bounds are the coordinator's settings: app.main puts them in the schema, and
@@ -106,6 +139,20 @@ class SessionCreate(BaseModel):
         default=None,
         description="Play the start tone on the coordinator's beep_cams once every node has "
         "armed; default: the coordinator's beep setting.",
+    )
+
+
+class SessionUpdate(BaseModel):
+    """``PATCH /api/v1/sessions/{session_id}``: what is left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: SessionName = PField(default="", description="The new name ('' for none).")
+    metadata: dict[MetadataKey, MetadataValue | None] | None = PField(
+        default=None,
+        max_length=MAX_METADATA_KEYS,
+        description="Merged into the session's notes key by key; a key sent as null is "
+        "removed. " + _METADATA_HELP,
     )
 
 
@@ -172,6 +219,15 @@ class NodeResult(BaseModel):
     )
     frame_count: int | None = None
     dropped_frames: int | None = None
+    recording_id: int | None = PField(
+        default=None, description="GET /api/v1/recordings/{id}/file once it is archived."
+    )
+    size_bytes: int | None = None
+    archive_state: str | None = PField(
+        default=None,
+        description="The coordinator's copy: none, archived, confirmed or corrupt "
+        "(null: no recording from this node).",
+    )
 
 
 class SessionPublic(BaseModel):
@@ -179,6 +235,12 @@ class SessionPublic(BaseModel):
 
     session_id: str
     name: str
+    metadata: dict[str, str] = PField(
+        default_factory=dict, description="The operator's notes about the session."
+    )
+    edited_at: datetime | None = PField(
+        default=None, description="When the name or notes were last changed (PATCH)."
+    )
     state: SessionState = PField(
         description="starting, recording, stopping, stopped, failed (no node started) or "
         "aborted (all_or_nothing and a node failed)."
@@ -217,3 +279,5 @@ class SessionList(BaseModel):
     """``GET /api/v1/sessions``."""
 
     sessions: list[SessionPublic]
+    total: int | None = PField(default=None, description="Sessions stored in all.")
+    offset: int = PField(default=0, description="How many newer sessions were skipped.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app.sessions.models import CommandResult, RecordingSession
 
@@ -14,12 +14,20 @@ def get(db: Session, session_id: str) -> RecordingSession | None:
     return db.get(RecordingSession, session_id)
 
 
-def list_recent(db: Session, limit: int) -> Sequence[RecordingSession]:
-    """The newest sessions first."""
+def list_recent(db: Session, limit: int, offset: int = 0) -> Sequence[RecordingSession]:
+    """The newest sessions first, skipping the ``offset`` newest."""
     stmt = (
-        select(RecordingSession).order_by(col(RecordingSession.created_at_ns).desc()).limit(limit)
+        select(RecordingSession)
+        .order_by(col(RecordingSession.created_at_ns).desc(), col(RecordingSession.session_id))
+        .offset(offset)
+        .limit(limit)
     )
     return db.exec(stmt).all()
+
+
+def count(db: Session) -> int:
+    """How many sessions are stored."""
+    return int(db.exec(select(func.count()).select_from(RecordingSession)).one())
 
 
 def results(db: Session, session_ids: Sequence[str]) -> Sequence[CommandResult]:

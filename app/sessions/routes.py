@@ -1,4 +1,4 @@
-"""Session routes: start, stop, list, show."""
+"""Session routes: start, stop, list, show, edit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from app.context import Fleet
 from app.deps import FleetDep, require_operator
 from app.fleet.wire import SESSION_ID_PATTERN
 from app.sessions import service
-from app.sessions.models import LockViewFleet, SessionCreate, SessionList, SessionPublic
+from app.sessions.models import (
+    LockViewFleet,
+    SessionCreate,
+    SessionList,
+    SessionPublic,
+    SessionUpdate,
+)
 from common.http import AUTH_RESPONSES, ErrorBody
 
 router = APIRouter(
@@ -70,9 +76,13 @@ async def lockview(session_id: SessionIdPath, fleet: FleetDep) -> LockViewFleet:
 
 @router.get("", response_model=SessionList, summary="Recent sessions, newest first")
 async def list_sessions(
-    fleet: FleetDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    fleet: FleetDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000, description="Skip this many of the newest (paging)")
+    ] = 0,
 ) -> SessionList:
-    return await service.list_recent(fleet, limit)
+    return await service.list_recent(fleet, limit, offset)
 
 
 @router.get(
@@ -83,3 +93,19 @@ async def list_sessions(
 )
 async def get_session(session_id: SessionIdPath, fleet: FleetDep) -> SessionPublic:
     return await service.get(fleet, session_id)
+
+
+@router.patch(
+    "/{session_id}",
+    response_model=SessionPublic,
+    summary="Edit a session's name and notes (metadata), at any time",
+    description="Only what is sent changes: metadata merges key by key (null removes a "
+    "key). The answer's edited_at says when it was last changed.",
+    responses=_404,
+)
+async def edit_session(
+    session_id: SessionIdPath, body: SessionUpdate, fleet: FleetDep
+) -> SessionPublic:
+    session = await service.edit(fleet, session_id, body)
+    _announce(fleet, session)
+    return session

@@ -7,6 +7,7 @@ carrying out when something failed is left to ``reconcile`` to finish.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from app.nodes import service as node_service
 from app.recordings import repository as recording_repository
 from app.recordings import service as recording_service
 from app.sessions import beep, repository
+from app.sessions.metadata import merge_metadata, metadata_of
 from app.sessions.models import (
     FINAL_STATES,
     Command,
@@ -36,6 +38,7 @@ from app.sessions.models import (
     SessionList,
     SessionPublic,
     SessionState,
+    SessionUpdate,
 )
 from app.sessions.skew import compute_skew_bound_ms, compute_skew_ms, judge
 from app.timeutil import iso
@@ -97,6 +100,7 @@ async def start(fleet: Fleet, body: SessionCreate) -> SessionPublic:
         session = RecordingSession(
             session_id=new_session_id(now),
             name=body.name or "",
+            metadata_json=json.dumps(body.metadata or {}, ensure_ascii=False),
             state=SessionState.starting.value,
             mode=body.mode,
             lead_ms=lead_ms,
@@ -225,11 +229,37 @@ async def get(fleet: Fleet, session_id: str) -> SessionPublic:
     return await fleet.store.run(lambda db: to_public(db, _get(db, session_id)))
 
 
-async def list_recent(fleet: Fleet, limit: int) -> SessionList:
-    """The newest sessions first."""
+async def list_recent(fleet: Fleet, limit: int, offset: int = 0) -> SessionList:
+    """The newest sessions first (after the ``offset`` newest), and how many there are."""
 
     def tx(db: Session) -> SessionList:
-        return SessionList(sessions=[to_public(db, s) for s in repository.list_recent(db, limit)])
+        rows = repository.list_recent(db, limit, offset)
+        return SessionList(
+            sessions=[to_public(db, s) for s in rows], total=repository.count(db), offset=offset
+        )
+
+    return await fleet.store.run(tx)
+
+
+async def edit(fleet: Fleet, session_id: str, body: SessionUpdate) -> SessionPublic:
+    """Change a session's name or notes, at any point of its life; the time is recorded."""
+    sent = body.model_fields_set & {"name", "metadata"}
+    if not sent or (sent == {"metadata"} and body.metadata is None):
+        raise BadInput(
+            "nothing to change: send name and/or metadata",
+            [{"field": "body", "message": "send name and/or metadata"}],
+        )
+
+    def tx(db: Session) -> SessionPublic:
+        session = _get(db, session_id)
+        if "name" in sent:
+            session.name = body.name
+        if body.metadata is not None:
+            merged = merge_metadata(metadata_of(session), body.metadata)
+            session.metadata_json = json.dumps(merged, ensure_ascii=False)
+        session.edited_at_ns = time.time_ns()
+        repository.save(db, session)
+        return to_public(db, session)
 
     return await fleet.store.run(tx)
 
@@ -285,6 +315,9 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
                 else None,
                 frame_count=rec.frame_count if rec else None,
                 dropped_frames=rec.dropped_frames if rec else None,
+                recording_id=rec.id if rec else None,
+                size_bytes=rec.size_bytes if rec else None,
+                archive_state=rec.archive_state if rec else None,
             )
         )
     verdict = judge(
@@ -296,6 +329,8 @@ def to_public(db: Session, session: RecordingSession) -> SessionPublic:
     return SessionPublic(
         session_id=session.session_id,
         name=session.name,
+        metadata=metadata_of(session),
+        edited_at=iso(session.edited_at_ns),
         state=SessionState(session.state),
         end_reason=session.end_reason,
         mode=session.mode,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.fleet.results import NodeCallResult
 from app.fleet.wire import NodeId, TimelapseStatus
 
 
@@ -33,14 +34,9 @@ class TimelapseFleetStop(BaseModel):
     )
 
 
-class TimelapseNodeResult(BaseModel):
+class TimelapseNodeResult(NodeCallResult):
     """One node's answer: its timelapse status, or why there is none."""
 
-    node_id: str
-    ok: bool
-    status_code: int | None = Field(description="None when the node did not answer at all.")
-    error: str | None
-    latency_ms: float
     timelapse: TimelapseStatus | None = None
 
 

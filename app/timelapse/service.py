@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from app.context import Fleet
 from app.fleet.client import NodeCall
+from app.fleet.results import call_fields
 from app.fleet.wire import TimelapseStartRequest, TimelapseStatus
 from app.nodes import service as node_service
 from app.timelapse.models import (
@@ -19,11 +20,7 @@ from app.timelapse.models import (
 def _result(command: str, calls: Sequence[NodeCall[TimelapseStatus]]) -> TimelapseFleetResult:
     nodes = [
         TimelapseNodeResult(
-            node_id=c.node_id,
-            ok=c.ok,
-            status_code=c.status_code,
-            error=c.error,
-            latency_ms=c.latency_ms,
+            **call_fields(c),
             timelapse=c.value,
         )
         for c in calls

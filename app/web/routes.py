@@ -67,9 +67,7 @@ async def dashboard(request: Request, fleet: FleetDep, token: TokenQuery = None)
     return page(request, fleet, token, "index.html")
 
 
-@router.get(
-    "/sessions", summary="The sessions page", response_class=HTMLResponse, responses=_SIGN_IN
-)
+@router.get("/sessions", summary="The sessions page", include_in_schema=False)
 async def sessions_page(request: Request, fleet: FleetDep, token: TokenQuery = None) -> Response:
     return page(request, fleet, token, "sessions.html")
 
@@ -77,8 +75,7 @@ async def sessions_page(request: Request, fleet: FleetDep, token: TokenQuery = N
 @router.get(
     "/sessions/{session_id}",
     summary="One session's page",
-    response_class=HTMLResponse,
-    responses=_SIGN_IN,
+    include_in_schema=False,
 )
 async def session_page(
     session_id: Annotated[str, Path(max_length=64)],
@@ -89,9 +86,7 @@ async def session_page(
     return page(request, fleet, token, "session.html", {"session_id": session_id})
 
 
-@router.get(
-    "/recordings", summary="The recordings page", response_class=HTMLResponse, responses=_SIGN_IN
-)
+@router.get("/recordings", summary="The recordings page", include_in_schema=False)
 async def recordings_page(request: Request, fleet: FleetDep, token: TokenQuery = None) -> Response:
     return page(request, fleet, token, "recordings.html")
 
@@ -99,8 +94,7 @@ async def recordings_page(request: Request, fleet: FleetDep, token: TokenQuery =
 @router.get(
     "/nodes/{node_id}/settings",
     summary="One node's settings page",
-    response_class=HTMLResponse,
-    responses=_SIGN_IN,
+    include_in_schema=False,
 )
 async def settings_page(
     node_id: Annotated[str, Path(max_length=64)],
@@ -114,8 +108,7 @@ async def settings_page(
 @router.get(
     "/nodes/{node_id}/live",
     summary="One node's live view page",
-    response_class=HTMLResponse,
-    responses=_SIGN_IN,
+    include_in_schema=False,
 )
 async def live_page(
     node_id: Annotated[str, Path(max_length=64)],

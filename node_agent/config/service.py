@@ -113,7 +113,7 @@ class NodeConfig:
         recording while one runs (409), write atomically, apply the safe keys."""
         with self._write:
             text, stored = self._read()
-            version, _ = parse_version(text)
+            version, stamped_at = parse_version(text)
             if update.if_version is not None and update.if_version != version:
                 raise ConfigConflict(
                     f"the settings file is at version {version}, not {update.if_version}: "
@@ -128,6 +128,17 @@ class NodeConfig:
                 )
             merged = deep_merge(stored, update.settings)
             keep_secrets(merged, stored, update.settings, secret_keys(AgentSettings))
+            if merged == stored and self.path.exists():
+                # Nothing to change: the file, its version and the node are left as they are
+                # (a form sent twice must not make the next reader's if_version stale).
+                return ConfigResult(
+                    path=str(self.path),
+                    version=version,
+                    written_at=stamped_at or "",
+                    changed=[],
+                    applied=[],
+                    restart_required=[],
+                )
             written_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             body = version_line(version + 1, written_at) + yaml.safe_dump(
                 merged, sort_keys=False, allow_unicode=True
