@@ -177,3 +177,24 @@ def test_offload_and_delete_from_the_dashboard(fleet: RunningFleet, page: Page) 
     expect(page.locator("#banner")).to_contain_text("freed")
     expect(page.locator("#banner")).to_contain_text("cam-c: freed")
     expect(page.locator('#results tr.ok[data-node="cam-c"] td.detail')).to_contain_text("freed")
+
+
+def test_the_mode_switch_reaches_the_coordinator_and_every_node(
+    fleet: RunningFleet, page: Page
+) -> None:
+    page.goto(f"{fleet.url}/?token={fleet.operator_token}")
+    expect(page.locator("#mode-now")).to_have_text("coordinator: production")
+    page.select_option("#mode", "development")
+    page.click("#mode-apply")
+    expect(page.locator("#results-title")).to_have_text("Results: Mode development")
+    expect(page.locator('#results tr.ok[data-node="coordinator"] td.result')).to_have_text(
+        "development"
+    )
+    expect(page.locator('#results tr.ok[data-node="cam-c"] td.result')).to_have_text("development")
+    expect(page.locator("#mode-now")).to_have_text("coordinator: development")
+    with fleet.client() as c:
+        assert c.get("/api/v1/mode").json()["mode"] == "development"
+    page.select_option("#mode", "production")
+    page.click("#mode-apply")
+    expect(page.locator("#mode-now")).to_have_text("coordinator: production")
+    expect(page.locator('#results tr.ok[data-node="cam-c"] td.result')).to_have_text("production")

@@ -308,16 +308,11 @@ $("audio").onchange = () => {
 $("mode-apply").onclick = () => {
   const mode = $("mode").value;
   command("Mode " + mode, $("mode-apply"), async () => {
-    const rows = [];
-    try { await api("/api/v1/mode", {method: "PUT", json: {mode}}); rows.push({node_id: "coordinator", cam: "coordinator", ok: true, okText: mode}); }
-    catch (e) { rows.push({node_id: "coordinator", cam: "coordinator", ok: false, detail: e.message}); }
-    const nodes = fleetNodes ? [...fleetNodes.values()].filter(n => n.approved) : [];
-    await Promise.all(nodes.map(async n => {
-      try { await api(`/api/v1/nodes/${encodeURIComponent(n.node_id)}/mode`, {method: "PUT", json: {mode}}); rows.push({node_id: n.node_id, ok: true, okText: mode}); }
-      catch (e) { rows.push({node_id: n.node_id, ok: false, detail: e.message}); }
-    }));
-    const bad = rows.filter(r => !r.ok).length;
-    banner(`${mode} mode on ${rows.length - bad} of ${rows.length}`, bad > 0);
+    // one call: the coordinator and every node switch, each node's answer in the result
+    const r = await api("/api/v1/fleet/mode", {method: "PUT", json: {mode}});
+    const rows = [{node_id: "coordinator", cam: "coordinator", ok: !!r.coordinator, okText: r.coordinator ? r.coordinator.mode : "", detail: r.coordinator && r.coordinator.log_file ? "log file " + r.coordinator.log_file : ""},
+      ...callRows(r.nodes, () => "").map(x => Object.assign(x, {okText: mode}))];
+    banner(`${mode} mode on the coordinator and ${r.ok} of ${r.nodes.length} cameras`, r.failed > 0);
     showResults("Mode " + mode, rows);
     showMode();
   });
