@@ -127,8 +127,11 @@ def test_start_reaches_every_card_within_2s_on_a_phone(
     start_and_stop(live_fleet, phone)
     # the long name is cut, not wrapped past the screen; the whole of it is in the title
     link = phone.locator("#last-session a.session-link")
-    widths = link.evaluate("a => [a.scrollWidth, a.clientWidth, a.textContent.length]")
-    assert widths[0] > widths[1], widths
+    expect(link).to_be_visible()
+    phone.wait_for_function(
+        "() => { const a = document.querySelector('#last-session a.session-link');"
+        " return a && a.clientWidth > 0 && a.scrollWidth > a.clientWidth; }"
+    )
     phone.screenshot(path=str(live_fleet.root / "phone.png"), full_page=True)
 
 

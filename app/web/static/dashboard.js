@@ -389,9 +389,11 @@ function renderLastSession(list) {
   const s = running || list.sessions[0], el = $("last-session");
   if (!s) { el.textContent = "No session yet."; return; }
   const ok = s.nodes.filter(n => n.start && n.start.ok).length;
-  el.innerHTML = `${running ? "Recording" : "Last session"}: <a href="/sessions/${encodeURIComponent(s.session_id)}" class="trunc session-link" title="${esc(s.name || s.session_id)}">${esc(s.name || s.session_id)}</a>
+  const html = `${running ? "Recording" : "Last session"}: <a href="/sessions/${encodeURIComponent(s.session_id)}" class="trunc session-link" title="${esc(s.name || s.session_id)}">${esc(s.name || s.session_id)}</a>
     · <span class="session-state">${esc(s.state)}</span> · ${esc(fmtTime(s.start_at))} · ${ok}/${s.nodes.length} cameras${s.skew_ms != null ? ` · skew ${s.skew_ms.toFixed(3)} ms` : ""}`;
+  if (html !== lastSessionHtml) { el.innerHTML = html; lastSessionHtml = html; }  // keeps a focused link
 }
+let lastSessionHtml = "";
 
 // ---- the live stream, and reading the rest now and then ----
 function showLive() {
