@@ -21,6 +21,7 @@ from node_agent.audio.schemas import AudioStatus, BeepRequest, BeepResult
 from node_agent.dashcam.schemas import DashcamStatus
 from node_agent.link_schemas import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
 from node_agent.liveview.schemas import LiveViewStatus
+from node_agent.network.schemas import NetworkInterface, NetworkMode, NetworkStatus
 from node_agent.power.schemas import PowerStatus
 from node_agent.sync.schemas import ChronySource, ClockStatus, FrameSyncReport
 from node_agent.timelapse.schemas import TimelapseStatus
@@ -69,6 +70,9 @@ __all__ = [
     "JoinChallengeRequest",
     "JoinRequest",
     "JoinResponse",
+    "NetworkInterface",
+    "NetworkMode",
+    "NetworkStatus",
     "NodeId",
     "Position",
     "PublicKey",
@@ -322,6 +326,16 @@ class NodeStatus(Answer):
     )
     liveview: LiveViewStatus | None = Field(
         default=None, description="The live view: viewers, frames sent, why it last turned off."
+    )
+    cpu_temp_c: float | None = Field(
+        default=None,
+        ge=-100,
+        le=250,
+        description="The CPU temperature (gates.thermal_path, what the temperature gate "
+        "reads); null when there is no sensor.",
+    )
+    network: NetworkStatus | None = Field(
+        default=None, description="The network mode: mesh, ap_host, ap_client, wired, wifi, none."
     )
 
 

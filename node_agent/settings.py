@@ -27,6 +27,7 @@ from common.settings import (
 from node_agent.audio.settings import AudioSettings
 from node_agent.dashcam.settings import DashcamSettings
 from node_agent.liveview.settings import LiveViewSettings
+from node_agent.network.settings import NetworkSettings
 from node_agent.power.settings import PowerSettings
 from node_agent.schemas import CAM_ID_PATTERN, NODE_ID_PATTERN, Codec, Position
 from node_agent.sync.settings import SyncSettings
@@ -313,6 +314,7 @@ class AgentSettings(BaseSettings):
     sync: SyncSettings = SyncSettings()
     audio: AudioSettings = AudioSettings()
     liveview: LiveViewSettings = LiveViewSettings()
+    network: NetworkSettings = NetworkSettings()
     mode: Mode = Field(
         default="production",
         description="production: an in-memory log ring only; development: JSON-lines log "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -30,6 +31,7 @@ from node_agent.link import CoordinatorLink, hostname
 from node_agent.liveview.service import LiveView
 from node_agent.liveview.source import with_lores
 from node_agent.liveview.wiring import build_liveview
+from node_agent.network.reader import read_network
 from node_agent.power.monitor import PowerMonitor
 from node_agent.power.wiring import build_power, power_gate, power_reading, wire_power
 from node_agent.recorder.service import Recorder
@@ -41,7 +43,7 @@ from node_agent.sync.role import clock_role
 from node_agent.telemetry.chrony import ClockMonitor
 from node_agent.telemetry.disk import collect_disk
 from node_agent.telemetry.reading import Reading
-from node_agent.telemetry.thermal import read_thermal
+from node_agent.telemetry.thermal import read_temperature_c, read_thermal
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.wiring import build_timelapse
 
@@ -86,6 +88,8 @@ class AgentContext:
             dashcam=self.dashcam.status() if self.dashcam else None,
             audio=self.audio.status() if self.audio else None,
             liveview=self.liveview.status() if self.liveview else None,
+            cpu_temp_c=cpu_temp_c(self.settings.gates.thermal_path),
+            network=read_network(self.settings.network),
         )
 
     def readings(self) -> list[Reading[Any]]:
@@ -123,6 +127,12 @@ def join_request(
         recorder_state=rec.state,
         session_id=rec.session_id,
     )
+
+
+def cpu_temp_c(path: Path) -> float | None:
+    """The CPU temperature for the status, rounded; None without a sensor (or a mad one)."""
+    value = read_temperature_c(path)
+    return round(value, 1) if value is not None and -100 <= value <= 250 else None
 
 
 def timelapse_preview(timelapse: Timelapse) -> bytes | None:

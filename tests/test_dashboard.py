@@ -55,34 +55,50 @@ def test_start_and_stop_from_the_dashboard(
     page.goto(f"{fleet.url}/?token={fleet.operator_token}")
     cards = page.locator("article.card")
     expect(cards).to_have_count(3)
-    for cam in ("CAM_L", "CAM_C", "CAM_R"):
-        expect(page.locator("article.card h2", has_text=cam)).to_have_count(1)
+    # left, centre, right, whatever order they joined in
+    expect(page.locator("article.card h2 .cam")).to_have_text(["CAM_L", "CAM_C", "CAM_R"])
     expect(page.locator("#summary")).to_have_text("3/3 online")
     # configured beside measured (the agents record at 2 Mb/s; nothing is measured while idle)
     expect(page.locator("article.card dd.bitrate")).to_have_text(
         ["2.0 Mb/s configured, \u2013 measured"] * 3
     )
+    expect(page.locator("article.card dd.profile")).to_have_text(["320x240, 30 fps, h264"] * 3)
+    expect(page.locator("article.card dd.network").first).to_have_text(
+        re.compile(r"^(wired|wifi|none|AP \(hosting\))( \(.+\))?$")
+    )
+    expect(page.locator("article.card dd.temp").first).to_have_text(
+        re.compile(r"^(\d+\.\d °C|\u2013)$")
+    )
+    card_l = page.locator('article.card[data-node="cam-l"]')
+    expect(card_l.locator("a.settings-link")).to_have_attribute("href", "/nodes/cam-l/settings")
+    expect(card_l.locator("a.live-link")).to_have_attribute("href", "/nodes/cam-l/live")
 
     page.fill("#name", "dashboard kick-off")
     page.click("#start")
     expect(page.locator("#banner")).to_contain_text("starts at")
     expect(page.locator("article.card .pill.recording")).to_have_count(3, timeout=10_000)
+    expect(page.locator("#results-title")).to_have_text("Results: Start all")
+    expect(page.locator("#results tr.ok td.result")).to_have_text(["started"] * 3)
     expect(page.locator("#stop")).to_be_enabled()
+    link = page.locator("#last-session a.session-link")
+    expect(link).to_have_text("dashboard kick-off")
+    expect(link).to_have_attribute("href", re.compile(r"^/sessions/[A-Za-z0-9-]+$"))
     page.wait_for_timeout(1500)
     page.click("#stop")
     expect(page.locator("#banner")).to_contain_text("start skew")
-    expect(page.locator("#recordings tr")).to_have_count(3, timeout=10_000)
-    expect(page.locator("#sessions tr").first).to_contain_text("dashboard kick-off")
-    expect(page.locator("#sessions tr").first).to_contain_text("stopped")
-    # The test agents read no chrony: the skew's bound is unknown, and the session says why.
-    expect(page.locator("#sessions tr").first.locator(".skew-bound")).to_have_text("bound unknown")
-    expect(page.locator("#sessions tr").first.locator(".skew-warning")).to_contain_text(
-        "no clock error bound from CAM_C, CAM_L, CAM_R"
-    )
+    expect(page.locator("#results-title")).to_have_text("Results: Stop all")
+    expect(page.locator("#results tr.ok")).to_have_count(3)
+    expect(page.locator("#results tr.ok td.detail").first).to_contain_text(".mp4")
+    expect(page.locator("#last-session")).to_contain_text("Last session: dashboard kick-off")
+    expect(page.locator("#last-session .session-state")).to_have_text("stopped")
+    # The test agents read no chrony: the skew's bound is unknown, and the stop says why.
+    expect(page.locator("#banner")).to_contain_text("no clock error bound from CAM_C, CAM_L, CAM_R")
     expect(page.locator("article.card .pill.idle")).to_have_count(3, timeout=5_000)
-    page.locator("article.card", has_text="CAM_L").locator("button[data-preview]").click()
-    preview = page.locator("article.card", has_text="CAM_L").locator("img")
-    expect(preview).to_have_count(1)
+    # the sessions and recordings tables moved to their own pages
+    expect(page.locator("#sessions, #recordings")).to_have_count(0)
+    card_l.locator("button[data-preview]").click()
+    preview = card_l.locator(".preview img")
+    expect(preview).to_be_visible()
     assert preview.evaluate("img => img.decode().then(() => img.naturalWidth)") == 320
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
@@ -117,7 +133,10 @@ def test_lock_view_and_self_test_from_the_dashboard(fleet: RunningFleet, page: P
     expect(page.locator("#lockview")).to_be_disabled()
     page.click("#selftest")
     expect(page.locator("#banner")).to_contain_text("Self-test passed", timeout=30_000)
-    expect(page.locator("#banner")).to_contain_text("CAM_C: pass")
+    expect(page.locator("#results-title")).to_have_text("Results: Self-test all")
+    row = page.locator('#results tr[data-node="cam-c"]')
+    expect(row.locator("td").first).to_have_text("CAM_C")
+    expect(row.locator("td.result")).to_have_text("pass")
     page.click("#start")
     expect(page.locator("#lockview")).to_be_enabled()
     page.click("#lockview")
@@ -137,22 +156,16 @@ def test_offload_and_delete_from_the_dashboard(fleet: RunningFleet, page: Page) 
     page.wait_for_timeout(1200)
     page.click("#stop")
     expect(page.locator("#banner")).to_contain_text("Stopped")
-    session_row = page.locator("#sessions tr").first
-    expect(session_row.locator("a.zip")).to_have_count(0)
-    session_row.locator("button[data-offload-session]").click()
+    page.click("#offload")
     job = page.locator("#offload-job")
     expect(job).to_contain_text("Offload")
     expect(job.locator(".state").first).to_have_text("done", timeout=20_000)
-    expect(job).to_contain_text("1 confirmed")
+    # everything this module recorded (the Lock View test's recording too), none failed
+    expect(job.locator(".counts")).to_have_text(re.compile(r"^\d+ confirmed$"))
     assert job.locator("progress").evaluate("p => p.value === p.max && p.max > 1")
-    # Every archived recording links to its file, and the session to its zip and tar.
-    link = page.locator("#recordings a.download").first
+    # The archived recording links to its file (the session's zip is on its own page).
+    link = job.locator("ul.files a").first
     expect(link).to_have_attribute("href", re.compile(r"^/api/v1/recordings/\d+/file$"))
-    expect(page.locator("#recordings .state.confirmed").first).to_be_visible()
-    expect(page.locator("#sessions tr").first.locator("a.zip")).to_have_count(1)
-    zip_href = page.locator("#sessions tr").first.locator("a.zip").get_attribute("href")
-    got = page.request.get(f"{fleet.url}{zip_href}")
-    assert got.status == 200 and got.body()[:2] == b"PK"
     file_href = link.get_attribute("href")
     assert page.request.get(f"{fleet.url}{file_href}").status == 200
 
@@ -164,3 +177,25 @@ def test_offload_and_delete_from_the_dashboard(fleet: RunningFleet, page: Page) 
     page.click("#delete-confirm")
     expect(page.locator("#banner")).to_contain_text("freed")
     expect(page.locator("#banner")).to_contain_text("cam-c: freed")
+    expect(page.locator('#results tr.ok[data-node="cam-c"] td.detail')).to_contain_text("freed")
+
+
+def test_the_mode_switch_reaches_the_coordinator_and_every_node(
+    fleet: RunningFleet, page: Page
+) -> None:
+    page.goto(f"{fleet.url}/?token={fleet.operator_token}")
+    expect(page.locator("#mode-now")).to_have_text("coordinator: production")
+    page.select_option("#mode", "development")
+    page.click("#mode-apply")
+    expect(page.locator("#results-title")).to_have_text("Results: Mode development")
+    expect(page.locator('#results tr.ok[data-node="coordinator"] td.result')).to_have_text(
+        "development"
+    )
+    expect(page.locator('#results tr.ok[data-node="cam-c"] td.result')).to_have_text("development")
+    expect(page.locator("#mode-now")).to_have_text("coordinator: development")
+    with fleet.client() as c:
+        assert c.get("/api/v1/mode").json()["mode"] == "development"
+    page.select_option("#mode", "production")
+    page.click("#mode-apply")
+    expect(page.locator("#mode-now")).to_have_text("coordinator: production")
+    expect(page.locator('#results tr.ok[data-node="cam-c"] td.result')).to_have_text("production")

@@ -36,7 +36,7 @@ def test_cards_follow_the_events_and_the_page_says_when_it_is_out_of_date(
         assert created.status_code == 201, created.text
         session_id = created.json()["session_id"]
         expect(page.locator("article.card .pill.recording")).to_have_count(3, timeout=2_000)
-        expect(page.locator("#sessions tr").first).to_contain_text("live page", timeout=2_000)
+        expect(page.locator("#last-session")).to_contain_text("live page", timeout=2_000)
         stopped = c.post(f"/api/v1/sessions/{session_id}/stop")
         assert stopped.status_code == 200, stopped.text
     expect(page.locator("article.card .pill.recording")).to_have_count(0, timeout=2_000)
