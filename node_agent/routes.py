@@ -63,6 +63,7 @@ def status_stream_router(stream: StatusStream) -> APIRouter:
         "/api/v1/status/stream",
         summary="The status as server-sent events: at once, then on every change",
         response_class=StatusStreamResponse,
+        status_code=200,  # the response class takes none, so the schema is told
         responses={
             **error_responses(),
             200: {
