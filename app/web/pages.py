@@ -1,7 +1,8 @@
 """The operator's pages: HTML files under ``static/`` served to a signed-in browser.
 
 Every page is a small static document plus ``common.js``/``common.css`` (vendored: the
-dashboard must work at a field with no internet). The server fills two placeholders:
+dashboard must work at a field with no internet). The server fills three placeholders:
+``{{head}}`` (what every page's <head> starts with: the meta tags and the shared assets),
 ``{{csrf_token}}`` (the token every state-changing fetch or form sends back) and
 ``{{page_data}}`` (a JSON value the page's script reads, HTML-escaped).
 """
@@ -32,9 +33,19 @@ def template(name: str) -> str:
     return (STATIC / name).read_text(encoding="utf-8")
 
 
+# What every page's <head> starts with: ``{{head}}`` in the file.
+HEAD = """<meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="csrf-token" content="{{csrf_token}}">
+<meta name="page-data" content="{{page_data}}">
+<link rel="stylesheet" href="/static/common.css">
+<script src="/static/common.js"></script>"""
+
+
 def render(name: str, csrf_token: str, page_data: Any = None) -> HTMLResponse:
     """The page ``name`` with its placeholders filled; never cached by the browser."""
-    body = template(name).replace("{{csrf_token}}", html.escape(csrf_token, quote=True))
+    body = template(name).replace("{{head}}", HEAD, 1)
+    body = body.replace("{{csrf_token}}", html.escape(csrf_token, quote=True))
     body = body.replace("{{page_data}}", html.escape(json.dumps(page_data), quote=True))
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 

@@ -4,6 +4,7 @@ page signs in at once (``camfleet demo`` prints such a link) and redirects witho
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -56,56 +57,31 @@ async def dashboard(request: Request, auth: AuthDep, token: TokenQuery = None) -
     return page(request, auth, token, "index.html")
 
 
-@router.get("/sessions", summary="The sessions page", include_in_schema=False)
-async def sessions_page(request: Request, auth: AuthDep, token: TokenQuery = None) -> Response:
-    return page(request, auth, token, "sessions.html")
+# The pages besides the dashboard, out of the API schema like /docs: path -> file. Their
+# path parameters are the page's data ({"session_id": ...} or {"node_id": ...}).
+PAGES = {
+    "/sessions": "sessions.html",
+    "/sessions/{session_id}": "session.html",
+    "/recordings": "recordings.html",
+    "/nodes/{node_id}/settings": "settings.html",
+    "/nodes/{node_id}/live": "live.html",
+}
+MAX_PATH_PARAM = 64
 
 
-@router.get(
-    "/sessions/{session_id}",
-    summary="One session's page",
-    include_in_schema=False,
-)
-async def session_page(
-    session_id: Annotated[str, Path(max_length=64)],
-    request: Request,
-    auth: AuthDep,
-    token: TokenQuery = None,
-) -> Response:
-    return page(request, auth, token, "session.html", {"session_id": session_id})
+def _page_route(name: str) -> Callable[..., Awaitable[Response]]:
+    async def serve(request: Request, auth: AuthDep, token: TokenQuery = None) -> Response:
+        data = dict(request.path_params)
+        too_long = [k for k, v in data.items() if len(v) > MAX_PATH_PARAM]
+        if too_long:
+            raise HTTPException(422, f"{too_long[0]} is longer than {MAX_PATH_PARAM} characters")
+        return page(request, auth, token, name, data or None)
+
+    return serve
 
 
-@router.get("/recordings", summary="The recordings page", include_in_schema=False)
-async def recordings_page(request: Request, auth: AuthDep, token: TokenQuery = None) -> Response:
-    return page(request, auth, token, "recordings.html")
-
-
-@router.get(
-    "/nodes/{node_id}/settings",
-    summary="One node's settings page",
-    include_in_schema=False,
-)
-async def settings_page(
-    node_id: Annotated[str, Path(max_length=64)],
-    request: Request,
-    auth: AuthDep,
-    token: TokenQuery = None,
-) -> Response:
-    return page(request, auth, token, "settings.html", {"node_id": node_id})
-
-
-@router.get(
-    "/nodes/{node_id}/live",
-    summary="One node's live view page",
-    include_in_schema=False,
-)
-async def live_page(
-    node_id: Annotated[str, Path(max_length=64)],
-    request: Request,
-    auth: AuthDep,
-    token: TokenQuery = None,
-) -> Response:
-    return page(request, auth, token, "live.html", {"node_id": node_id})
+for _path, _name in PAGES.items():
+    router.add_api_route(_path, _page_route(_name), methods=["GET"], include_in_schema=False)
 
 
 @router.get(
