@@ -31,7 +31,7 @@ from node_agent.link import CoordinatorLink, hostname
 from node_agent.liveview.service import LiveView
 from node_agent.liveview.source import with_lores
 from node_agent.liveview.wiring import build_liveview
-from node_agent.network.reader import read_network
+from node_agent.network.reader import CachedNetwork
 from node_agent.power.monitor import PowerMonitor
 from node_agent.power.wiring import build_power, power_gate, power_reading, wire_power
 from node_agent.recorder.service import Recorder
@@ -67,10 +67,13 @@ class AgentContext:
     dashcam: Dashcam | None = None  # when dashcam.enabled
     audio: NodeAudio | None = None  # tones and the audio track setting
     liveview: LiveView | None = None  # the live view (Grandma Mode)
+    network: CachedNetwork | None = None  # made at the first status
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
         rec = self.recorder.status()
+        if self.network is None:
+            self.network = CachedNetwork(self.settings.network)
         return NodeStatus(
             node_id=self.node_id,
             cam_id=self.settings.cam_id,
@@ -89,7 +92,7 @@ class AgentContext:
             audio=self.audio.status() if self.audio else None,
             liveview=self.liveview.status() if self.liveview else None,
             cpu_temp_c=cpu_temp_c(self.settings.gates.thermal_path),
-            network=read_network(self.settings.network),
+            network=self.network.read(),
         )
 
     def readings(self) -> list[Reading[Any]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from node_agent.network.reader import read_network
+from node_agent.network.reader import CachedNetwork, read_network
 from node_agent.network.schemas import NetworkMode, NetworkStatus
 from node_agent.network.settings import NetworkSettings
 
@@ -124,3 +124,15 @@ def test_the_wire_shape_is_bounded() -> None:
                 "interfaces": [{"name": f"e{i}", "kind": "wired", "up": True} for i in range(40)],
             }
         )
+
+
+def test_the_status_reads_the_tree_at_most_once_per_max_age(tmp_path: Path) -> None:
+    iface(tmp_path, "eth0", "up")
+    now = [100.0]
+    cached = CachedNetwork(NetworkSettings(sys_root=tmp_path), max_age_s=2.0, clock=lambda: now[0])
+    assert cached.read().mode == NetworkMode.wired
+    (tmp_path / "sys" / "class" / "net" / "eth0" / "operstate").write_text("down\n")
+    now[0] += 1.9
+    assert cached.read().mode == NetworkMode.wired  # within max_age: the last reading
+    now[0] += 0.1
+    assert cached.read().mode == NetworkMode.none  # read again: the link went down
