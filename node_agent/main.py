@@ -144,6 +144,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         send_timeout_s=settings.status_stream_send_timeout_s,
     )
     app.state.status_stream = stream
+    ctx.recorder.on_change = stream.poke  # a first frame or an end goes out at once
     # The server ends the streams first when it shuts down (else they hold it open).
     app.state.on_server_shutdown = stream.close
     app.add_middleware(PokeOnWrite, poke=stream.poke)

@@ -288,7 +288,7 @@ class AgentSettings(BaseSettings):
         default=0.2, ge=0, le=10, description="At most one status event per this long."
     )
     status_stream_check_s: float = Field(
-        default=0.25,
+        default=0.5,
         gt=0,
         le=60,
         description="How often the status is re-read for changes the node makes by itself.",

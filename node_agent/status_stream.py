@@ -6,7 +6,8 @@ coordinator can tell a dead link from a quiet node.
 
 How a change is noticed, cheaply: one producer task runs only while a client is
 connected. It wakes when poked (the ``PokeOnWrite`` middleware pokes after every
-state-changing request: a start, a stop, a timelapse, a config change) and every
+state-changing request: a start, a stop, a timelapse, a config change; the recorder
+pokes at its first frame and when it ends) and every
 ``check_s`` on its own, reads the status from the parts' caches (no hardware call) and
 compares a digest of it without the fields that move on every read (``time_ns``,
 ``uptime_s``). That periodic compare catches what a node does by itself: a recording
@@ -114,7 +115,7 @@ class StatusStream:
         *,
         heartbeat_s: float = 1.0,
         debounce_s: float = 0.2,
-        check_s: float = 0.25,
+        check_s: float = 0.5,
         max_clients: int = 2,
         send_timeout_s: float = 2.0,
     ) -> None:

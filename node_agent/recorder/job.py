@@ -57,6 +57,7 @@ class RecordingJob:
         on_done: Callable[[RecordingJob], None] | None = None,
         disk_free: Callable[[Path], int] = free_bytes,
         keeper: StorageKeeper | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
         self.counters = RecordingCounters()
@@ -70,6 +71,8 @@ class RecordingJob:
         self._on_done = on_done  # frees the camera, notes how it ended
         self._disk_free = disk_free
         self._keeper = keeper  # asked to free offloaded footage before the reserve stops us
+        # told when the state moves (first frame, stop asked, finished): the status stream
+        self._on_change = on_change or (lambda: None)
         self.stop_event = threading.Event()
         self.started_event = threading.Event()
         self.done_event = threading.Event()
@@ -110,6 +113,7 @@ class RecordingJob:
         if reason is not None:
             self.counters.stop_reason = reason
         self.stop_event.set()
+        self._on_change()
 
     def _run(self) -> None:
         c = self.counters
@@ -132,6 +136,7 @@ class RecordingJob:
                 if self._on_done is not None:
                     self._on_done(self)
                 self.done_event.set()
+                self._on_change()
                 if self._keeper is not None:
                     self._keeper.request_refresh()  # a new manifest, a file no longer active
 
@@ -182,6 +187,7 @@ class RecordingJob:
             self.writer.write(got.frame, pts)
             if first:
                 self.started_event.set()
+                self._on_change()
                 if spec.manifest_wanted:  # the first frame is on its way
                     write_journal(spec.path, spec.journal(c))
                 syncer.start()

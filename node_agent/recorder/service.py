@@ -86,6 +86,8 @@ class Recorder:
         self.identity = identity
         self.chrony = chrony
         self.lock = lock
+        # Called (from any thread) when the recorder's state moves; the status stream's poke.
+        self.on_change: Callable[[], None] = lambda: None
         self.clock: Clock = clock or SystemClock()
         self.max_schedule_ahead_s = max_schedule_ahead_s
         self.profiles = Profiles(camera)
@@ -423,6 +425,7 @@ class Recorder:
             on_probation_failed=self._probation_failed,
             on_done=self._job_done,
             keeper=self.keeper,
+            on_change=lambda: self.on_change(),
         )
 
     def _job_done(self, job: RecordingJob) -> None:
