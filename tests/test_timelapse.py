@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 import os
 import random
@@ -178,7 +179,13 @@ def test_a_hundred_captures_at_200_ms_do_not_drift(
     events.wait_for(lambda ev: len(slots(ev)) >= 100, timeout_s=60)
     tl.stop()
     taken = slots(events)[:100]
-    assert [e.index for e in taken] == list(range(100))  # no slot missed
+    indices = [e.index or 0 for e in taken]
+    assert indices[0] == 0 and all(b > a for a, b in itertools.pairwise(indices))
+    # A slot the machine stalled past (a loaded CI core) is skipped and counted, never
+    # lost silently; a loop that drifted would miss one in every few, not one or two.
+    missed = sum(b - a - 1 for a, b in itertools.pairwise(indices))
+    assert missed <= 2, indices
+    assert tl.status().missed >= missed
     t0 = taken[0].scheduled_ns
     assert t0 is not None
     for e in taken:  # the n-th capture is scheduled at t0 + n * 200 ms, exactly
@@ -191,14 +198,14 @@ def test_a_hundred_captures_at_200_ms_do_not_drift(
     first, last = statistics.median(late_ms[:20]), statistics.median(late_ms[-20:])
     assert last - first < 10, (first, last)
     assert max(late_ms) < 100  # bounded by the grace (half an interval), whatever n
-    slope_ms_per_slot = statistics.linear_regression(range(100), late_ms).slope
+    slope_ms_per_slot = statistics.linear_regression(indices, late_ms).slope
     assert abs(slope_ms_per_slot) * 100 < 10
     captured = events.of("capture")
     assert captured and all((e.duration_s or 0) >= 0.03 for e in captured)
     # one still a second is kept (names are per second); the other slots are skips
     status = tl.status()
     assert status.captures_total == len(captured) == len(still_names(tl.folder))
-    assert status.captures_total + status.skipped >= 100
+    assert status.captures_total + status.skipped + status.missed >= 100
 
 
 def test_an_existing_still_is_not_overwritten_and_is_counted(
