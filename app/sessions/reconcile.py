@@ -100,9 +100,13 @@ async def _settle(fleet: Fleet, item: _Open) -> None:
         else:
             idle.append(node_id)
     if recording:
-        if session.state == SessionState.starting.value:
-            session.state = SessionState.recording.value
-            await fleet.store.run(lambda db: repository.save(db, session))
+        if session.state == SessionState.starting.value and sid not in fleet.busy_sessions:
+            # Never the whole row loaded earlier: a stop may have ended it since.
+            await fleet.store.run(
+                lambda db: repository.advance(
+                    db, sid, SessionState.starting.value, SessionState.recording.value
+                )
+            )
         return
     if silent:
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, func, select, update
 
 from app.sessions.models import CommandResult, RecordingSession
 
@@ -47,6 +47,20 @@ def save(db: Session, *rows: RecordingSession | CommandResult) -> None:
     for row in rows:
         db.add(row)
     db.commit()
+
+
+def advance(db: Session, session_id: str, from_state: str, to_state: str) -> bool:
+    """Set the state to ``to_state`` only if it is still ``from_state``, in one statement
+    (no read-modify-write a concurrent stop could fall between); whether it was."""
+    stmt = (
+        update(RecordingSession)
+        .where(col(RecordingSession.session_id) == session_id)
+        .where(col(RecordingSession.state) == from_state)
+        .values(state=to_state)
+    )
+    changed = db.exec(stmt).rowcount  # type: ignore[call-overload]
+    db.commit()
+    return bool(changed)
 
 
 def unfinished(db: Session) -> Sequence[RecordingSession]:

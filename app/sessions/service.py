@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlmodel import Session
@@ -55,22 +55,38 @@ def new_session_id(now_ns: int) -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
-def choose_lead_ms(fleet: Fleet, requested: int | None, round_trips: int = 1) -> int:
-    """The requested (or default) lead, raised to cover the round trips seen: at least
-    ``round_trips`` x their p99 x ``lead_rtt_factor``, plus a margin for arming.
-
-    ``round_trips`` counts the exchanges that must complete before ``start_at`` (2 when
-    a readiness check and the beep command follow the start). The lead stays within
-    ``max_lead_ms``.
-    """
+def check_lead_ms(fleet: Fleet, requested: int | None) -> None:
+    """A 422 for a requested lead outside ``min_lead_ms``..``max_lead_ms``."""
     s = fleet.settings
     if requested is not None and not s.min_lead_ms <= requested <= s.max_lead_ms:
         raise BadInput(
             f"lead_ms must be between {s.min_lead_ms} and {s.max_lead_ms} ms; got {requested}"
         )
+
+
+def choose_lead_ms(
+    fleet: Fleet,
+    requested: int | None,
+    round_trips: int = 1,
+    node_ids: Sequence[str] | None = None,
+) -> int:
+    """The requested (or default) lead, raised to cover the round trips seen: at least
+    ``round_trips`` x their p99 x ``lead_rtt_factor``, plus a margin for arming.
+
+    ``round_trips`` counts the exchanges that must complete before ``start_at`` (2 when
+    a readiness check and the beep command follow the start). Only the round trips of
+    ``node_ids`` (the nodes being started; every node when None) within
+    ``lead_rtt_window_s`` count, and they raise the lead to at most ``max_auto_lead_ms``:
+    one node stopped for seconds a while ago must not make every later start wait that
+    long (a node still that slow starts late and says so). The lead stays within
+    ``max_lead_ms``.
+    """
+    check_lead_ms(fleet, requested)
+    s = fleet.settings
     lead = requested if requested is not None else s.default_lead_ms
-    p99 = fleet.state.rtt_quantile_ms(RTT_QUANTILE)
+    p99 = fleet.state.rtt_quantile_ms(RTT_QUANTILE, node_ids, s.lead_rtt_window_s)
     floor = round(max(1, round_trips) * p99 * s.lead_rtt_factor + RTT_LEAD_MARGIN_MS)
+    floor = min(floor, s.max_auto_lead_ms)
     return min(max(lead, floor), s.max_lead_ms)
 
 
@@ -92,13 +108,21 @@ def _record(
 
 async def start(fleet: Fleet, body: SessionCreate) -> SessionPublic:
     """Schedule a start on every target node at once; healthy nodes go on when one fails."""
-    lead_ms = choose_lead_ms(fleet, body.lead_ms, round_trips=2 if beep.wanted(fleet, body) else 1)
+    check_lead_ms(fleet, body.lead_ms)
+    nodes = await fleet.store.run(lambda db: node_service.addresses(db, fleet, body.node_ids))
+    lead_ms = choose_lead_ms(
+        fleet,
+        body.lead_ms,
+        round_trips=2 if beep.wanted(fleet, body) else 1,
+        node_ids=[n.node_id for n in nodes],
+    )
 
-    def load(db: Session) -> tuple[list[NodeAddress], RecordingSession]:
-        nodes = node_service.addresses(db, fleet, body.node_ids)
+    sid = new_session_id(time.time_ns())
+
+    def create(db: Session) -> RecordingSession:
         now = time.time_ns()
         session = RecordingSession(
-            session_id=new_session_id(now),
+            session_id=sid,
             name=body.name or "",
             metadata_json=json.dumps(body.metadata or {}, ensure_ascii=False),
             state=SessionState.starting.value,
@@ -108,11 +132,12 @@ async def start(fleet: Fleet, body: SessionCreate) -> SessionPublic:
             created_at_ns=now,
         )
         repository.save(db, session)
-        return nodes, session
+        return session
 
-    nodes, session = await fleet.store.run(load)
-    sid = session.session_id
+    # Commanding from before the row exists: the reconciler never sees it 'starting' and
+    # free to settle (it once wrote that stale row back over a stop that had finished).
     with fleet.commanding(sid):
+        session = await fleet.store.run(create)
         command_id = f"start-{sid}"
         req = StartRequest(
             session_id=sid,
@@ -136,18 +161,35 @@ async def start(fleet: Fleet, body: SessionCreate) -> SessionPublic:
             rows += more
         if session.state != SessionState.recording.value:
             session.stopped_at_ns = time.time_ns()
-        return await fleet.store.run(lambda db: _finish(db, session, rows, stopped))
+
+        def settle(fresh: RecordingSession) -> None:
+            # A stop sent while the start was under way may have ended it: that stands.
+            if fresh.state == SessionState.starting.value:
+                fresh.state = session.state
+                fresh.end_reason = session.end_reason
+                fresh.stopped_at_ns = session.stopped_at_ns
+
+        return await fleet.store.run(lambda db: _finish(db, sid, rows, stopped, settle))
 
 
 def _finish(
     db: Session,
-    session: RecordingSession,
+    session_id: str,
     rows: Sequence[CommandResult],
     manifests: Sequence[tuple[str, Manifest]],
+    settle: Callable[[RecordingSession], None],
 ) -> SessionPublic:
-    """Store command results and manifests, recompute the skew, and answer the session."""
+    """Store manifests, then ``settle`` the session as read now, store the command
+    results, recompute the skew, and answer the session.
+
+    The manifests go first: an insert that loses its race with the poller's sweep rolls
+    the unit back, and once undid a stop's 'stopped' set before it (the session answered
+    'recording' to its own stop).
+    """
     for node_id, manifest in manifests:
         recording_service.ingest(db, node_id, [manifest])
+    session = _get(db, session_id)
+    settle(session)
     if session.state not in (SessionState.starting.value, SessionState.recording.value):
         recordings = recording_repository.by_session(db, session.session_id)
         session.skew_ms = compute_skew_ms(recordings)
@@ -202,17 +244,17 @@ async def stop(fleet: Fleet, session_id: str) -> SessionPublic:
         pending = [a for n in started if n not in stopped and (a := fleet.address(n)) is not None]
         rows, finished = await _stop_on(fleet, session_id, pending, Command.stop)
 
-        def save(db: Session) -> SessionPublic:
+        def settle(db: Session, fresh: RecordingSession) -> None:
             # Read the session and its results again: a concurrent stop may have finished
             # meanwhile, and this one must not save the session back to 'stopping'.
-            fresh = _get(db, session_id)
             if fresh.state not in FINAL_STATES:
                 done = set(started) <= _stopped_ids([*repository.results(db, [session_id]), *rows])
                 fresh.state = (SessionState.stopped if done else SessionState.stopping).value
             fresh.stopped_at_ns = fresh.stopped_at_ns or time.time_ns()
-            return _finish(db, fresh, rows, finished)
 
-        return await fleet.store.run(save)
+        return await fleet.store.run(
+            lambda db: _finish(db, session_id, rows, finished, lambda s: settle(db, s))
+        )
 
 
 def _get(db: Session, session_id: str) -> RecordingSession:
