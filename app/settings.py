@@ -41,6 +41,20 @@ class CoordinatorSettings(BaseSettings):
     lead_rtt_factor: float = Field(
         default=3.0, ge=1, le=100, description="The lead is at least the p99 round trip x this."
     )
+    lead_rtt_window_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="Only the round trips of the nodes being started, seen this recently, "
+        "set the lead: a stall long ago, or on another node, does not lengthen it.",
+    )
+    max_auto_lead_ms: int = Field(
+        default=3000,
+        ge=0,
+        le=3_600_000,
+        description="The most the round trips may raise a lead to. A node slower than that "
+        "starts late and says so (start_late_ns); a longer lead can still be asked for.",
+    )
     beep: bool = Field(default=True, description="Play the start tone once every node has armed.")
     beep_cams: list[str] = Field(
         default_factory=lambda: ["CAM_C"], description="The cameras that play the start tone."

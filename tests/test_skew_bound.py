@@ -4,6 +4,7 @@ round trips seen."""
 from __future__ import annotations
 
 import secrets
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -98,7 +99,9 @@ def test_the_bound_of_one_or_no_recording() -> None:
     assert compute_skew_bound_ms([]) is None
 
 
-def fleet_with_rtts(rtts_ms: list[float], factor: float = 3.0) -> Any:
+def fleet_with_rtts(
+    rtts_ms: list[float], factor: float = 3.0, others: dict[str, list[float]] | None = None
+) -> Any:
     settings = CoordinatorSettings(
         operator_token=SecretStr(secrets.token_urlsafe(24)),
         fleet_token=SecretStr(secrets.token_urlsafe(24)),
@@ -108,25 +111,48 @@ def fleet_with_rtts(rtts_ms: list[float], factor: float = 3.0) -> Any:
         max_lead_ms=5000,
     )
     state = FleetState(offline_after_s=5)
-    state.set_address(SimpleNamespace(node_id="n1"), "CAM_L")  # type: ignore[arg-type]
-    for rtt in rtts_ms:
-        state.contact("n1", rtt)
+    for node_id, node_rtts in {"n1": rtts_ms, **(others or {})}.items():
+        state.set_address(SimpleNamespace(node_id=node_id), "CAM_L")  # type: ignore[arg-type]
+        for rtt in node_rtts:
+            state.contact(node_id, rtt)
     return SimpleNamespace(settings=settings, state=state)
 
 
 def test_the_lead_covers_the_p99_round_trip_not_one_outlier() -> None:
     # 200 round trips of 10-29 ms over Wi-Fi, and one of 900 ms: p99 is 29 ms.
     rtts = [10.0 + i % 20 for i in range(200)] + [900.0]
-    fleet = fleet_with_rtts(rtts)
+    fleet = fleet_with_rtts([], others={"a": rtts[:64], "b": rtts[64:128], "c": rtts[128:]})
     assert fleet.state.rtt_quantile_ms(0.99) == 29.0
     assert choose_lead_ms(fleet, None) == (29 * 3 + 50)
     # Two exchanges before start_at (the beep phase): twice the round trips.
     assert choose_lead_ms(fleet, None, round_trips=2) == (2 * 29 * 3 + 50)
     # A longer requested lead is kept; the factor is the coordinator's setting.
     assert choose_lead_ms(fleet, 1000) == 1000
-    assert choose_lead_ms(fleet_with_rtts(rtts, factor=10), None) == 29 * 10 + 50
+    factor10 = fleet_with_rtts([], factor=10, others={"a": rtts[:64], "b": rtts[64:128]})
+    assert choose_lead_ms(factor10, None) == 29 * 10 + 50
 
 
-def test_the_lead_without_round_trips_and_its_ceiling() -> None:
+def test_only_the_nodes_being_started_set_the_lead() -> None:
+    # n1 was stopped for seconds (a SIGSTOP, a stalled Pi); n2 answers in 10 ms.
+    fleet = fleet_with_rtts([2000.0, 2500.0], others={"n2": [10.0] * 20})
+    assert choose_lead_ms(fleet, None, node_ids=["n2"]) == 100  # 10 x 3 + 50 < the default
+    assert choose_lead_ms(fleet, None, node_ids=["n2", "n1"]) == 3000  # 2500 x 3 + 50, capped
+    assert choose_lead_ms(fleet, None, node_ids=["gone"]) == 100  # no round trips: default
+
+
+def test_old_round_trips_age_out_of_the_window() -> None:
+    fleet = fleet_with_rtts([400.0] * 5)
+    now = time.monotonic_ns()
+    assert fleet.state.rtt_quantile_ms(0.99, window_s=60, now_ns=now) == 400.0
+    assert fleet.state.rtt_quantile_ms(0.99, window_s=60, now_ns=now + 61 * 10**9) == 0.0
+
+
+def test_the_lead_without_round_trips_and_its_ceilings() -> None:
     assert choose_lead_ms(fleet_with_rtts([]), None) == 100  # the default, over the margin
-    assert choose_lead_ms(fleet_with_rtts([3000.0] * 10), None) == 5000  # max_lead_ms
+    # The round trips raise a lead to max_auto_lead_ms (3000) at most ...
+    assert choose_lead_ms(fleet_with_rtts([3000.0] * 10), None) == 3000
+    # ... an operator may still ask for longer, up to max_lead_ms.
+    assert choose_lead_ms(fleet_with_rtts([3000.0] * 10), 4500) == 4500
+    fleet = fleet_with_rtts([3000.0] * 10)
+    fleet.settings.max_auto_lead_ms = 60_000
+    assert choose_lead_ms(fleet, None) == 5000  # max_lead_ms

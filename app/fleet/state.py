@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from app.fleet.client import NodeAddress
@@ -19,6 +19,9 @@ from app.fleet.wire import NodeStatus
 # A status this much older than the cached one is an overtaken answer, not a node whose
 # clock was set back (which shows its new status after that).
 STALE_WINDOW_NS = 5_000_000_000
+# Round trips kept per node: at one status read every 15 s (a watched node) this is the
+# last 16 minutes; a busy node read every 0.5 s keeps its last half minute.
+RTTS_PER_NODE = 64
 
 
 @dataclass
@@ -31,6 +34,8 @@ class NodeCache:
     last_heartbeat_ns: int | None = None
     last_error: str | None = None
     rtt_ms: float | None = None
+    # (monotonic ns, ms) of the node's recent round trips, for the lead-time choice.
+    rtts: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=RTTS_PER_NODE))
     last_manifest_sync_ns: int = 0
     # Set when the node's status stream broke and a re-probe failed: offline at once,
     # not only after offline_after_s; the next answer clears it.
@@ -45,7 +50,6 @@ class FleetState:
     addresses: dict[str, NodeAddress] = field(default_factory=dict)
     cam_ids: dict[str, str] = field(default_factory=dict)
     cache: dict[str, NodeCache] = field(default_factory=dict)
-    _rtts_ms: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     # Called whenever something a page shows may have changed (the live events look).
     on_change: Callable[[], None] | None = None
 
@@ -77,7 +81,7 @@ class FleetState:
         entry.down = False
         if rtt_ms is not None:
             entry.rtt_ms = rtt_ms
-            self._rtts_ms.append(rtt_ms)
+            entry.rtts.append((time.monotonic_ns(), rtt_ms))
         self._changed()
 
     def touch(self, node_id: str) -> None:
@@ -142,9 +146,28 @@ class FleetState:
             return None
         return entry.status
 
-    def rtt_quantile_ms(self, q: float) -> float:
-        """The ``q`` quantile of the recent round trips (nearest rank; 0 when none yet)."""
-        ordered = sorted(self._rtts_ms)
+    def rtt_quantile_ms(
+        self,
+        q: float,
+        node_ids: Iterable[str] | None = None,
+        window_s: float | None = None,
+        now_ns: int | None = None,
+    ) -> float:
+        """The ``q`` quantile (nearest rank; 0 when none) of the round trips of
+        ``node_ids`` (every node when None) seen in the last ``window_s`` (all kept when
+        None). A node that stalled minutes ago, or one not being called now, does not
+        lengthen this command's lead."""
+        ids = self.cache.keys() if node_ids is None else node_ids
+        since = None
+        if window_s is not None:
+            since = (now_ns if now_ns is not None else time.monotonic_ns()) - int(window_s * 1e9)
+        ordered = sorted(
+            ms
+            for node_id in ids
+            if (entry := self.cache.get(node_id)) is not None
+            for at, ms in list(entry.rtts)
+            if since is None or at >= since
+        )
         if not ordered:
             return 0.0
         rank = min(len(ordered), max(1, math.ceil(q * len(ordered))))

@@ -114,7 +114,7 @@ class SessionCreate(BaseModel):
     lead_ms: StrictInt | None = PField(
         default=None,
         # The bounds are the coordinator's settings: app.main puts them in the schema, and
-        # sessions.service.choose_lead_ms refuses values outside them with a 422.
+        # sessions.service.check_lead_ms refuses values outside them with a 422.
         description="How far ahead to schedule the start; bounded by the coordinator's "
         "min_lead_ms and max_lead_ms (defaults 100 and 60000).",
     )
