@@ -332,9 +332,15 @@ def test_ctrl_c_leaves_a_part_that_the_next_run_resumes(
     dest = tmp_path / "out"
     part = dest / SESSION / f".{rec['wire']['file_name']}.part"
     argv = [sys.executable, "-m", "app.cli", "--url", standin.url, f"--token={standin.token}"]
-    proc = subprocess.Popen(
-        [*argv, "offload", SESSION, str(dest)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    # A Ctrl-C at a terminal: a SIGINT the child did not inherit as ignored (a test run
+    # started in the background of a shell has it ignored, and so would every child).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [*argv, "offload", SESSION, str(dest)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 30
     while not (part.exists() and part.stat().st_size > 0):
         assert proc.poll() is None and time.monotonic() < deadline
