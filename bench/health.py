@@ -1,11 +1,11 @@
 """Benchmark 7: does the coordinator stay responsive while a slow node ties up 100 commands?
 
 A real coordinator process, one fake node of the bench's own (``bench.fakenode``: it
-joins with its own key and answers every call after ``DELAY_S``), a session on it, then
-100 concurrent operator requests that each wait on that node (50 stops of the session,
-50 previews of the node), while ``/health`` and ``GET /api/v1/nodes`` are probed every
-100 ms. The figure is the probes' latency: the coordinator's promise is that no wait on
-a node holds up anything else.
+joins with its own key and answers every call after the plan's ``health_delay_s``, 5 s),
+a session on it, then 100 concurrent operator requests that each wait on that node (50
+stops of the session, 50 previews of the node), while ``/health`` and ``GET
+/api/v1/nodes`` are probed every 100 ms. The figure is the probes' latency: the
+coordinator's promise is that no wait on a node holds up anything else.
 """
 
 from __future__ import annotations
@@ -96,8 +96,11 @@ async def _storm(url: str, token: str, session_id: str, node_id: str, count: int
     return [a.status_code if isinstance(a, httpx.Response) else 0 for a in answers]
 
 
-def run_health(root: Path, children: Children, commands: int) -> HealthFigure:
-    """One storm of ``commands`` slow requests with the probes running; the figure."""
+def run_health(
+    root: Path, children: Children, commands: int, delay_s: float = DELAY_S
+) -> HealthFigure:
+    """One storm of ``commands`` requests, each held ``delay_s`` by the node, with the
+    probes running; the figure."""
     port = free_port()
     operator, fleet_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     log = root / "health" / "coordinator.log"
@@ -116,7 +119,7 @@ def run_health(root: Path, children: Children, commands: int) -> HealthFigure:
     url = f"http://127.0.0.1:{port}"
     try:
         asyncio.run(wait_listening([port], [child], [log], timeout_s=60))
-        with FakeNode(node_id="slow-1", delay_s=DELAY_S).running() as slow:
+        with FakeNode(node_id="slow-1", delay_s=delay_s).running() as slow:
             joined = slow.join(url, fleet_token)
             if joined.status_code != 200:
                 raise BenchError(f"the fake node could not join: {joined.text[:200]}")
@@ -147,7 +150,7 @@ def run_health(root: Path, children: Children, commands: int) -> HealthFigure:
         answered[code] = answered.get(code, 0) + 1
     return HealthFigure(
         concurrent_commands=commands,
-        command_delay_s=DELAY_S,
+        command_delay_s=delay_s,
         probes=len(health) + prober.timeouts,
         p50_ms=percentile(health, 50) * 1000,
         p99_ms=percentile(health, 99) * 1000,

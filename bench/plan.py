@@ -45,6 +45,7 @@ class Plan:
     clients_budget_s: float = 15.0
     clients_real_max: int = 200
     health_commands: int = 100
+    health_delay_s: float = 5.0  # how long the slow node holds each call
     retention_files: int = 100_000
     retention_runs: int = 15
     offload_files: int = 8

@@ -86,6 +86,7 @@ QUICK = Plan(
     clients_budget_s=5.0,
     clients_real_max=4,
     health_commands=10,
+    health_delay_s=1.0,
     retention_files=1_000,
     retention_runs=5,
     offload_files=2,
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print("7. the coordinator under slow node commands", flush=True)
         t0 = time.monotonic()
-        health: HealthFigure = run_health(root, children, plan.health_commands)
+        health: HealthFigure = run_health(root, children, plan.health_commands, plan.health_delay_s)
         print(
             f"  /health p50 {health.p50_ms:.1f} ms p99 {health.p99_ms:.1f} ms max "
             f"{health.max_ms:.1f} ms, {health.timeouts} timeouts of {health.probes}",

@@ -30,10 +30,10 @@ def agent_env(pair: ChronyPair, which: str) -> dict[str, str]:
 def clock_fleet(fleet: RunningFleet, root: Path) -> Iterator[ChronyPair]:
     """The pair (the client polls every 1/16 s), the coordinator and both agents."""
     with chrony_pair(root / "chrony", poll=-4) as pair:
-        fleet.start_coordinator()
-        fleet.start_agent("CAM_C", "centre", **agent_env(pair, "server"))
-        fleet.start_agent("CAM_L", "left", **agent_env(pair, "client"))
-        fleet.wait_online(2)
+        fleet.start_fleet(
+            [("CAM_C", "centre"), ("CAM_L", "left")],
+            {"CAM_C": agent_env(pair, "server"), "CAM_L": agent_env(pair, "client")},
+        )
         yield pair
 
 

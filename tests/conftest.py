@@ -6,7 +6,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +56,8 @@ class RunningFleet:
             base_url=self.url, headers={"Authorization": f"Bearer {tok}"}, timeout=30
         )
 
-    def start_coordinator(self) -> Child:
+    def start_coordinator(self, wait: bool = True) -> Child:
+        """Start the coordinator; with ``wait``, return once it answers /health."""
         env = {
             "CAMFLEET_OPERATOR_TOKEN": self.operator_token,
             "CAMFLEET_FLEET_TOKEN": self.fleet_token,
@@ -70,32 +71,64 @@ class RunningFleet:
         self.coordinator = spawn(
             "coordinator", "coordinator", self.coordinator_port, env, self.root / "coordinator.log"
         )
-        wait_healthy([self.coordinator])
+        if wait:
+            wait_healthy([self.coordinator])
         return self.coordinator
 
+    def start_fleet(
+        self,
+        cams: Sequence[tuple[str, str]] = CAMERAS,
+        extra: Mapping[str, Mapping[str, str]] | None = None,
+        online_timeout_s: float = 20.0,
+        **common: str,
+    ) -> None:
+        """The coordinator and the agents started at once (their start-ups overlap; an
+        agent that finds no coordinator yet tries its join again), then every agent
+        online."""
+        coordinator = self.start_coordinator(wait=False)
+        self.start_agents(cams, extra, **common)
+        wait_healthy([coordinator])
+        self.wait_online(len(cams), timeout_s=online_timeout_s)
+
     def start_agent(self, cam_id: str, position: str, **extra: str) -> Child:
-        port = free_port()
-        env = (
-            {
-                "CAMFLEET_NODE_ID": cam_id.lower().replace("_", "-"),
-                "CAMFLEET_CAM_ID": cam_id,
-                "CAMFLEET_POSITION": position,
-                "CAMFLEET_DATA_DIR": str(self.root / cam_id),
-                "CAMFLEET_COORDINATOR_URL": self.url,
-                "CAMFLEET_FLEET_TOKEN": self.fleet_token,
-                "CAMFLEET_HEARTBEAT_INTERVAL_S": "0.5",
-                "CAMFLEET_JOIN_BACKOFF_MAX_S": "1",
-                "CAMFLEET_CAMERA__FPS": str(self.fps),
-            }
-            | TEST_CAMERA
-            | NO_CHRONY
-            | extra
-        )
-        env = {k: v for k, v in env.items() if v != ""}  # "" means: leave the setting out
-        child = spawn(cam_id, "agent", port, env, self.root / f"{cam_id}.log")
-        wait_healthy([child])
-        self.agents[cam_id] = child
+        """Start one agent and wait until it answers /health."""
+        (child,) = self.start_agents([(cam_id, position)], {cam_id: extra})
         return child
+
+    def start_agents(
+        self,
+        cams: Sequence[tuple[str, str]] = CAMERAS,
+        extra: Mapping[str, Mapping[str, str]] | None = None,
+        **common: str,
+    ) -> list[Child]:
+        """Start agents (``(cam_id, position)``) all at once, so their start-ups overlap,
+        and wait until every one answers /health. ``common`` settings go to each agent,
+        ``extra[cam_id]`` to that one."""
+        children = []
+        for cam_id, position in cams:
+            env = (
+                {
+                    "CAMFLEET_NODE_ID": cam_id.lower().replace("_", "-"),
+                    "CAMFLEET_CAM_ID": cam_id,
+                    "CAMFLEET_POSITION": position,
+                    "CAMFLEET_DATA_DIR": str(self.root / cam_id),
+                    "CAMFLEET_COORDINATOR_URL": self.url,
+                    "CAMFLEET_FLEET_TOKEN": self.fleet_token,
+                    "CAMFLEET_HEARTBEAT_INTERVAL_S": "0.5",
+                    "CAMFLEET_JOIN_BACKOFF_MAX_S": "1",
+                    "CAMFLEET_CAMERA__FPS": str(self.fps),
+                }
+                | TEST_CAMERA
+                | NO_CHRONY
+                | common
+                | dict((extra or {}).get(cam_id, {}))
+            )
+            env = {k: v for k, v in env.items() if v != ""}  # "" means: leave the setting out
+            child = spawn(cam_id, "agent", free_port(), env, self.root / f"{cam_id}.log")
+            self.agents[cam_id] = child  # registered at once: stopped with the rest if it fails
+            children.append(child)
+        wait_healthy(children)
+        return children
 
     def wait_online(self, count: int, timeout_s: float = 20.0) -> dict[str, object]:
         """Wait until ``count`` nodes are online at the coordinator."""
@@ -144,10 +177,7 @@ def fleet_factory(tmp_path: Path, coordinator_db_url: str) -> Iterator[RunningFl
 @pytest.fixture
 def three_cameras(fleet_factory: RunningFleet) -> RunningFleet:
     """A coordinator and CAM_L, CAM_C, CAM_R, all joined."""
-    fleet_factory.start_coordinator()
-    for cam_id, position in CAMERAS:
-        fleet_factory.start_agent(cam_id, position)
-    fleet_factory.wait_online(3)
+    fleet_factory.start_fleet(CAMERAS)
     return fleet_factory
 
 

@@ -38,15 +38,21 @@ class AudioFleet:
     def thermal(self, cam: str) -> Path:
         return self.fleet.root / f"thermal-{cam}"
 
-    def start_agent(self, cam: str, position: str) -> None:
+    def env(self, cam: str) -> dict[str, str]:
+        """The camera's fake aplay on PATH and its thermal zone (written cool)."""
         self.thermal(cam).write_text(COOL)
-        self.fleet.start_agent(
-            cam,
-            position,
-            PATH=self.bins[cam].env()["PATH"],
-            CAMFLEET_GATES__THERMAL_PATH=str(self.thermal(cam)),
-            CAMFLEET_GATES__CLOCK_POLICY="warn",  # no chronyd behind these agents
-        )
+        return {
+            "PATH": self.bins[cam].env()["PATH"],
+            "CAMFLEET_GATES__THERMAL_PATH": str(self.thermal(cam)),
+            "CAMFLEET_GATES__CLOCK_POLICY": "warn",  # no chronyd behind these agents
+        }
+
+    def start_agent(self, cam: str, position: str) -> None:
+        self.fleet.start_agent(cam, position, **self.env(cam))
+
+    def start(self) -> None:
+        """The coordinator and the three cameras, started at once."""
+        self.fleet.start_fleet(CAMERAS, {cam: self.env(cam) for cam, _ in CAMERAS})
 
     def agent(self, cam: str) -> httpx.Client:
         token = (self.fleet.root / cam / "api_token").read_text().strip()
@@ -72,10 +78,7 @@ def audio_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AudioFleet
     running = RunningFleet(root=tmp_path_factory.mktemp("audio"))
     fleet = AudioFleet(running)
     try:
-        running.start_coordinator()
-        for cam, position in CAMERAS:
-            fleet.start_agent(cam, position)
-        running.wait_online(3)
+        fleet.start()
         yield fleet
     finally:
         stop_all(running.children())

@@ -101,12 +101,11 @@ def wait_states(fleet: RunningFleet, want: str, timeout_s: float = 15.0) -> str:
 @pytest.fixture
 def hot_fleet(fleet_factory: RunningFleet) -> RunningFleet:
     """Three agents; CAM_R's thermal zone is a file the test can heat."""
-    fleet_factory.start_coordinator()
-    for cam, position in CAMERAS:
-        thermal = fleet_factory.root / f"thermal-{cam}"
-        thermal.write_text(COOL)
-        fleet_factory.start_agent(cam, position, CAMFLEET_GATES__THERMAL_PATH=str(thermal))
-    fleet_factory.wait_online(3)
+    thermal = {}
+    for cam, _ in CAMERAS:
+        (path := fleet_factory.root / f"thermal-{cam}").write_text(COOL)
+        thermal[cam] = {"CAMFLEET_GATES__THERMAL_PATH": str(path)}
+    fleet_factory.start_fleet(CAMERAS, thermal)
     return fleet_factory
 
 

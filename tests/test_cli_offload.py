@@ -26,10 +26,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
     """A coordinator and CAM_L, CAM_C, CAM_R, shared by this module's tests."""
     fleet = RunningFleet(root=tmp_path_factory.mktemp("rig"))
     try:
-        fleet.start_coordinator()
-        for cam_id, position in CAMERAS:
-            fleet.start_agent(cam_id, position)
-        fleet.wait_online(3)
+        fleet.start_fleet(CAMERAS)
         yield fleet
     finally:
         stop_all(fleet.children())

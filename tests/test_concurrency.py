@@ -56,14 +56,15 @@ class Prober(threading.Thread):
 @BOTH_DATABASES
 def test_a_slow_node_does_not_slow_the_coordinator(fleet_factory: RunningFleet) -> None:
     fleet = fleet_factory
-    # Long enough for the slow node to take the start (it answers after 5 s), so the
+    # Long enough for the slow node to take the start (it answers after 2 s), so the
     # session's stops go to it too. The slow node takes one call at a time and the poller
-    # keeps one under way, so a call may wait 5 s for the gate and 5 s for its answer.
+    # keeps one under way, so a call may wait 2 s for the gate and 2 s for its answer.
+    # 2 s is ten times the probes' bound: a probe that waited on the node would show.
     fleet.coordinator_env = {"CAMFLEET_COMMAND_TIMEOUT_S": "12", "CAMFLEET_STOP_TIMEOUT_S": "12"}
     fleet.start_coordinator()
     fleet.start_agent("CAM_C", "centre")
     fleet.wait_online(1)
-    with FakeNode(node_id="slow-1", delay_s=5.0).running() as slow:
+    with FakeNode(node_id="slow-1", delay_s=2.0).running() as slow:
         assert slow.join(fleet.url, fleet.fleet_token).status_code == 200
         with fleet.client() as c:
             session = c.post("/api/v1/sessions", json={"lead_ms": 300}).json()

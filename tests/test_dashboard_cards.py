@@ -16,15 +16,32 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from app.supervise import stop_all
 from node_agent.schemas import Manifest
-from tests.conftest import RunningFleet
+from tests.conftest import CAMERAS, RunningFleet
 from tests.fakebin import FakeBin
 from tests.test_dashboard import browser  # noqa: F401 (fixture)
-from tests.test_live_events import live_fleet  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 
 PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
+    """live_fleet's three cameras (the coordinator polls every 5 s), shared by the tests
+    that leave the fleet as they found it: idle, every node online."""
+    fleet = RunningFleet(
+        root=tmp_path_factory.mktemp("cards"),
+        coordinator_env={"CAMFLEET_POLL_INTERVAL_S": "5", "CAMFLEET_OFFLINE_AFTER_S": "15"},
+    )
+    try:
+        fleet.start_fleet(CAMERAS, online_timeout_s=30)
+        yield fleet
+    finally:
+        stop_all(fleet.children())
+
+
 LAPTOP = {"width": 1280, "height": 800}
 
 
@@ -99,7 +116,7 @@ def start_and_stop(fleet: RunningFleet, page: Page) -> None:
     page.click("#meta summary")
     page.fill("#meta-v1", "kick-off at the north pitch")
     page.click("#start")
-    # The coordinator of live_fleet polls every 5 s: within 2 s only the events can do it.
+    # The coordinator polls every 5 s: within 2 s only the events can do it.
     expect(page.locator("article.card .pill.recording")).to_have_count(3, timeout=2_000)
     expect(page.locator("#results tr.ok")).to_have_count(3)
     expect(page.locator("#last-session a.session-link")).to_have_attribute(
@@ -120,11 +137,8 @@ def start_and_stop(fleet: RunningFleet, page: Page) -> None:
     assert page.evaluate("window.notReloaded") is True and loads == []
 
 
-def test_start_reaches_every_card_within_2s_on_a_phone(
-    live_fleet: RunningFleet,  # noqa: F811
-    phone: Page,
-) -> None:
-    start_and_stop(live_fleet, phone)
+def test_start_reaches_every_card_within_2s_on_a_phone(rig: RunningFleet, phone: Page) -> None:
+    start_and_stop(rig, phone)
     # the long name is cut, not wrapped past the screen; the whole of it is in the title
     link = phone.locator("#last-session a.session-link")
     expect(link).to_be_visible()
@@ -132,18 +146,17 @@ def test_start_reaches_every_card_within_2s_on_a_phone(
         "() => { const a = document.querySelector('#last-session a.session-link');"
         " return a && a.clientWidth > 0 && a.scrollWidth > a.clientWidth; }"
     )
-    phone.screenshot(path=str(live_fleet.root / "phone.png"), full_page=True)
+    phone.screenshot(path=str(rig.root / "phone.png"), full_page=True)
 
 
-def test_start_and_stop_on_a_laptop(live_fleet: RunningFleet, laptop: Page) -> None:  # noqa: F811
-    start_and_stop(live_fleet, laptop)
+def test_start_and_stop_on_a_laptop(rig: RunningFleet, laptop: Page) -> None:
+    start_and_stop(rig, laptop)
 
 
 def test_keyboard_reaches_the_controls_and_escape_closes_the_dialogs(
-    live_fleet: RunningFleet,  # noqa: F811
-    phone: Page,
+    rig: RunningFleet, phone: Page
 ) -> None:
-    fleet, page = live_fleet, phone
+    fleet, page = rig, phone
     page.goto(f"{fleet.url}/?token={fleet.operator_token}")
     expect(page.locator("article.card")).to_have_count(3)
     seen: set[str] = set()
@@ -207,16 +220,8 @@ def one_hot_camera(fleet_factory: RunningFleet, tmp_path: Path) -> RunningFleet:
     """CAM_L, CAM_C, CAM_R; CAM_R's CPU reads 95 °C against a limit of 80 °C."""
     hot = tmp_path / "thermal_zone0_temp"
     hot.write_text("95000\n")
-    fleet_factory.start_coordinator()
-    fleet_factory.start_agent("CAM_L", "left")
-    fleet_factory.start_agent("CAM_C", "centre")
-    fleet_factory.start_agent(
-        "CAM_R",
-        "right",
-        CAMFLEET_GATES__THERMAL_PATH=str(hot),
-        CAMFLEET_GATES__MAX_CPU_TEMP_C="80",
-    )
-    fleet_factory.wait_online(3)
+    hot_env = {"CAMFLEET_GATES__THERMAL_PATH": str(hot), "CAMFLEET_GATES__MAX_CPU_TEMP_C": "80"}
+    fleet_factory.start_fleet(CAMERAS, {"CAM_R": hot_env})
     return fleet_factory
 
 

@@ -19,11 +19,7 @@ def hot_right(fleet_factory: RunningFleet, tmp_path: Path) -> RunningFleet:
     """Three cameras; CAM_R's CPU reads 95 °C (a fake sysfs thermal zone)."""
     thermal = tmp_path / "thermal_zone0_temp"
     thermal.write_text("95000\n")
-    fleet_factory.start_coordinator()
-    for cam_id, position in CAMERAS:
-        extra = {"CAMFLEET_GATES__THERMAL_PATH": str(thermal)} if cam_id == "CAM_R" else {}
-        fleet_factory.start_agent(cam_id, position, **extra)
-    fleet_factory.wait_online(3)
+    fleet_factory.start_fleet(CAMERAS, {"CAM_R": {"CAMFLEET_GATES__THERMAL_PATH": str(thermal)}})
     return fleet_factory
 
 

@@ -35,10 +35,7 @@ def live_fleet(fleet_factory: RunningFleet) -> RunningFleet:
         "CAMFLEET_POLL_INTERVAL_S": "5",
         "CAMFLEET_OFFLINE_AFTER_S": "15",
     }
-    fleet_factory.start_coordinator()
-    for cam_id, position in CAMERAS:
-        fleet_factory.start_agent(cam_id, position)
-    fleet_factory.wait_online(3, timeout_s=30)
+    fleet_factory.start_fleet(CAMERAS, online_timeout_s=30)
     return fleet_factory
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,14 @@ def test_agent_production_keeps_a_ring_and_writes_no_file(tmp_path: Path) -> Non
         assert [p for p in files_under(data) if p.suffix in (".log", ".jsonl")] == []
 
 
+@pytest.fixture(scope="module")
+def refusing_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SoloAgent, Path]]:
+    """One agent for the bad queries: none of them may change it."""
+    root = tmp_path_factory.mktemp("bad-queries")
+    with solo_agent(root) as agent:
+        yield agent, root
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -110,17 +119,19 @@ def test_agent_production_keeps_a_ring_and_writes_no_file(tmp_path: Path) -> Non
         ({"level": "LOUD"}, "query.level"),
     ],
 )
-def test_agent_bad_log_queries_are_422(tmp_path: Path, params: dict[str, Any], field: str) -> None:
-    with solo_agent(tmp_path) as agent:
-        answer = agent.client.get("/api/v1/logs", params=params)
-        assert answer.status_code == 422, answer.text
-        assert answer.json()["errors"][0]["field"] == field
-        assert field in answer.json()["detail"]
-        bad_mode = agent.client.put("/api/v1/mode", json={"mode": "verbose"})
-        assert bad_mode.status_code == 422, bad_mode.text
-        assert "body.mode" in bad_mode.json()["detail"]
-        assert agent.client.get("/api/v1/mode").json()["mode"] == "production"
-        assert not (tmp_path / "data" / "mode.json").exists()
+def test_agent_bad_log_queries_are_422(
+    refusing_agent: tuple[SoloAgent, Path], params: dict[str, Any], field: str
+) -> None:
+    agent, root = refusing_agent
+    answer = agent.client.get("/api/v1/logs", params=params)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == field
+    assert field in answer.json()["detail"]
+    bad_mode = agent.client.put("/api/v1/mode", json={"mode": "verbose"})
+    assert bad_mode.status_code == 422, bad_mode.text
+    assert "body.mode" in bad_mode.json()["detail"]
+    assert agent.client.get("/api/v1/mode").json()["mode"] == "production"
+    assert not (root / "data" / "mode.json").exists()
 
 
 def test_agent_development_writes_json_lines_and_rotates(tmp_path: Path) -> None:
@@ -287,10 +298,7 @@ def test_the_whole_fleet_switches_at_once_and_a_dead_node_is_reported(
     fleet_factory: RunningFleet, tmp_path: Path
 ) -> None:
     fleet = fleet_factory
-    fleet.start_coordinator()
-    fleet.start_agent("CAM_L", "left")
-    fleet.start_agent("CAM_R", "right")
-    fleet.wait_online(2)
+    fleet.start_fleet([("CAM_L", "left"), ("CAM_R", "right")])
     fleet.kill(fleet.agents["CAM_R"])
     with fleet.client() as c:
         bad = c.put("/api/v1/fleet/mode", json={"mode": "development", "node_ids": ["nobody"]})
@@ -323,10 +331,7 @@ def test_camfleet_fleet_mode_switches_everything_and_exits_1_for_a_dead_node(
     from app import cli
 
     fleet = fleet_factory
-    fleet.start_coordinator()
-    fleet.start_agent("CAM_L", "left")
-    fleet.start_agent("CAM_R", "right")
-    fleet.wait_online(2)
+    fleet.start_fleet([("CAM_L", "left"), ("CAM_R", "right")])
     base = ["--url", fleet.url, "--token", fleet.operator_token]
     assert cli.main([*base, "fleet", "mode", "development", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)

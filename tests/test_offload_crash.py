@@ -51,10 +51,7 @@ def test_a_coordinator_killed_mid_offload_never_confirms_without_a_verified_copy
     planted: dict[str, list[Manifest]] = {cam: [] for cam in CAMS}
     cut, confirmed_seen = 0, 0
     try:
-        fleet.start_coordinator()
-        for i, cam in enumerate(CAMS):
-            fleet.start_agent(cam, "left" if i == 0 else "right")
-        fleet.wait_online(len(CAMS))
+        fleet.start_fleet([(CAMS[0], "left"), (CAMS[1], "right")])
         for trial in range(TRIALS):
             session_id = f"K{trial}"
             for j, cam in enumerate(CAMS):

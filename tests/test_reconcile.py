@@ -41,10 +41,7 @@ def test_a_session_left_open_by_a_killed_coordinator_ends_at_its_restart(
     fleet_factory: RunningFleet,
 ) -> None:
     fleet = fleet_factory
-    fleet.start_coordinator()
-    for cam_id, position in (("CAM_L", "left"), ("CAM_C", "centre")):
-        fleet.start_agent(cam_id, position)
-    fleet.wait_online(2)
+    fleet.start_fleet([("CAM_L", "left"), ("CAM_C", "centre")])
     with fleet.client() as c:
         session = c.post("/api/v1/sessions", json={"lead_ms": 300}).json()
     sid = session["session_id"]
@@ -56,8 +53,7 @@ def test_a_session_left_open_by_a_killed_coordinator_ends_at_its_restart(
         fleet.kill(fleet.agents[cam_id], signal.SIGTERM)  # they finish their files
     for cam_id in ("CAM_L", "CAM_C"):
         assert list(fleet.recordings_dir(cam_id).glob(f"{sid}_{cam_id}.json"))
-    fleet.start_agent("CAM_L", "left")
-    fleet.start_agent("CAM_C", "centre")
+    fleet.start_agents([("CAM_L", "left"), ("CAM_C", "centre")])
     fleet.start_coordinator()
 
     ended = wait_session(fleet, sid, "stopped")

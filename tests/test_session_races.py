@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from app import db
 from app.fleet.state import FleetState
-from app.recordings import service as recording_service
+from app.recordings import repository as recording_repository
 from app.recordings.service import ingest
 from app.sessions import reconcile, repository
 from app.sessions.models import RecordingSession, SessionState
@@ -61,14 +61,14 @@ def test_a_manifest_insert_that_loses_its_race_does_not_undo_the_stop(
     # The poller's sweep stored the manifest after the stop's unit had looked for it.
     with Session(engine) as s:
         ingest(s, "cam-l", [m])
-    real = recording_service.repository.by_node
+    real = recording_repository.by_node
     looked = []
 
     def before_the_sweep(session: Session, node_id: str) -> Any:
         looked.append(node_id)
         return [] if len(looked) == 1 else real(session, node_id)
 
-    monkeypatch.setattr(recording_service.repository, "by_node", before_the_sweep)
+    monkeypatch.setattr(recording_repository, "by_node", before_the_sweep)
 
     def stop(session: RecordingSession) -> None:
         session.state = SessionState.stopped.value

@@ -125,10 +125,7 @@ def test_sighup_reloads_the_interval_and_names_what_needs_a_restart(
 def test_the_coordinator_starts_and_stops_the_timelapse_fleet_wide(
     fleet_factory: RunningFleet,
 ) -> None:
-    fleet_factory.start_coordinator()
-    for cam_id, position in CAMERAS:
-        fleet_factory.start_agent(cam_id, position, **SYNTHETIC)
-    fleet_factory.wait_online(3)
+    fleet_factory.start_fleet(CAMERAS, {cam: SYNTHETIC for cam, _ in CAMERAS})
     ids = ["cam-c", "cam-l", "cam-r"]
     with fleet_factory.client() as c:
         assert httpx.post(f"{fleet_factory.url}/api/v1/timelapse/start").status_code == 401

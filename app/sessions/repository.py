@@ -58,7 +58,7 @@ def advance(db: Session, session_id: str, from_state: str, to_state: str) -> boo
         .where(col(RecordingSession.state) == from_state)
         .values(state=to_state)
     )
-    changed = db.exec(stmt).rowcount  # type: ignore[call-overload]
+    changed = db.exec(stmt).rowcount
     db.commit()
     return bool(changed)
 
