@@ -46,6 +46,9 @@ def clean_env() -> dict[str, str]:
 def spawn(name: str, program: str, port: int, env: dict[str, str], log: Path) -> Child:
     """Start ``camfleet <program>`` as a child in its own process group, logging to ``log``."""
     full = clean_env() | env | {"CAMFLEET_HOST": "127.0.0.1", "CAMFLEET_PORT": str(port)}
+    if program == "agent" and "CAMFLEET_STATUS_FILE" not in env and "CAMFLEET_DATA_DIR" in env:
+        # Several agents on one machine: each keeps its status file in its own folder.
+        full["CAMFLEET_STATUS_FILE"] = str(Path(env["CAMFLEET_DATA_DIR"]) / "status.json")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(

@@ -36,6 +36,7 @@ from node_agent.recorder.writer import EncoderUnavailable
 from node_agent.routes import health_router, status_router, status_stream_router
 from node_agent.settings import AgentSettings
 from node_agent.status_stream import PokeOnWrite, StatusStream
+from node_agent.statusfile.routes import make_router as statusfile_router
 from node_agent.storage.routes import make_router as storage_router
 from node_agent.timelapse.metrics import TimelapseCollector
 from node_agent.timelapse.routes import make_router as timelapse_router
@@ -69,7 +70,10 @@ async def start_parts(ctx: AgentContext) -> bool:
         await ctx.dashcam.start()
     if ctx.audio:
         ctx.audio.start(ctx.status)
-    return await timelapse_up(ctx.timelapse, settings)
+    sighup = await timelapse_up(ctx.timelapse, settings)
+    if ctx.status_file:
+        await asyncio.to_thread(ctx.status_file.start)  # first write, then on each change
+    return sighup
 
 
 async def power_up(ctx: AgentContext) -> None:
@@ -98,6 +102,8 @@ async def stop_parts(ctx: AgentContext, sighup: bool) -> None:
     if ctx.link:
         await ctx.link.stop()
     await ctx.clock.stop()
+    if ctx.status_file:
+        await asyncio.to_thread(ctx.status_file.stop)  # the last word: what is left running
 
 
 def create_app(settings: AgentSettings) -> FastAPI:
@@ -144,10 +150,18 @@ def create_app(settings: AgentSettings) -> FastAPI:
         send_timeout_s=settings.status_stream_send_timeout_s,
     )
     app.state.status_stream = stream
-    ctx.recorder.on_change = stream.poke  # a first frame or an end goes out at once
+    status_file = ctx.status_file
+    assert status_file is not None, "build_context always makes one (a no-op when off)"
+
+    def recorder_changed() -> None:
+        stream.poke()  # a first frame or an end goes out at once
+        status_file.poke()
+
+    ctx.recorder.on_change = recorder_changed
     # The server ends the streams first when it shuts down (else they hold it open).
     app.state.on_server_shutdown = stream.close
     app.add_middleware(PokeOnWrite, poke=stream.poke)
+    app.add_middleware(PokeOnWrite, poke=status_file.poke)  # a start or stop: rewritten
     app.add_middleware(
         AuthGate, guard_for=lambda _method, path: public if path == "/health" else token_needed
     )
@@ -156,7 +170,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
     registry.register(AgentCollector(ctx.status, ctx.readings))
     registry.register(TimelapseCollector(ctx.timelapse.status, ctx.node_id, settings.cam_id))
     protected = [Depends(require_token)]
-    app.include_router(health_router(ctx.node_id))
+    app.include_router(health_router(ctx.node_id, ctx.started_monotonic))
     app.include_router(status_router(ctx.status, registry), dependencies=protected)
     if settings.status_stream_enabled:
         app.include_router(status_stream_router(stream), dependencies=protected)
@@ -175,6 +189,9 @@ def create_app(settings: AgentSettings) -> FastAPI:
     node_config = NodeConfig(settings, ctx.recorder, ctx.timelapse)
     app.include_router(config_router(node_config, ctx.power), dependencies=protected)
     app.include_router(logs_router(logs, protected))
+    app.include_router(
+        statusfile_router(status_file, ctx.timelapse, logs, node_config), dependencies=protected
+    )
     if ctx.audio:
         registry.register(AudioCollector(ctx.audio.status, ctx.node_id, settings.cam_id))
         app.include_router(audio_router(ctx.audio), dependencies=protected)

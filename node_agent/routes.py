@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from fastapi import APIRouter, Response
@@ -14,7 +15,7 @@ from node_agent.schemas import Health, NodeStatus
 from node_agent.status_stream import StatusStream, StatusStreamResponse
 
 
-def health_router(node_id: str) -> APIRouter:
+def health_router(node_id: str, started_monotonic: float) -> APIRouter:
     """``/health``: the one route without a token."""
     router = APIRouter()
 
@@ -25,7 +26,8 @@ def health_router(node_id: str) -> APIRouter:
         responses=BODY_RESPONSES,  # AuthGate answers these before any route
     )
     async def health() -> Health:
-        return Health(version=__version__, node_id=node_id)
+        uptime = round(time.monotonic() - started_monotonic, 3)
+        return Health(version=__version__, node_id=node_id, uptime_seconds=uptime)
 
     return router
 

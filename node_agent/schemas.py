@@ -90,6 +90,7 @@ class Health(Answer):
     status: str = "ok"
     version: str
     node_id: str
+    uptime_seconds: float = Field(default=0.0, description="Since the agent started.")
 
 
 class StartRequest(Wire):

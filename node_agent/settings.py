@@ -9,7 +9,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -299,6 +307,14 @@ class AgentSettings(BaseSettings):
     status_stream_send_timeout_s: float = Field(
         default=2.0, gt=0, le=60, description="A stream client that takes longer is dropped."
     )
+    status_file: Path | None = Field(
+        default=Path("/run/camfleet/status.json"),
+        description="The status file (JSON, rewritten atomically after each capture and "
+        "state change; docs/status-file.md); empty or null turns it off.",
+    )
+    status_file_interval_s: float = Field(
+        default=60.0, ge=0, le=86_400, description="Also rewrite it this often (0: never)."
+    )
     clock_poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     chronyc_path: str = "chronyc"
     chronyc_args: list[str] = Field(
@@ -321,6 +337,11 @@ class AgentSettings(BaseSettings):
         "files too. data_dir/mode.json (PUT /api/v1/mode) overrides it.",
     )
     logging: LoggingSettings = LoggingSettings()
+
+    @field_validator("status_file", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> AgentSettings:

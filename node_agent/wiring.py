@@ -9,6 +9,7 @@ the timelapse, the recorder and the coordinator link (nothing is started).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -38,6 +39,7 @@ from node_agent.recorder.service import Recorder
 from node_agent.recorder.spec import Identity
 from node_agent.schemas import JoinRequest, NodeStatus, RecorderState
 from node_agent.settings import AgentSettings, resolve_identity
+from node_agent.statusfile.service import StatusFileService, StatusSources
 from node_agent.storage.housekeeper import Housekeeper
 from node_agent.sync.role import clock_role
 from node_agent.telemetry.chrony import ClockMonitor
@@ -45,6 +47,7 @@ from node_agent.telemetry.disk import collect_disk
 from node_agent.telemetry.reading import Reading
 from node_agent.telemetry.thermal import read_temperature_c, read_thermal
 from node_agent.timelapse.runner import Timelapse
+from node_agent.timelapse.schemas import TimelapseStatus
 from node_agent.timelapse.wiring import build_timelapse
 
 
@@ -68,6 +71,7 @@ class AgentContext:
     audio: NodeAudio | None = None  # tones and the audio track setting
     liveview: LiveView | None = None  # the live view (Grandma Mode)
     network: CachedNetwork | None = None  # made at the first status
+    status_file: StatusFileService | None = None  # the status file (off: a no-op service)
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
@@ -162,8 +166,13 @@ def build_context(settings: AgentSettings) -> AgentContext:
     runner, power = build_power(settings)
     clock = build_clock(settings)
     lock = CameraLock(settings.data_dir / "camera.lock")
-    timelapse = build_timelapse(settings, lock)
     recorder: Recorder | None = None
+    built: list[Timelapse] = []  # the status file's observer is needed to build the timelapse
+    status_file = build_status_file(
+        settings, node_id, lambda: built[0] if built else None, lambda: recorder
+    )
+    timelapse = build_timelapse(settings, lock, observer=status_file.on_timelapse_event)
+    built.append(timelapse)
     housekeeper = Housekeeper(
         settings.recordings_path,
         settings.storage,
@@ -217,6 +226,42 @@ def build_context(settings: AgentSettings) -> AgentContext:
         build_agent_dashcam(settings, node_id, runner, power),
         audio=NodeAudio(settings, player, recorder, clock),
         liveview=build_liveview(settings.liveview, recorder),
+        status_file=status_file,
+    )
+
+
+def build_status_file(
+    settings: AgentSettings,
+    node_id: str,
+    timelapse: Callable[[], Timelapse | None],
+    recorder: Callable[[], Recorder | None],
+) -> StatusFileService:
+    """The status file's writer, reading the timelapse and recorder once they are built."""
+
+    def timelapse_status() -> TimelapseStatus:
+        tl = timelapse()
+        assert tl is not None, "the status file is written once the parts are built"
+        return tl.status()
+
+    def recorder_state() -> RecorderState:
+        rec = recorder()
+        return rec.state if rec is not None else RecorderState.idle
+
+    def recorder_error() -> str | None:
+        rec = recorder()
+        return rec.last_error if rec is not None else None
+
+    sources = StatusSources(
+        device_id=node_id,
+        timelapse=timelapse_status,
+        recorder_state=recorder_state,
+        temperature_c=partial(cpu_temp_c, settings.gates.thermal_path),
+        disk_path=settings.data_dir,
+        started_monotonic=time.monotonic(),
+        recorder_error=recorder_error,
+    )
+    return StatusFileService(
+        settings.status_file, sources, interval_s=settings.status_file_interval_s
     )
 
 

@@ -139,12 +139,14 @@ def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     token = secrets.token_urlsafe(24)
+    data_dir = tmp_path_factory.mktemp("agent")
     settings = AgentSettings(
         node_id="fuzz-agent",
         cam_id="CAM_F",
         host="127.0.0.1",
         port=1,
-        data_dir=tmp_path_factory.mktemp("agent"),
+        data_dir=data_dir,
+        status_file=data_dir / "run" / "status.json",  # GET /status answers its content
         api_token=SecretStr(token),
         chronyc_path=NO_CHRONYC,
         clock_poll_interval_s=3600,
