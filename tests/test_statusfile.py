@@ -133,8 +133,8 @@ class WallClock:
         return False
 
 
-def local(*args: int) -> dt.datetime:
-    return dt.datetime(*args).astimezone()  # type: ignore[arg-type]
+def local(year: int, month: int, day: int, hour: int, minute: int, second: int) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second).astimezone()
 
 
 # -- the merge rule ---------------------------------------------------------------------------
@@ -511,7 +511,9 @@ class BrokenCamera(SyntheticCamera):
 
 def real_timelapse(
     tmp_path: Path, clock: FakeClock, service: StatusFileService, broken: bool = False
-) -> Timelapse:
+) -> tuple[Timelapse, threading.Semaphore]:
+    """A real timelapse whose observer is the service; the semaphore counts its captures
+    and failures."""
     captures = threading.Semaphore(0)
 
     def observer(event: TimelapseEvent) -> None:
@@ -544,13 +546,12 @@ def real_timelapse(
         rng=random.Random(1),
         observer=observer,
     )
-    tl.captures = captures  # type: ignore[attr-defined]
-    return tl
+    return tl, captures
 
 
-def wait_captures(tl: Timelapse, n: int) -> None:
+def wait_captures(captures: threading.Semaphore, n: int) -> None:
     for _ in range(n):
-        assert tl.captures.acquire(timeout=30)  # type: ignore[attr-defined]
+        assert captures.acquire(timeout=30)
 
 
 def service_for(tmp_path: Path, clock: FakeClock, holder: list[Timelapse]) -> StatusFileService:
@@ -569,13 +570,13 @@ def test_the_fields_after_a_capture(tmp_path: Path) -> None:
     clock = FakeClock(limit_s=2.5)  # stills at 0, 1 and 2 s of fake time
     holder: list[Timelapse] = []
     service = service_for(tmp_path, clock, holder)
-    tl = real_timelapse(tmp_path, clock, service)
+    tl, captures = real_timelapse(tmp_path, clock, service)
     holder.append(tl)
     tl.start()
     try:
-        wait_captures(tl, 3)
+        wait_captures(captures, 3)
         assert service.write_now()  # what the writer thread does after the poke
-        doc = read_status(service.path)  # type: ignore[arg-type]
+        doc = read_status(tmp_path / "run" / "status.json")
     finally:
         tl.stop()
     capture = doc["last_capture"]
@@ -597,13 +598,13 @@ def test_the_fields_after_failed_captures(tmp_path: Path) -> None:
     clock = FakeClock(limit_s=60)
     holder: list[Timelapse] = []
     service = service_for(tmp_path, clock, holder)
-    tl = real_timelapse(tmp_path, clock, service, broken=True)
+    tl, captures = real_timelapse(tmp_path, clock, service, broken=True)
     holder.append(tl)
     tl.start()
     try:
-        wait_captures(tl, ERROR_STREAK)
+        wait_captures(captures, ERROR_STREAK)
         assert service.write_now()
-        doc = read_status(service.path)  # type: ignore[arg-type]
+        doc = read_status(tmp_path / "run" / "status.json")
     finally:
         tl.stop()
     capture = doc["last_capture"]

@@ -47,6 +47,22 @@ ERROR_STREAK = 3  # the spec's "camera error (3+ consecutive)": the status says 
 MAX_ERRORS = 20  # the ``errors`` list keeps this many, newest last
 _BUSY = (AgentStatus.creating_video, AgentStatus.backing_up, AgentStatus.uploading)
 _TODAY_KEYS = ("date", "photos_captured", "expected_photos", "start_time", "end_time")
+# The spec's order; fields other programs added follow.
+_ORDER = (
+    "device_id",
+    "status",
+    "recording",
+    "updated_at",
+    "uptime_seconds",
+    "agent_uptime_seconds",
+    "disk_percent",
+    "disk_free_bytes",
+    "cpu_temperature_celsius",
+    "today",
+    "last_capture",
+    "last_video",
+    "errors",
+)
 
 
 class _Keep:
@@ -343,7 +359,9 @@ class StatusFileService:
                     held_errors = doc.get("errors")
                     kept = held_errors if isinstance(held_errors, list) else []
                     doc["errors"] = [*kept, *errors][-self.max_errors :]
-                    return doc
+                    doc.setdefault("updated_at", None)  # set by rewrite, in its place
+                    first = {k: doc.pop(k) for k in _ORDER if k in doc}
+                    return first | doc
 
                 path.parent.mkdir(parents=True, exist_ok=True)
                 rewrite(path, change)
