@@ -159,3 +159,26 @@ def test_status_is_a_404_that_says_why_when_the_file_is_off(tmp_path: Path) -> N
         assert "switched off" in detail(resp) and "status_file" in detail(resp)
         assert resp.json()["code"] == "status_file_unavailable"
         assert not list(tmp_path.rglob("status.json"))
+
+
+def test_a_recording_start_and_stop_are_rewritten_at_once(agent: SoloAgent) -> None:
+    c = agent.client
+    started = c.post(
+        "/api/v1/recording/start", json={"session_id": "SF1", "command_id": "sf1-start"}
+    )
+    assert started.status_code == 200, started.text
+    doc = wait_until(
+        "recording in the status file",
+        lambda: (d := c.get("/status").json())["recording"] and d,
+        timeout_s=10,
+    )
+    assert doc["status"] == "capturing"
+    stopped = c.post("/api/v1/recording/stop", json={"session_id": "SF1", "command_id": "sf1-stop"})
+    assert stopped.status_code == 200, stopped.text
+    # Well within the 60 s periodic rewrite: the stop and the finished file poke it.
+    doc = wait_until(
+        "the stop in the status file",
+        lambda: (d := c.get("/status").json())["recording"] is False and d,
+        timeout_s=10,
+    )
+    assert doc["status"] == "idle"
