@@ -59,6 +59,7 @@ def agent_settings(
         chronyc_path=NO_CHRONYC,
         clock_poll_interval_s=3600,
         gates=GateSettings(clock_policy="warn"),  # no chronyd here: the clock gate warns
+        status_file=None,  # hundreds of stand-ins in one process: no status file (nor thread)
         # One encoder thread each: a host stands in for many nodes, and x264's own thread
         # pool per armed encoder (hundreds per process here) would make the host, not the
         # command path, the thing measured. A real node has one encoder and all its cores.
