@@ -41,6 +41,7 @@ from node_agent.timelapse.render import render_in_child
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.schemas import CycleState
 from node_agent.timelapse.settings import TimelapseSettings
+from tests.solo_agent import solo_agent
 from tests.sshd import Sshd, running_sshd, upload_settings
 
 S = 1_000_000_000
@@ -547,3 +548,45 @@ def test_the_render_child_runs_niced_with_one_thread(tmp_path: Path) -> None:
     # a day without stills: the child's own reason comes back
     with pytest.raises(TimelapseFailure, match="no timelapse stills for 2026-05-06"):
         render_in_child(folder, dt.date(2026, 5, 6), 24, "CAM_T")
+
+
+# -- in a real agent process -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_agent_with_a_window_runs_its_day_and_shows_it_in_the_status(
+    tmp_path: Path,
+) -> None:
+    now = dt.datetime.now().astimezone()
+    start = now + dt.timedelta(seconds=6)  # the agent is up and waiting by then
+    end = start + dt.timedelta(seconds=3)
+    if end.date() != now.date():
+        pytest.skip("too close to midnight for a window of today")
+    env = {
+        "CAMFLEET_TIMELAPSE__WINDOW": "fixed",
+        "CAMFLEET_TIMELAPSE__START_TIME": f"{start:%H:%M:%S}",
+        "CAMFLEET_TIMELAPSE__END_TIME": f"{end:%H:%M:%S}",
+        "CAMFLEET_TIMELAPSE__INTERVAL_S": "1",
+    }
+    with solo_agent(tmp_path, **env) as agent:
+        seen: list[str] = []
+        deadline = time.monotonic() + 60
+        body: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            body = agent.client.get("/api/v1/timelapse").json()
+            state = body["cycle"]["state"]
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            if state == "idle" and body["last_video"] is not None:
+                break
+            time.sleep(0.05)
+        assert seen[0] == "waiting" and "capturing" in seen and seen[-1] == "idle", seen
+        today = body["cycle"]["today"]
+        assert (today["start_time"], today["end_time"]) == (
+            f"{start:%H:%M:%S}",
+            f"{end:%H:%M:%S}",
+        )
+        assert today["expected_photos"] == 3
+        assert body["last_video"]["frames"] == body["captures_today"] == 3
+        assert body["cycle"]["last_render_cpu_s"] > 0
+        assert not body["running"]
