@@ -558,7 +558,8 @@ def test_an_agent_with_a_window_runs_its_day_and_shows_it_in_the_status(
     tmp_path: Path,
 ) -> None:
     now = dt.datetime.now().astimezone()
-    start = now + dt.timedelta(seconds=6)  # the agent is up and waiting by then
+    # An agent takes 2 s to come up on an idle machine, 9 s beside the full suite.
+    start = now + dt.timedelta(seconds=10)
     end = start + dt.timedelta(seconds=3)
     if end.date() != now.date():
         pytest.skip("too close to midnight for a window of today")
@@ -569,6 +570,7 @@ def test_an_agent_with_a_window_runs_its_day_and_shows_it_in_the_status(
         "CAMFLEET_TIMELAPSE__INTERVAL_S": "1",
     }
     with solo_agent(tmp_path, **env) as agent:
+        up_in_time = dt.datetime.now().astimezone() < start - dt.timedelta(seconds=0.5)
         seen: list[str] = []
         deadline = time.monotonic() + 60
         body: dict[str, Any] = {}
@@ -580,13 +582,16 @@ def test_an_agent_with_a_window_runs_its_day_and_shows_it_in_the_status(
             if state == "idle" and body["last_video"] is not None:
                 break
             time.sleep(0.05)
-        assert seen[0] == "waiting" and "capturing" in seen and seen[-1] == "idle", seen
+        assert "capturing" in seen and seen[-1] == "idle", seen
         today = body["cycle"]["today"]
         assert (today["start_time"], today["end_time"]) == (
             f"{start:%H:%M:%S}",
             f"{end:%H:%M:%S}",
         )
         assert today["expected_photos"] == 3
-        assert body["last_video"]["frames"] == body["captures_today"] == 3
+        assert body["last_video"]["frames"] == body["captures_today"] >= 1
+        if up_in_time:  # the whole window, from its first slot
+            assert seen[0] == "waiting", seen
+            assert body["captures_today"] == 3
         assert body["cycle"]["last_render_cpu_s"] > 0
         assert not body["running"]
