@@ -24,6 +24,8 @@ from PIL import Image
 from pydantic import ValidationError
 
 from node_agent.camera.lock import CameraLock
+from node_agent.camera.protocol import CameraError
+from node_agent.camera.synthetic import SyntheticCamera
 from node_agent.config.service import _invalid as config_invalid
 from node_agent.dashcam.settings import UploadSettings
 from node_agent.settings import AgentSettings, load_agent_settings
@@ -257,7 +259,8 @@ class DayClock:
 class Recorder:
     """``publish`` and ``on_event`` for the tests: everything they were told, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: DayClock | None = None) -> None:
+        self.clock = clock
         self.published: list[dict[str, Any]] = []
         self.events: list[tuple[str, str, str]] = []
 
@@ -269,8 +272,9 @@ class Recorder:
         last_video: dict[str, Any] | None,
         error: str | None,
     ) -> None:
+        at = None if self.clock is None else self.clock.time_ns()
         self.published.append(
-            {"status": status, "today": today, "last_video": last_video, "error": error}
+            {"status": status, "today": today, "last_video": last_video, "error": error, "at": at}
         )
 
     def on_event(self, kind: str, message: str, level: str) -> None:
@@ -297,6 +301,7 @@ def make_cycle(
     clock: DayClock,
     rec: Recorder,
     backup: Any = None,
+    factory: Any = None,
     **values: Any,
 ) -> tuple[Timelapse, DailyCycle]:
     settings = TimelapseSettings.model_validate(
@@ -313,6 +318,7 @@ def make_cycle(
         lock=CameraLock(tmp_path / "camera.lock"),
         clock=clock,
         rng=random.Random(1),
+        **({"backend_factory": factory} if factory else {}),
     )
     cycle = DailyCycle(
         timelapse,
@@ -469,6 +475,39 @@ def test_a_failed_backup_ends_the_day_in_error_and_the_next_day_runs(
     status = timelapse.status()
     assert status.cycle is not None and status.cycle.error == failed[1]
     assert status.cycle.last_video_backed_up is False
+
+
+class UnpluggedCamera(SyntheticCamera):
+    """A camera that is never there: every open fails."""
+
+    def open(self) -> None:
+        raise CameraError("no camera on the CSI port")
+
+
+def unplugged(
+    source: str, width: int, height: int, fps: float, cam_id: str = "", *, device: object = None
+) -> UnpluggedCamera:
+    return UnpluggedCamera(width, height, fps, cam_id)
+
+
+def test_a_day_without_a_camera_ends_at_the_window_and_in_error(
+    tmp_path: Path, cycles: list[DailyCycle]
+) -> None:
+    clock = DayClock(local(DAY1, 9, 59), park_at=local(DAY2, 9, 0))
+    rec = Recorder(clock)
+    timelapse, cycle = make_cycle(
+        tmp_path, clock, rec, factory=unplugged, end_time="10:30", backoff_max_s=3600
+    )
+    run_until_parked(cycle, clock, cycles)
+    # The reopen backoff (5, 10, ... 1280 s) runs past 10:30; the run still ends there.
+    assert rec.states() == ["waiting", "capturing", "creating_video", "error", "waiting"]
+    rendering = next(p for p in rec.published if p["status"] == "creating_video")
+    assert rendering["at"] == int(local(DAY1, 10, 30).timestamp()) * S
+    status = timelapse.status()
+    assert not status.running and status.failures >= 5
+    assert status.last_error is not None and "no camera on the CSI port" in status.last_error
+    assert [(k, lvl) for k, _, lvl in rec.events] == [(VIDEO_CREATION_FAILED, "ERROR")]
+    assert "no timelapse stills for 2026-05-04" in rec.events[0][1]
 
 
 def upload_settings_for(key: Path, port: int, dest: Path) -> UploadSettings:
