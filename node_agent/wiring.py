@@ -171,7 +171,9 @@ def build_context(settings: AgentSettings) -> AgentContext:
     status_file = build_status_file(
         settings, node_id, lambda: built[0] if built else None, lambda: recorder
     )
-    timelapse = build_timelapse(settings, lock, observer=status_file.on_timelapse_event)
+    timelapse = build_timelapse(
+        settings, lock, observer=status_file.on_timelapse_event, publish=status_file.publish
+    )
     built.append(timelapse)
     housekeeper = Housekeeper(
         settings.recordings_path,

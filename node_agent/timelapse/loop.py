@@ -91,13 +91,18 @@ class ScheduleLoop:
         self._last_index = -1
         self._next_ns: int | None = None
         self._retry_at_ns: int | None = None
+        self._until_ns: int | None = None  # the run ends here by itself (a day's window)
         self._n = TimelapseCounters()
 
     # -- what the control does ------------------------------------------------------------
 
-    def reset(self, interval_s: float) -> None:
-        """A new run: slot 0 is due now; the failure streak and last error are forgotten."""
+    def reset(self, interval_s: float, until_ns: int | None = None) -> None:
+        """A new run: slot 0 is due now; the failure streak and last error are forgotten.
+
+        ``until_ns`` (monotonic): no slot at or after it is taken, and the run ends there.
+        """
         with self._mutex:
+            self._until_ns = until_ns
             self._interval_ns = seconds_to_ns(interval_s)
             self._t0_ns = self._clock.monotonic_ns()
             self._next_ns = self._t0_ns
@@ -158,11 +163,15 @@ class ScheduleLoop:
     def run(self) -> None:
         """The run's thread: reopen the camera when needed, wait for each slot, take it."""
         try:
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and not self._over():
                 if not self._camera.is_open:
                     self._reconnect()
                     continue
                 planned = self._plan()
+                until = self._until_ns
+                if until is not None and planned.slot.at_ns >= until:
+                    self._sleep_until(until)  # the window ends before this slot
+                    continue
                 if self._sleep_until(planned.slot.at_ns):
                     self._take(planned)
         except Exception as err:
@@ -178,6 +187,11 @@ class ScheduleLoop:
                 self._next_ns = None
             log.info("timelapse stopped")
 
+    def _over(self) -> bool:
+        """Whether the run's window (``until_ns``) has ended."""
+        until = self._until_ns
+        return until is not None and self._clock.monotonic_ns() >= until
+
     def _sleep_until(self, at_ns: int) -> bool:
         """Wait for ``at_ns`` (monotonic); False when a stop or a reload came first."""
         while not self.stopping.is_set():
@@ -191,7 +205,9 @@ class ScheduleLoop:
 
     def _reconnect(self) -> None:
         retry_at = self._retry_at_ns
-        if retry_at is not None and not self._sleep_until(retry_at):
+        if retry_at is not None and self._until_ns is not None:
+            retry_at = min(retry_at, self._until_ns)
+        if retry_at is not None and (not self._sleep_until(retry_at) or self._over()):
             return
         try:
             self._camera.open(self._settings().capture_timeout_s)

@@ -18,6 +18,7 @@ import logging
 import random
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from node_agent.camera.factory import make_backend
 from node_agent.camera.lock import CameraBusy, CameraLock
@@ -38,6 +39,9 @@ from node_agent.timelapse.schemas import (
     TimelapseVideo,
 )
 from node_agent.timelapse.settings import RELOADABLE_FIELDS, TimelapseSettings
+
+if TYPE_CHECKING:
+    from node_agent.timelapse.cycle import DailyCycle
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,7 @@ class Timelapse:
         self._thread: threading.Thread | None = None
         self._started_ns: int | None = None
         self._last_video: TimelapseVideo | None = None
+        self.cycle: DailyCycle | None = None  # set by the wiring when a window is configured
 
     # -- control ------------------------------------------------------------------------------
 
@@ -111,15 +116,24 @@ class Timelapse:
             return self._settings
 
     @property
+    def clock(self) -> Clock:
+        """The clock the run follows (the daily cycle follows it too)."""
+        return self._clock
+
+    @property
     def running(self) -> bool:
         """True from ``start`` until the run's thread has ended."""
         thread = self._thread
         return thread is not None and thread.is_alive()
 
-    def start(self, interval_s: float | None = None) -> TimelapseStatus:
+    def start(
+        self, interval_s: float | None = None, until_wall_ns: int | None = None
+    ) -> TimelapseStatus:
         """Take the camera lock and start capturing (the camera opens in the run's thread).
 
-        Raises TimelapseConflict when already running or when the camera is busy.
+        ``until_wall_ns`` (UTC): the run ends by itself there, taking no slot at or after
+        it (the daily cycle's window end). Raises TimelapseConflict when already running
+        or when the camera is busy.
         """
         with self._control:
             if self.running:
@@ -144,7 +158,10 @@ class Timelapse:
                     self._settings = self._configured.model_copy(update={"interval_s": interval_s})
                 self._started_ns = self._clock.time_ns()
                 interval = self._settings.interval_s
-            self._loop.reset(interval)
+            until = None
+            if until_wall_ns is not None:
+                until = self._clock.monotonic_ns() + (until_wall_ns - self._clock.time_ns())
+            self._loop.reset(interval, until)
             self._thread = threading.Thread(target=self._loop.run, name="timelapse", daemon=True)
             self._thread.start()
         log.info(
@@ -170,6 +187,18 @@ class Timelapse:
                 else:
                     self._thread = None
         return self.status()
+
+    def join(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` (real time) for the run to end; True when none runs."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+        return not self.running
+
+    def note_video(self, video: TimelapseVideo) -> None:
+        """A video rendered elsewhere (the daily cycle's child process) becomes the last."""
+        with self._mutex:
+            self._last_video = video
 
     def apply(self, new: TimelapseSettings) -> list[str]:
         """Take the reloadable fields of ``new`` (a SIGHUP); returns the names that changed.
@@ -241,6 +270,7 @@ class Timelapse:
             gap_tracking=settings.gap_tracking,
             gaps=self._gaps.recent(),
             last_video=self._last_video,
+            cycle=self.cycle.snapshot() if self.cycle is not None else None,
         )
         status.disk = self._disk.read(settings)
         return status

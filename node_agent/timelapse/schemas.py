@@ -27,6 +27,47 @@ class TimelapseState(StrEnum):
     disk_full = "disk_full"  # running, but refusing to write above stop_percent
 
 
+class CycleState(StrEnum):
+    """Where the daily cycle is (the observability spec's status values)."""
+
+    idle = "idle"  # outside the window, the day's work done (or no window today)
+    waiting = "waiting"  # before the day's window (waiting for sunrise)
+    capturing = "capturing"  # inside the window
+    creating_video = "creating_video"  # rendering the day's stills (low priority)
+    backing_up = "backing_up"  # sending the video to the backup target (rsync)
+    error = "error"  # the day's video or backup failed (see ``error``); the next day runs
+
+
+class TimelapseDay(Answer):
+    """One day's plan (the status file's ``today``, but ``photos_captured``)."""
+
+    date: str = Field(description="YYYY-MM-DD, the local date.")
+    window: str = Field(description="none, fixed or sun.")
+    start_time: str | None = Field(default=None, description="HH:MM:SS local; None: no window.")
+    end_time: str | None = Field(default=None, description="HH:MM:SS local; None: no window.")
+    start_ns: int | None = Field(default=None, description="The window's start (UTC).")
+    end_ns: int | None = Field(default=None, description="The window's end (UTC).")
+    interval_seconds: float
+    expected_photos: int = Field(description="Slots in the window: ceil(window / interval).")
+    note: str = Field(default="", description="e.g. polar day or polar night.")
+
+
+class TimelapseCycle(Answer):
+    """The daily cycle: state, today's plan, the last video's fate."""
+
+    state: CycleState
+    since_ns: int = Field(description="When the cycle entered this state (UTC).")
+    today: TimelapseDay | None = None
+    error: str | None = Field(default=None, description="Why the state is error.")
+    last_video_backed_up: bool | None = Field(
+        default=None, description="None: no backup configured, or no video yet."
+    )
+    last_video_backed_up_to: str | None = None
+    last_render_cpu_s: float | None = Field(
+        default=None, description="CPU seconds the last end-of-day render took."
+    )
+
+
 class DiskState(StrEnum):
     """Disk use against the timelapse thresholds."""
 
@@ -113,6 +154,9 @@ class TimelapseStatus(Answer):
         default_factory=list, description="The most recent gaps (with gap tracking on)."
     )
     last_video: TimelapseVideo | None = None
+    cycle: TimelapseCycle | None = Field(
+        default=None, description="The daily cycle, when a capture window is configured."
+    )
 
 
 class TimelapseStartRequest(Wire):

@@ -7,9 +7,14 @@ writing at 90 % disk use and warn at 85 %, clean-up off (30 days kept when on),
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from node_agent.dashcam.settings import UploadSettings
 
 # Changed by SIGHUP on a running agent; everything else needs a restart.
 RELOADABLE_FIELDS = frozenset(
@@ -85,6 +90,56 @@ class TimelapseSettings(BaseModel):
     late_after_s: float = Field(
         default=1.0, gt=0, description="With gap tracking: a capture this late is listed."
     )
+    # -- the daily cycle (docs/timelapse-cycle.md) --------------------------------------------
+    window: Literal["none", "fixed", "sun"] = Field(
+        default="none",
+        description="The capture window of each day: none (capture whenever started, no "
+        "daily video), fixed (start_time to end_time) or sun (sunrise to sunset at "
+        "latitude/longitude). With a window the agent runs the daily cycle at start.",
+    )
+    start_time: dt.time | None = Field(
+        default=None, description="window: fixed: local start, HH:MM (e.g. 07:15)."
+    )
+    end_time: dt.time | None = Field(
+        default=None, description="window: fixed: local end, HH:MM, after start_time."
+    )
+    latitude: float | None = Field(default=None, ge=-90, le=90, description="window: sun.")
+    longitude: float | None = Field(default=None, ge=-180, le=180, description="window: sun.")
+    sunrise_offset_min: float = Field(
+        default=0.0, ge=-720, le=720, description="window: sun: minutes after sunrise to start."
+    )
+    sunset_offset_min: float = Field(
+        default=0.0, ge=-720, le=720, description="window: sun: minutes after sunset to end."
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone the window's times are in (e.g. Europe/Berlin); default the "
+        "system's. Stills are named in the system's zone, so set it only to that zone.",
+    )
+    video_fps: float = Field(
+        default=24.0, ge=1, le=120, description="Frames per second of the end-of-day video."
+    )
+    render_nice: int = Field(
+        default=19, ge=0, le=19, description="Niceness of the end-of-day render's process."
+    )
+    backup: UploadSettings | None = Field(
+        default=None,
+        description="Where the end-of-day video goes (rsync over ssh, confirmed by the "
+        "NAS's SHA-256; the same keys as dashcam.upload); None: no backup.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(
+                f"timelapse.timezone {value!r} is not a known IANA zone (e.g. Europe/Berlin)"
+            ) from err
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> TimelapseSettings:
@@ -97,6 +152,25 @@ class TimelapseSettings(BaseModel):
             raise ValueError("set both timelapse.width and timelapse.height, or neither")
         if self.backoff_base_s > self.backoff_max_s:
             raise ValueError("timelapse.backoff_base_s is above timelapse.backoff_max_s")
+        if self.window == "fixed":
+            missing = [k for k in ("start_time", "end_time") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(
+                    f"timelapse.window fixed needs timelapse.{' and timelapse.'.join(missing)} (HH:MM)"
+                )
+            assert self.start_time is not None and self.end_time is not None
+            if self.end_time <= self.start_time:
+                raise ValueError(
+                    f"timelapse.end_time ({self.end_time:%H:%M}) is not after "
+                    f"timelapse.start_time ({self.start_time:%H:%M}); a window ends the same day"
+                )
+        if self.window == "sun":
+            missing = [k for k in ("latitude", "longitude") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(
+                    f"timelapse.window sun needs timelapse.{' and timelapse.'.join(missing)} "
+                    "(decimal degrees, north and east positive)"
+                )
         return self
 
     def still_size(self, camera_width: int, camera_height: int) -> tuple[int, int]:

@@ -12,6 +12,8 @@ import signal
 from node_agent.camera.lock import CameraLock
 from node_agent.errors import AgentError
 from node_agent.settings import AgentSettings, load_agent_settings
+from node_agent.timelapse.backup import RsyncBackup
+from node_agent.timelapse.cycle import DailyCycle, OnEvent, Publish
 from node_agent.timelapse.events import Observer
 from node_agent.timelapse.reload import reload_settings
 from node_agent.timelapse.runner import Timelapse
@@ -20,12 +22,22 @@ log = logging.getLogger(__name__)
 
 
 def build_timelapse(
-    settings: AgentSettings, lock: CameraLock, observer: Observer | None = None
+    settings: AgentSettings,
+    lock: CameraLock,
+    observer: Observer | None = None,
+    *,
+    publish: Publish | None = None,
+    on_event: OnEvent | None = None,
 ) -> Timelapse:
     """The agent's Timelapse, sharing the recorder's camera lock (nothing started);
-    ``observer`` hears each capture and failure (the status file)."""
+    ``observer`` hears each capture and failure (the status file).
+
+    With a capture window (``timelapse.window`` fixed or sun) it gets its daily cycle,
+    which tells ``publish`` each state change and ``on_event`` each video and backup
+    (see ``node_agent.timelapse.cycle``).
+    """
     first = settings.camera.profile_list()[0]
-    return Timelapse(
+    timelapse = Timelapse(
         settings.timelapse,
         source=settings.camera.source,
         device=settings.camera.device,
@@ -37,6 +49,20 @@ def build_timelapse(
         lock=lock,
         observer=observer,
     )
+    tl = settings.timelapse
+    if tl.window != "none":
+        backup = None
+        if tl.backup is not None:
+            backup = RsyncBackup(tl.backup, data_dir=settings.data_dir, cam_id=settings.cam_id)
+        timelapse.cycle = DailyCycle(
+            timelapse,
+            lambda: timelapse.settings,
+            timelapse.clock,
+            publish=publish,
+            on_event=on_event,
+            backup=backup,
+        )
+    return timelapse
 
 
 async def timelapse_up(timelapse: Timelapse | None, settings: AgentSettings) -> bool:
@@ -47,7 +73,9 @@ async def timelapse_up(timelapse: Timelapse | None, settings: AgentSettings) -> 
     """
     if timelapse is None:
         return False
-    if settings.timelapse.autostart:
+    if timelapse.cycle is not None:
+        await asyncio.to_thread(timelapse.cycle.start)  # the window decides when to capture
+    elif settings.timelapse.autostart:
         try:
             await asyncio.to_thread(timelapse.start)
         except AgentError as err:
@@ -72,5 +100,7 @@ async def timelapse_down(timelapse: Timelapse | None, sighup_installed: bool) ->
     """Remove the SIGHUP reload and stop the timelapse (camera closed, lock released)."""
     if sighup_installed:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+    if timelapse is not None and timelapse.cycle is not None:
+        await asyncio.to_thread(timelapse.cycle.stop)
     if timelapse is not None:
         await asyncio.to_thread(timelapse.stop)
