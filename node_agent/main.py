@@ -69,6 +69,8 @@ async def start_parts(ctx: AgentContext) -> bool:
         await ctx.dashcam.start()
     if ctx.audio:
         ctx.audio.start(ctx.status)
+    if ctx.notifications:
+        ctx.notifications.start(ctx.status, settings)
     return await timelapse_up(ctx.timelapse, settings)
 
 
@@ -98,6 +100,8 @@ async def stop_parts(ctx: AgentContext, sighup: bool) -> None:
     if ctx.link:
         await ctx.link.stop()
     await ctx.clock.stop()
+    if ctx.notifications:
+        await asyncio.to_thread(ctx.notifications.stop)
 
 
 def create_app(settings: AgentSettings) -> FastAPI:

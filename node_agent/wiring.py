@@ -32,6 +32,7 @@ from node_agent.liveview.service import LiveView
 from node_agent.liveview.source import with_lores
 from node_agent.liveview.wiring import build_liveview
 from node_agent.network.reader import CachedNetwork
+from node_agent.notify.wiring import AgentNotifications, build_notifications, wire_notifications
 from node_agent.power.monitor import PowerMonitor
 from node_agent.power.wiring import build_power, power_gate, power_reading, wire_power
 from node_agent.recorder.service import Recorder
@@ -68,6 +69,7 @@ class AgentContext:
     audio: NodeAudio | None = None  # tones and the audio track setting
     liveview: LiveView | None = None  # the live view (Grandma Mode)
     network: CachedNetwork | None = None  # made at the first status
+    notifications: AgentNotifications | None = None  # alerts to Telegram, Discord, a webhook
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
@@ -162,7 +164,8 @@ def build_context(settings: AgentSettings) -> AgentContext:
     runner, power = build_power(settings)
     clock = build_clock(settings)
     lock = CameraLock(settings.data_dir / "camera.lock")
-    timelapse = build_timelapse(settings, lock)
+    notifications = build_notifications(settings, node_id)
+    timelapse = build_timelapse(settings, lock, notifications.alerts.timelapse_event)
     recorder: Recorder | None = None
     housekeeper = Housekeeper(
         settings.recordings_path,
@@ -201,6 +204,8 @@ def build_context(settings: AgentSettings) -> AgentContext:
             key,
         )
     player = TonePlayer(settings.audio, ToneCache(settings.data_dir / "tones"), runner)
+    dashcam = build_agent_dashcam(settings, node_id, runner, power)
+    wire_notifications(notifications, recorder, housekeeper, power, dashcam)
     return AgentContext(
         settings,
         node_id,
@@ -214,9 +219,10 @@ def build_context(settings: AgentSettings) -> AgentContext:
         key,
         runner,
         power,
-        build_agent_dashcam(settings, node_id, runner, power),
+        dashcam,
         audio=NodeAudio(settings, player, recorder, clock),
         liveview=build_liveview(settings.liveview, recorder),
+        notifications=notifications,
     )
 
 

@@ -12,14 +12,18 @@ import signal
 from node_agent.camera.lock import CameraLock
 from node_agent.errors import AgentError
 from node_agent.settings import AgentSettings, load_agent_settings
+from node_agent.timelapse.events import Observer
 from node_agent.timelapse.reload import reload_settings
 from node_agent.timelapse.runner import Timelapse
 
 log = logging.getLogger(__name__)
 
 
-def build_timelapse(settings: AgentSettings, lock: CameraLock) -> Timelapse:
-    """The agent's Timelapse, sharing the recorder's camera lock (nothing started)."""
+def build_timelapse(
+    settings: AgentSettings, lock: CameraLock, observer: Observer | None = None
+) -> Timelapse:
+    """The agent's Timelapse, sharing the recorder's camera lock (nothing started);
+    ``observer`` hears its events (the notifications)."""
     first = settings.camera.profile_list()[0]
     return Timelapse(
         settings.timelapse,
@@ -31,6 +35,7 @@ def build_timelapse(settings: AgentSettings, lock: CameraLock) -> Timelapse:
         cam_id=settings.cam_id,
         data_dir=settings.data_dir,
         lock=lock,
+        observer=observer,
     )
 
 
@@ -47,6 +52,7 @@ async def timelapse_up(timelapse: Timelapse | None, settings: AgentSettings) -> 
             await asyncio.to_thread(timelapse.start)
         except AgentError as err:
             log.error("timelapse autostart failed: %s", err.message)
+            timelapse.report("schedule_failed", f"autostart failed: {err.message}")
 
     def on_sighup() -> None:
         reload_settings(
