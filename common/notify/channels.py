@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 class Channel(Protocol):
     """Somewhere an alert goes."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """'telegram', 'discord' or 'webhook': for logs."""
+        ...
 
     def send(self, client: httpx.Client, alert: Alert) -> None:
         """POST the alert; raise on any failure (the notifier logs and counts it)."""
