@@ -341,3 +341,18 @@ def test_the_scheduler_thread_sends_and_a_failing_send_does_not_end_it() -> None
     assert scheduler._thread is not None
     scheduler._thread.join(5)
     assert calls == [dt.date(2026, 2, 8), dt.date(2026, 2, 9)]
+
+
+def test_a_config_put_that_sends_the_mask_back_keeps_the_webhook() -> None:
+    from node_agent.config.document import deep_merge, keep_secrets, secret_keys
+
+    stored = {
+        "notifications": {"webhook_url": "https://ha.local/api/webhook/s", "min_level": "ERROR"}
+    }
+    patch = {"notifications": {"webhook_url": "**********", "min_level": "WARNING"}}
+    merged = deep_merge(stored, patch)
+    keep_secrets(merged, stored, patch, secret_keys(AgentSettings))
+    assert merged["notifications"] == {
+        "webhook_url": "https://ha.local/api/webhook/s",
+        "min_level": "WARNING",
+    }

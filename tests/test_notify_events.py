@@ -40,6 +40,7 @@ from node_agent.recorder.policies import reserve_reached
 from node_agent.schemas import (
     ClockStatus,
     Codec,
+    DiskLevel,
     DiskStatus,
     NodeStatus,
     Position,
@@ -423,3 +424,57 @@ def test_a_real_coordinator_tells_the_webhook_when_its_node_dies(
     assert hook[0]["message"].startswith("node cam-l (CAM_L) is offline: ")
     (discord,) = receiver.bodies("/discord")
     assert discord["content"].startswith("ERROR coordinator: node cam-l (CAM_L) is offline")
+
+
+# -- the daily summaries ---------------------------------------------------------------------
+
+
+def test_the_agent_s_daily_summary_from_its_real_status(tmp_path: Path, receiver: Receiver) -> None:
+    from node_agent.settings import AgentSettings
+    from node_agent.wiring import build_context
+
+    settings = AgentSettings.model_validate(
+        {
+            "node_id": "cam-c",
+            "data_dir": str(tmp_path),
+            "chronyc_path": "/nonexistent/camfleet-tests/chronyc",
+            "camera": {"source": "synthetic", "width": 320, "height": 240, "fps": 30},
+            "notifications": {"webhook_url": f"{receiver.url}/hook", "daily_summary": True},
+        }
+    )
+    ctx = build_context(settings)
+    assert ctx.notifications is not None
+    n = ctx.notifications
+    n.alerts.disk_level(DiskLevel.warn, 12.0, 3_000_000_000)
+    n.send_summary(dt.date.today(), ctx.status)
+    assert n.notifier.flush(10)
+    hook = receiver.bodies("/hook")
+    assert [b["level"] for b in hook] == ["WARNING", "INFO"]
+    text = hook[1]["message"]
+    lines = text.splitlines()
+    assert lines[0] == f"cam-c Daily Summary - {dt.date.today().isoformat()}"
+    assert "Photos: 0 captured" in lines and "Video: none" in lines
+    assert any(line.startswith("Disk: ") and "GB free)" in line for line in lines)
+    assert "Backup: Nothing to back up" in lines
+    assert lines[-2:] == [
+        "Errors today (1):",
+        "- WARNING: disk 88 % used (3.00 GB free): offload soon",
+    ]
+    n.stop()
+
+
+def test_the_coordinator_s_daily_summary_names_each_node(receiver: Receiver) -> None:
+    notifier = notifier_for(receiver, device="coordinator")
+    state = fleet_with_one_node()
+    state.contact("cam-l", 3.0)
+    FleetAlerts(notifier, state).send_summary(dt.date(2026, 2, 8))
+    assert notifier.flush(10)
+    (body,) = receiver.bodies("/hook")
+    assert body["level"] == "INFO"
+    assert body["message"] == (
+        "coordinator Daily Summary - 2026-02-08\n\n"
+        "Backup: Complete\n"
+        "Nodes: 1 of 1 online\n"
+        "- cam-l (CAM_L): online\n\n"
+        "No errors today."
+    )

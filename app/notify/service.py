@@ -128,7 +128,7 @@ class FleetAlerts:
 
     def fleet_summary(self, day: dt.date) -> DailySummary:
         """The coordinator's summary: the fleet's nodes, each with its stills and disk."""
-        lines, online = [], 0
+        lines, online, waiting = [], 0, 0
         for node_id in sorted(self.state.addresses):
             entry = self.state.cache.get(node_id)
             up = self.state.online(node_id)
@@ -140,12 +140,14 @@ class FleetAlerts:
                     parts.append(f"{status.timelapse.captures_today} photos")
                 if status.disk.total_bytes > 0:
                     parts.append(f"disk {100 - status.disk.free_percent:.0f}% used")
+                waiting += status.disk.unoffloaded_count
             lines.append(f"- {self._name(node_id)}: {', '.join(parts)}")
         since = dt.datetime.combine(day, dt.time()).astimezone().timestamp()
         return DailySummary(
             device_id=self.notifier.device_id,
             date=day,
-            backup="see the offload page",
+            backup=f"{waiting} recording(s) not yet offloaded" if waiting else "Complete",
+            has_video=False,
             extra=[f"Nodes: {online} of {len(self.state.addresses)} online", *lines],
             errors=self.notifier.problems_since(since),
         )

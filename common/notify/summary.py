@@ -30,6 +30,7 @@ class DailySummary:
     backup: str = "Nothing to back up"
     errors: Sequence[str] = field(default_factory=tuple)
     extra: Sequence[str] = field(default_factory=tuple)  # more lines (the fleet's nodes)
+    has_video: bool = True  # False: no video line (the coordinator renders none)
 
 
 def gigabytes(n: int) -> str:
@@ -55,7 +56,7 @@ def format_daily_summary(s: DailySummary) -> str:
         lines.append(f"Photos: {s.photos_captured} captured{of}")
     if s.video_seconds is not None:
         lines.append(f"Video: {s.video_seconds:.0f} seconds")
-    else:
+    elif s.has_video:
         lines.append("Video: none")
     if s.disk_used_percent is not None:
         free = f" ({gigabytes(s.disk_free_bytes)} free)" if s.disk_free_bytes is not None else ""

@@ -113,6 +113,11 @@ class AgentAlerts:
     def dashcam_problem(self, kind: str, detail: str) -> None:
         """The dashcam's upload to the NAS (the backup) or its cycle failed."""
         if kind == "upload":
-            self._tell("backup_failed", Level.error, f"dashcam backup to the NAS failed: {detail}")
+            self.backup_failed("dashcam backup to the NAS", detail)
         else:
             self._tell("dashcam_failed", Level.error, f"dashcam cycle {detail}")
+
+    def backup_failed(self, what: str, detail: str) -> None:
+        """A backup did not complete (the dashcam's upload; the timelapse cycle's backup
+        calls this too)."""
+        self._tell("backup_failed", Level.error, f"{what} failed: {detail}")
