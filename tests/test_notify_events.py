@@ -139,6 +139,30 @@ def test_three_camera_failures_in_a_row_are_one_error(tmp_path: Path, receiver: 
     assert notifier.stats.suppressed >= 3
 
 
+def test_a_hanging_receiver_does_not_slow_the_capture_loop(tmp_path: Path) -> None:
+    hanging = Receiver()
+    hanging.mode = "hang"
+    notifier = Notifier(
+        [WebhookChannel(f"{hanging.url}/hook")], "cam-c", repeat_window_s=0, timeout_s=5
+    )
+    tl = timelapse(tmp_path, AgentAlerts(notifier), backoff_base_s=0.02, backoff_max_s=0.05)
+    try:
+        t0 = time.monotonic()
+        tl.start()
+        while tl.status().consecutive_failures < 12 and time.monotonic() - t0 < 20:
+            time.sleep(0.01)
+        elapsed = time.monotonic() - t0
+        tl.stop()
+        # Ten alerts were queued from the capture thread while the worker was stuck on
+        # the first send for its 5 s time-out: the loop kept its backoff pace (~0.05 s).
+        assert tl.status().consecutive_failures >= 12
+        assert elapsed < 4, elapsed
+        assert notifier.stats.queued >= 10 and notifier.stats.sent == 0
+    finally:
+        hanging.close()
+        notifier.close(0.1)
+
+
 def test_a_render_that_fails_is_video_creation_failed(tmp_path: Path, receiver: Receiver) -> None:
     notifier = notifier_for(receiver)
     tl = timelapse(tmp_path, AgentAlerts(notifier))
