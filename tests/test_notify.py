@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from app.settings import CoordinatorSettings
@@ -229,8 +230,19 @@ def test_telegram_needs_its_token_and_its_chat() -> None:
         NotificationSettings.model_validate({"telegram_bot_token": TOKEN})
 
 
+def test_a_chat_id_written_as_a_number_is_read() -> None:
+    n = NotificationSettings.model_validate(
+        {"telegram_bot_token": TOKEN, "telegram_chat_id": -1001234567890}
+    )
+    assert n.telegram_chat_id == "-1001234567890"
+
+
 def test_the_summary_time_is_hh_mm() -> None:
     assert NotificationSettings(daily_summary_time="07:05").summary_at == (7, 5)
+    # Unquoted in YAML, 23:00 arrives as 1380 (base 60).
+    unquoted = yaml.safe_load("daily_summary_time: 23:00")
+    assert unquoted == {"daily_summary_time": 1380}
+    assert NotificationSettings.model_validate(unquoted).daily_summary_time == "23:00"
     with pytest.raises(ValidationError, match="HH:MM"):
         NotificationSettings(daily_summary_time="25:00")
 

@@ -75,6 +75,20 @@ class NotificationSettings(BaseModel):
     def _level(cls, value: object) -> Level:
         return Level.parse(value if isinstance(value, (str, Level)) else str(value))
 
+    @field_validator("telegram_chat_id", mode="before")
+    @classmethod
+    def _chat_id(cls, value: object) -> object:
+        # YAML reads an unquoted chat id (-1001234567890) as a number.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("daily_summary_time", mode="before")
+    @classmethod
+    def _sexagesimal(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted 23:00 as the number 1380 (23 * 60 + 0).
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
+
     @field_validator("daily_summary_time")
     @classmethod
     def _hh_mm(cls, value: str) -> str:
