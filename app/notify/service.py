@@ -48,6 +48,7 @@ class FleetAlerts:
         self.interval_s = interval_s
         self._online: dict[str, bool] = {}
         self._battery: dict[str, int] = {}
+        self._seen_status: dict[str, int | None] = {}  # status_at_ns of the last look
         self._task: asyncio.Task[None] | None = None
         self.summary: SummaryScheduler | None = None
 
@@ -81,6 +82,9 @@ class FleetAlerts:
             status = entry.status
             if status is None or not online:
                 continue
+            if self._seen_status.get(node_id) == entry.status_at_ns:
+                continue  # the same status as last time: judged already
+            self._seen_status[node_id] = entry.status_at_ns
             flag = frame_flag(status)
             if flag is not None:
                 self.notifier.notify(
@@ -90,6 +94,7 @@ class FleetAlerts:
         for gone in set(self._online) - set(self.state.addresses):
             self._online.pop(gone, None)
             self._battery.pop(gone, None)
+            self._seen_status.pop(gone, None)
 
     def _check_battery(self, node_id: str, level: str | None) -> None:
         rank, lvl, text = _BATTERY.get(level or "", (0, Level.info, ""))
