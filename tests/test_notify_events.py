@@ -223,7 +223,9 @@ def test_the_battery_s_levels_through_a_real_battery_command(
     monitor.on_level = AgentAlerts(notifier).power_level
 
     async def feed() -> None:
-        for percent in (80, 58, 52, 45, 20):
+        # Down to the warning, back up, the warning again (held back by the window), then
+        # down through every level.
+        for percent in (80, 58, 70, 58, 52, 45, 20):
             reading.write_text(json.dumps({"battery_percent": percent}))
             await monitor.poll_once()
 

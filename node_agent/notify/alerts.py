@@ -12,7 +12,7 @@ Every method is called from the part's own thread or loop and only queues (see
 from __future__ import annotations
 
 from common.notify import Level, Notifier
-from node_agent.power.schemas import PowerLevel
+from node_agent.power.schemas import SEVERITY, PowerLevel
 from node_agent.recorder.counters import RecordingCounters
 from node_agent.recorder.policies import DISK_RESERVE_REACHED
 from node_agent.schemas import DiskLevel
@@ -43,6 +43,7 @@ class AgentAlerts:
         self.notifier = notifier
         self.device = notifier.device_id
         self._recorder_errors = 0
+        self._battery_rank = 0  # the most severe battery level told since it was last ok
 
     def _tell(self, event: str, level: Level, message: str) -> None:
         self.notifier.notify(message, level, f"{event}:{self.device}")
@@ -103,9 +104,14 @@ class AgentAlerts:
             self._tell("disk_warning", Level.warning, f"{text}: offload soon")
 
     def power_level(self, old: PowerLevel, new: PowerLevel, reason: str) -> None:
-        """The battery entered a more severe level."""
+        """The battery entered a more severe level (a recovery, or an unusable reading
+        between two of the same level, says nothing)."""
+        if new == PowerLevel.unknown:
+            return
+        rank = SEVERITY.index(new) if new in SEVERITY else 0
+        before, self._battery_rank = self._battery_rank, rank
         entry = _BATTERY.get(new)
-        if entry is None or old == new:
+        if entry is None or rank <= before:
             return
         level, event, text = entry
         self._tell(event, level, f"{text} ({reason})")
