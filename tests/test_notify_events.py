@@ -504,3 +504,33 @@ def test_the_coordinator_s_daily_summary_names_each_node(receiver: Receiver) -> 
         "- cam-l (CAM_L): online\n\n"
         "No errors today."
     )
+
+
+@pytest.mark.slow
+def test_a_real_coordinator_tells_a_corrupt_offload(tmp_path: Path, receiver: Receiver) -> None:
+    from tests.offload_helpers import offload, plant, wait_known
+
+    running = RunningFleet(
+        root=tmp_path, coordinator_env={"CAMFLEET_NOTIFICATIONS__WEBHOOK_URL": f"{receiver.url}/h"}
+    )
+    try:
+        running.start_coordinator()
+        running.start_agent("CAM_C", "centre")
+        running.wait_online(1)
+        m = plant(running, "CAM_C", "CORRUPT", 200_000)
+        on_disk = running.recordings_dir("CAM_C") / m.file_name
+        data = bytearray(on_disk.read_bytes())
+        data[1234] ^= 0x01  # one bit, after the manifest was written
+        on_disk.write_bytes(bytes(data))
+        with running.client() as c:
+            wait_known(c, 1, m.session_id)
+            job = offload(c, {"session_id": m.session_id})
+            assert job["files"][0]["state"] == "corrupt"
+        (got,) = receiver.wait_for(1, timeout_s=10)
+    finally:
+        stop_all(running.children(), timeout_s=20)
+    assert got.body["level"] == "ERROR" and got.body["device_id"] == "coordinator"
+    assert got.body["message"].startswith(
+        f"offload of {m.file_name} from cam-c (CAM_C) is corrupt: SHA-256 mismatch"
+    )
+    assert len(receiver.received) == 1
