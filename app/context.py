@@ -21,6 +21,7 @@ from app.fleet.watch import FleetWatch, WatchConfig
 from app.fleet.wire import Manifest
 from app.nodes.identity import Challenges
 from app.nodes.models import Node
+from app.notify.service import FleetAlerts
 from app.settings import CoordinatorSettings
 from app.store import Store, pool_capacity
 
@@ -52,6 +53,8 @@ class Fleet:
     live: LiveFleet | None = None
     # Every node's status stream (None when watch_enabled is off).
     watch: FleetWatch | None = None
+    # The fleet's events as notifications; set by create_app.
+    alerts: FleetAlerts | None = None
 
     @contextmanager
     def commanding(self, session_id: str) -> Iterator[None]:

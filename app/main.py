@@ -29,6 +29,7 @@ from app.metrics import FleetCollector
 from app.nodeconfig import routes as nodeconfig_routes
 from app.nodes import routes as node_routes
 from app.nodes import service as node_service
+from app.notify.service import FleetAlerts
 from app.offload import routes as offload_routes
 from app.offload.engine import OffloadEngine
 from app.recordings import routes as recording_routes
@@ -50,6 +51,7 @@ from common.http import (
 )
 from common.logmodes import LogControl
 from common.logroutes import make_router as logs_router
+from common.notify import build_notifier
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,8 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     fleet.live = live
     fleet.state.on_change = live.poke
     relays = LiveRelays(fleet, settings.liveview_max_viewers)
+    alerts = FleetAlerts(build_notifier(settings.notifications, "coordinator"), fleet.state)
+    fleet.alerts = alerts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -150,6 +154,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         if fleet.watch is not None:
             fleet.watch.start()
         live.start()
+        alerts.start(settings.notifications.daily_summary, settings.notifications.summary_at)
         log.info("coordinator ready with %d known nodes", len(fleet.state.addresses))
         try:
             yield
@@ -161,6 +166,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
             await offload.shutdown()
             await fleet.poller.stop()
             await fleet.client.aclose()
+            await alerts.stop()
             engine.dispose()
 
     app = FastAPI(

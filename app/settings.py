@@ -14,6 +14,7 @@ from pydantic_settings import (
 )
 
 from common.logmodes import LoggingSettings, Mode
+from common.notify.settings import NotificationSettings
 from common.settings import (
     SettingsError,
     check_token,
@@ -178,6 +179,7 @@ class CoordinatorSettings(BaseSettings):
         "files too. data_dir/mode.json (PUT /api/v1/mode) overrides it.",
     )
     logging: LoggingSettings = LoggingSettings()
+    notifications: NotificationSettings = NotificationSettings()
     users: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="People who sign in to the pages: name -> Argon2 password hash "
@@ -242,6 +244,10 @@ class CoordinatorSettings(BaseSettings):
         return yaml_under_env(
             settings_cls, init_settings, env_settings, "CAMFLEET_COORDINATOR_CONFIG"
         )
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as they may be shown: tokens, hashes and webhook URLs masked."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
 
     @property
     def archive_root(self) -> Path:

@@ -70,6 +70,8 @@ async def start_parts(ctx: AgentContext) -> bool:
         await ctx.dashcam.start()
     if ctx.audio:
         ctx.audio.start(ctx.status)
+    if ctx.notifications:
+        ctx.notifications.start(ctx.status, settings)
     sighup = await timelapse_up(ctx.timelapse, settings)
     if ctx.status_file:
         await asyncio.to_thread(ctx.status_file.start)  # first write, then on each change
@@ -104,6 +106,8 @@ async def stop_parts(ctx: AgentContext, sighup: bool) -> None:
     await ctx.clock.stop()
     if ctx.status_file:
         await asyncio.to_thread(ctx.status_file.stop)  # the last word: what is left running
+    if ctx.notifications:
+        await asyncio.to_thread(ctx.notifications.stop)
 
 
 def create_app(settings: AgentSettings) -> FastAPI:

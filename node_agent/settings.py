@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from common.logmodes import LoggingSettings, Mode
+from common.notify.settings import NotificationSettings
 from common.settings import (
     SettingsError,
     check_token,
@@ -337,6 +338,7 @@ class AgentSettings(BaseSettings):
         "files too. data_dir/mode.json (PUT /api/v1/mode) overrides it.",
     )
     logging: LoggingSettings = LoggingSettings()
+    notifications: NotificationSettings = NotificationSettings()
 
     @field_validator("status_file", mode="before")
     @classmethod

@@ -33,6 +33,7 @@ from node_agent.liveview.service import LiveView
 from node_agent.liveview.source import with_lores
 from node_agent.liveview.wiring import build_liveview
 from node_agent.network.reader import CachedNetwork
+from node_agent.notify.wiring import AgentNotifications, build_notifications, wire_notifications
 from node_agent.power.monitor import PowerMonitor
 from node_agent.power.wiring import build_power, power_gate, power_reading, wire_power
 from node_agent.recorder.service import Recorder
@@ -48,6 +49,7 @@ from node_agent.telemetry.reading import Reading
 from node_agent.telemetry.thermal import read_temperature_c, read_thermal
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.schemas import TimelapseStatus
+from node_agent.timelapse.events import fan_out
 from node_agent.timelapse.wiring import build_timelapse
 
 
@@ -72,6 +74,7 @@ class AgentContext:
     liveview: LiveView | None = None  # the live view (Grandma Mode)
     network: CachedNetwork | None = None  # made at the first status
     status_file: StatusFileService | None = None  # the status file (off: a no-op service)
+    notifications: AgentNotifications | None = None  # alerts to Telegram, Discord, a webhook
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
@@ -166,13 +169,18 @@ def build_context(settings: AgentSettings) -> AgentContext:
     runner, power = build_power(settings)
     clock = build_clock(settings)
     lock = CameraLock(settings.data_dir / "camera.lock")
+    notifications = build_notifications(settings, node_id)
     recorder: Recorder | None = None
     built: list[Timelapse] = []  # the status file's observer is needed to build the timelapse
     status_file = build_status_file(
         settings, node_id, lambda: built[0] if built else None, lambda: recorder
     )
     timelapse = build_timelapse(
-        settings, lock, observer=status_file.on_timelapse_event, publish=status_file.publish
+        settings,
+        lock,
+        observer=fan_out(status_file.on_timelapse_event, notifications.alerts.timelapse_event),
+        publish=status_file.publish,
+        on_event=notifications.alerts.cycle_event,
     )
     built.append(timelapse)
     housekeeper = Housekeeper(
@@ -212,6 +220,8 @@ def build_context(settings: AgentSettings) -> AgentContext:
             key,
         )
     player = TonePlayer(settings.audio, ToneCache(settings.data_dir / "tones"), runner)
+    dashcam = build_agent_dashcam(settings, node_id, runner, power)
+    wire_notifications(notifications, recorder, housekeeper, power, dashcam)
     return AgentContext(
         settings,
         node_id,
@@ -225,10 +235,11 @@ def build_context(settings: AgentSettings) -> AgentContext:
         key,
         runner,
         power,
-        build_agent_dashcam(settings, node_id, runner, power),
+        dashcam,
         audio=NodeAudio(settings, player, recorder, clock),
         liveview=build_liveview(settings.liveview, recorder),
         status_file=status_file,
+        notifications=notifications,
     )
 
 

@@ -35,7 +35,13 @@ class _Outer(BaseModel):
 
 
 def test_every_secret_is_found_nested_ones_too() -> None:
-    assert secret_keys(AgentSettings) == ["api_token", "fleet_token"]
+    assert secret_keys(AgentSettings) == [
+        "api_token",
+        "fleet_token",
+        "notifications.webhook_url",
+        "notifications.discord_webhook_url",
+        "notifications.telegram_bot_token",
+    ]
     assert secret_keys(_Outer) == ["token", "inner.password", "maybe.password"]
 
 

@@ -125,6 +125,13 @@ class OffloadEngine:
                 log.error("offload of %s: %r", f.file_name, outcome)
         job.state = JobState.done if all(f.settled for f in job.files) else JobState.failed
         job.finished_at_ns = time.time_ns()
+        failed = [
+            (f.node_id, f.file_name, f.progress.error or "failed")
+            for f in job.files
+            if f.state == FileState.failed
+        ]
+        if failed and self.fleet.alerts is not None:
+            self.fleet.alerts.offload_failed(job.job_id, failed)
         state, at = job.state, job.finished_at_ns
         try:
             await self.fleet.store.run(lambda db: repository.finish_job(db, job.job_id, state, at))
@@ -390,6 +397,8 @@ class OffloadEngine:
 
     async def _finish(self, f: LiveFile, state: FileState, error: str | None) -> None:
         f.progress.error = error
+        if state == FileState.corrupt and self.fleet.alerts is not None:
+            self.fleet.alerts.offload_corrupt(f.node_id, f.file_name, error or "corrupt")
         self.metrics.files_total.labels(state.value).inc()
         await self._save(f, state)
 

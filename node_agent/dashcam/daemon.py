@@ -17,10 +17,12 @@ import socket
 import sys
 from pathlib import Path
 
+from common.notify import build_notifier
 from node_agent.commands import CommandRunner
 from node_agent.dashcam.preflight import preflight
 from node_agent.dashcam.service import Dashcam
 from node_agent.dashcam.wiring import build_dashcam, make_uploader, wire_dashcam_power
+from node_agent.notify.alerts import AgentAlerts
 from node_agent.power.monitor import PowerMonitor
 from node_agent.power.policy import thresholds
 from node_agent.power.preflight import preflight_problems
@@ -102,9 +104,16 @@ def run_dashcam(settings: AgentSettings, dry_run: bool, once: bool = False) -> i
     uploader = make_uploader(settings, runner, node_id)
     dashcam = build_dashcam(settings, node_id, runner, lambda: power.decision, uploader)
     wire_dashcam_power(dashcam, power)
+    # The same alerts as in the agent: a failed backup or cycle, the battery's levels.
+    alerts = AgentAlerts(build_notifier(settings.notifications, node_id))
+    dashcam.on_problem = alerts.dashcam_problem
+    power.on_level = alerts.power_level
     if dry:
         log.info("dry run: every command is logged as 'would run: ...' and none is run")
-    code = asyncio.run(_serve(dashcam, power, once))
+    try:
+        code = asyncio.run(_serve(dashcam, power, once))
+    finally:
+        alerts.notifier.close()
     if dry:
         print("dry run: nothing was run or changed; the 'would run' lines above are the plan")
     return code

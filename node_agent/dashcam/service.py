@@ -86,6 +86,8 @@ class Dashcam:
         self.udevadm = udevadm
         self.sleep = sleep
         self.on_camera = on_camera  # told whether the camera has power after each switch
+        # Told ("upload" | "cycle", what went wrong) when a backup or a cycle fails.
+        self.on_problem: Callable[[str, str], None] | None = None
         self.dry_run = runner.dry_run
         self.camera: CameraMode | None = None  # what the camera was last switched to
         self._state = DashcamState.idle
@@ -182,6 +184,8 @@ class Dashcam:
             except Exception as err:  # the loop outlives any one failure
                 log.exception("dashcam cycle failed")
                 result = error = f"failed: {type(err).__name__}: {err}"
+            if error is not None and error.startswith("failed") and self.on_problem is not None:
+                self.on_problem("cycle", error)
             await asyncio.to_thread(self._refresh_staged)
             if not self._stopping.is_set():
                 self._state = {
@@ -292,7 +296,7 @@ class Dashcam:
     async def _upload(self) -> str:
         self._state = DashcamState.uploading
         before = await asyncio.to_thread(self._attempts)
-        await self.uploader.upload_pending()
+        outcomes = await self.uploader.upload_pending()
         after = await asyncio.to_thread(self.ledger.manifests)
         ok = failed = 0
         for m in after:
@@ -308,6 +312,10 @@ class Dashcam:
                 "failed_total": self._status.failed_total + failed,
             }
         )
+        errors = [e for o in outcomes if (e := getattr(o, "error", None))]
+        if errors and self.on_problem is not None:
+            left = len(before) - ok
+            self.on_problem("upload", f"{left} of {len(before)} file(s) not confirmed: {errors[0]}")
         return f"{ok} of {len(before)} staged file(s) confirmed on the NAS"
 
     def _attempts(self) -> dict[str, int]:

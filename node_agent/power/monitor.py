@@ -84,6 +84,8 @@ class PowerMonitor:
             "shutdown": [],
         }
         self._actions: deque[str] = deque(maxlen=MAX_ACTIONS)
+        # Told each change of level (old, new, why): the notifications.
+        self.on_level: Callable[[PowerLevel, PowerLevel, str], None] | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -181,6 +183,8 @@ class PowerMonitor:
                 )
                 level_log("power %s -> %s: %s", shown, new.level, new.reason)
                 self._note(f"{shown} -> {new.level}: {new.reason}")
+                if self.on_level is not None:
+                    self.on_level(shown, new.level, new.reason)
             if new.level != before:
                 await self._act(new.level)
             return new

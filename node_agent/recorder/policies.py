@@ -58,12 +58,16 @@ def reserve_bytes(reserve_s: float, bitrate_bps: int) -> int:
     return int(reserve_s * bitrate_bps / 8)
 
 
+# How a stop for lack of disk begins (the notifications tell it apart by this).
+DISK_RESERVE_REACHED = "disk reserve reached"
+
+
 def reserve_reached(free_bytes: int, reserve_s: float, bitrate_bps: int) -> str | None:
     """Why the recording must stop now for lack of disk, or None while there is room."""
     if free_bytes >= reserve_bytes(reserve_s, bitrate_bps):
         return None
     return (
-        f"disk reserve reached: {free_bytes / 1e6:.1f} MB free, less than "
+        f"{DISK_RESERVE_REACHED}: {free_bytes / 1e6:.1f} MB free, less than "
         f"{reserve_s:g} s at {bitrate_bps / 1e6:g} Mb/s"
     )
 

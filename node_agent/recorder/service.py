@@ -25,6 +25,7 @@ from node_agent.clock import Clock, SystemClock
 from node_agent.errors import GateRefused, NotFound, RecordingConflict
 from node_agent.naming import manifest_name, recording_name
 from node_agent.recorder.arming import ArmingFailed, open_camera, open_writer
+from node_agent.recorder.counters import RecordingCounters
 from node_agent.recorder.deadline import StartPlan, late_warning, plan_start
 from node_agent.recorder.gates import check_gates
 from node_agent.recorder.job import RecordingJob, start_result
@@ -88,6 +89,10 @@ class Recorder:
         self.lock = lock
         # Called (from any thread) when the recorder's state moves; the status stream's poke.
         self.on_change: Callable[[], None] = lambda: None
+        # Told how each recording ended, and each start the camera or encoder refused
+        # (the notifications count a camera's failures in a row).
+        self.on_finished: Callable[[RecordingCounters], None] = lambda _c: None
+        self.on_arm_failed: Callable[[str], None] = lambda _note: None
         self.clock: Clock = clock or SystemClock()
         self.max_schedule_ahead_s = max_schedule_ahead_s
         self.profiles = Profiles(camera)
@@ -393,6 +398,7 @@ class Recorder:
                 raise
         except ArmingFailed as err:
             self.last_error = err.note
+            self.on_arm_failed(err.note)
             raise
         armed_at = self.clock.time_ns()
         spec = RecordingSpec(
@@ -437,6 +443,7 @@ class Recorder:
             self.last_stop_reason = c.stop_reason
             if c.error:
                 self.last_error = c.error
+            self.on_finished(c)
 
     def _remember(self, command_id: str, result: _R) -> _R:
         self._commands[command_id] = result

@@ -87,6 +87,8 @@ class Housekeeper:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Told the disk's level after each housekeeping round (the notifications).
+        self.on_level: Callable[[DiskLevel, float, int], None] | None = None
 
     # -- the status: no lock, no scan ------------------------------------------------------
 
@@ -157,6 +159,10 @@ class Housekeeper:
             if self.scan.orphans:
                 self._count(remove_orphans(self.directory, self.scan.orphans, self._videos()))
             done = self._retain()
+        if self.on_level is not None:
+            space = read_space(self.directory)
+            pct = free_percent(space.free_bytes, space.total_bytes)
+            self.on_level(self._level(pct), pct, space.free_bytes)
         return self._result(done) if done.recordings else None
 
     def confirm(self, name: str, req: ConfirmRequest) -> ConfirmResult:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,7 +12,8 @@ from dataclasses import dataclass
 class TimelapseEvent:
     """What the runner did, for an observer (tests, the benchmark).
 
-    kind: 'open', 'capture', 'skip', 'failure' or 'backoff'. ``scheduled_ns`` and
+    kind: 'open', 'capture', 'skip', 'failure' or 'backoff'; 'render_failed' and
+    'schedule_failed' (a run or a start that ended on an error). ``scheduled_ns`` and
     ``fired_ns`` are monotonic; ``delay_s`` is a backoff's wait.
     """
 
@@ -25,3 +28,17 @@ class TimelapseEvent:
 
 
 Observer = Callable[[TimelapseEvent], None]
+
+
+def fan_out(*observers: Observer) -> Observer:
+    """One observer that tells each of ``observers`` in turn; one that raises is logged
+    and does not keep the event from the others."""
+
+    def tell(event: TimelapseEvent) -> None:
+        for observer in observers:
+            try:
+                observer(event)
+            except Exception:  # an observer's bug must not stop a capture
+                logging.getLogger(__name__).exception("timelapse observer %r failed", observer)
+
+    return tell

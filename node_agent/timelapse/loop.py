@@ -179,6 +179,7 @@ class ScheduleLoop:
             log.exception("the timelapse stopped on an unexpected error")
             with self._mutex:
                 self._n.last_error = f"stopped on an unexpected error: {describe(err)}"
+            self._emit(TimelapseEvent("schedule_failed", detail=self._n.last_error))
         finally:
             self._camera.close()
             self._lock.release()

@@ -28,7 +28,7 @@ from node_agent.timelapse import storage
 from node_agent.timelapse.capture import CLOSE_TIMEOUT_S, StillCamera
 from node_agent.timelapse.diskwatch import DiskWatch
 from node_agent.timelapse.errors import TimelapseConflict, TimelapseFailure
-from node_agent.timelapse.events import Observer
+from node_agent.timelapse.events import Observer, TimelapseEvent
 from node_agent.timelapse.gaps import GapLog
 from node_agent.timelapse.loop import ScheduleLoop
 from node_agent.timelapse.render import render_day
@@ -68,6 +68,7 @@ class Timelapse:
         rng: random.Random | None = None,
         observer: Observer | None = None,
     ) -> None:
+        self._observer = observer
         self._settings = settings  # in force: the configured ones, or a start's interval
         self._configured = settings
         self.width, self.height = settings.still_size(camera_width, camera_height)
@@ -275,6 +276,12 @@ class Timelapse:
         status.disk = self._disk.read(settings)
         return status
 
+    def report(self, kind: str, detail: str) -> None:
+        """Tell the observer something that went wrong outside a capture (a render, a
+        start at boot)."""
+        if self._observer is not None:
+            self._observer(TimelapseEvent(kind, detail=detail))
+
     def latest_still(self) -> Path | None:
         """The last still this run wrote, or else the newest on disk."""
         last = self._loop.last_file()
@@ -290,6 +297,9 @@ class Timelapse:
             )
         try:
             video = render_day(self.folder, day, fps, self.cam_id)
+        except TimelapseFailure as err:
+            self.report("render_failed", f"{day.isoformat()}: {err.message}")
+            raise
         finally:
             self._render_lock.release()
         with self._mutex:

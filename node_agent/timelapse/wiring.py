@@ -30,7 +30,8 @@ def build_timelapse(
     on_event: OnEvent | None = None,
 ) -> Timelapse:
     """The agent's Timelapse, sharing the recorder's camera lock (nothing started);
-    ``observer`` hears each capture and failure (the status file).
+    ``observer`` hears each capture, failure and render (the status file, the
+    notifications).
 
     With a capture window (``timelapse.window`` fixed or sun) it gets its daily cycle,
     which tells ``publish`` each state change and ``on_event`` each video and backup
@@ -80,6 +81,7 @@ async def timelapse_up(timelapse: Timelapse | None, settings: AgentSettings) -> 
             await asyncio.to_thread(timelapse.start)
         except AgentError as err:
             log.error("timelapse autostart failed: %s", err.message)
+            timelapse.report("schedule_failed", f"autostart failed: {err.message}")
 
     def on_sighup() -> None:
         reload_settings(
