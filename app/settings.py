@@ -14,6 +14,7 @@ from pydantic_settings import (
 )
 
 from common.logmodes import LoggingSettings, Mode
+from common.metrics_access import MetricsSettings
 from common.settings import (
     SettingsError,
     check_token,
@@ -178,6 +179,7 @@ class CoordinatorSettings(BaseSettings):
         "files too. data_dir/mode.json (PUT /api/v1/mode) overrides it.",
     )
     logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
     users: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="People who sign in to the pages: name -> Argon2 password hash "

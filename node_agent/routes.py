@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import anyio
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -30,8 +31,8 @@ def health_router(node_id: str) -> APIRouter:
     return router
 
 
-def status_router(status: Callable[[], NodeStatus], registry: CollectorRegistry) -> APIRouter:
-    """``/api/v1/status`` and ``/metrics``, both from caches."""
+def status_router(status: Callable[[], NodeStatus]) -> APIRouter:
+    """``/api/v1/status``, from caches."""
     router = APIRouter()
 
     @router.get(
@@ -43,6 +44,13 @@ def status_router(status: Callable[[], NodeStatus], registry: CollectorRegistry)
     async def node_status() -> NodeStatus:
         return status()
 
+    return router
+
+
+def metrics_router(registry: CollectorRegistry) -> APIRouter:
+    """``/metrics``, rendered from caches on a worker thread (the loop keeps serving)."""
+    router = APIRouter()
+
     @router.get(
         "/metrics",
         summary="Prometheus exposition",
@@ -50,7 +58,8 @@ def status_router(status: Callable[[], NodeStatus], registry: CollectorRegistry)
         responses={**error_responses(), **METRICS_RESPONSES},
     )
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = await anyio.to_thread.run_sync(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router
 

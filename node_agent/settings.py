@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from common.logmodes import LoggingSettings, Mode
+from common.metrics_access import MetricsSettings
 from common.settings import (
     SettingsError,
     check_token,
@@ -321,6 +322,7 @@ class AgentSettings(BaseSettings):
         "files too. data_dir/mode.json (PUT /api/v1/mode) overrides it.",
     )
     logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> AgentSettings:
