@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from app import __version__, db
@@ -27,7 +27,7 @@ from app.fleet.transport import Transport
 from app.liveview import routes as liveview_routes
 from app.liveview.service import LiveRelays
 from app.logs import routes as log_routes
-from app.metrics import FleetCollector
+from app.metrics import FleetExposition
 from app.nodeconfig import routes as nodeconfig_routes
 from app.nodes import routes as node_routes
 from app.nodes import service as node_service
@@ -131,9 +131,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     engine = db.make_engine(settings.db_url)
     fleet = build_fleet(settings, engine, transport)
     offload = OffloadEngine(fleet)
-    fleet.registry.register(
-        FleetCollector(fleet.state, lambda: fleet.sessions_snapshot, lambda: offload.live)
-    )
+    exposition = FleetExposition(fleet.state, lambda: fleet.sessions_snapshot, lambda: offload.live)
 
     async def after_sweep() -> None:
         await reconcile(fleet)
@@ -238,7 +236,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
             await fleet_metrics.refresh_sessions(fleet)  # one query, on a database thread
             # Rendering 1000 nodes takes tens of milliseconds: a worker thread does it,
             # so the event loop keeps serving while Prometheus scrapes.
-            body = await anyio.to_thread.run_sync(generate_latest, fleet.registry)
+            body = await anyio.to_thread.run_sync(fleet_metrics.render, fleet.registry, exposition)
             return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(node_routes.router)

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from app.context import build_fleet
 from app.db import make_engine
 from app.fleet.client import NodeAddress
-from app.metrics import FleetCollector, SessionSnapshot
+from app.metrics import FleetExposition, SessionSnapshot, render
 from app.offload.metrics import OffloadMetrics
 from app.settings import load_coordinator_settings
 from node_agent.metrics import AgentCollector
@@ -228,12 +228,12 @@ def exported_metric_names(tmp_path: Path) -> set[str]:
     )
     fleet.state.cache["n1"].status_at_ns = 1
     snapshot = SessionSnapshot({"stopped": 1}, 0.001, 0.002)
-    fleet.registry.register(FleetCollector(fleet.state, lambda: snapshot))
+    exposition = FleetExposition(fleet.state, lambda: snapshot)
     OffloadMetrics.register(fleet.registry)
     fleet.command_latency.labels("start").observe(0.01)
     assert fleet.fanout.on_result is not None
     fleet.fanout.on_result("start", "ok")  # what a call's bookkeeping does
-    text = (generate_latest(registry) + generate_latest(fleet.registry)).decode()
+    text = (generate_latest(registry) + render(fleet.registry, exposition)).decode()
     samples = (line for line in text.splitlines() if line and not line.startswith("#"))
     return {re.split(r"[{ ]", line, maxsplit=1)[0] for line in samples}
 
