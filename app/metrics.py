@@ -7,6 +7,7 @@ scrape. The series are listed in docs/metrics.md.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,11 +16,14 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import func
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from app.fleet.state import FleetState
 from app.fleet.wire import RecorderState
 from app.sessions.models import RecordingSession, SessionState
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from app.context import Fleet
@@ -55,8 +59,15 @@ def read_sessions(db: Session) -> SessionSnapshot:
 
 
 async def refresh_sessions(fleet: Fleet) -> None:
-    """Read the sessions snapshot the next render shows (on a database thread)."""
-    fleet.sessions_snapshot = await fleet.store.run(read_sessions)
+    """Read the sessions snapshot the next render shows (on a database thread).
+
+    A database that cannot answer leaves the last snapshot in place: the fleet's series
+    still go out, and the scrape does not fail with them.
+    """
+    try:
+        fleet.sessions_snapshot = await fleet.store.run(read_sessions)
+    except SQLAlchemyError as err:
+        log.warning("metrics: sessions not read, the last figures stand: %s", err)
 
 
 # prometheus_client's own float format (1.0, 1e+21, NaN), so both halves of a body agree.

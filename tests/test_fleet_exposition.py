@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.context import build_fleet
 from app.db import make_engine
 from app.fleet.client import NodeAddress
-from app.metrics import FleetExposition, SessionSnapshot, render
+from app.metrics import FleetExposition, SessionSnapshot, refresh_sessions, render
 from app.settings import load_coordinator_settings
 from node_agent.settings import load_agent_settings
 from node_agent.wiring import build_context
@@ -92,3 +93,16 @@ def test_no_skew_yet_leaves_the_skew_series_out(tmp_path: Path) -> None:
     text = FleetExposition(fleet.state).render()
     assert "camfleet_session_last_skew" not in text
     assert "camfleet_nodes 0.0\n" in text
+
+
+def test_a_database_that_cannot_answer_keeps_the_last_session_figures(tmp_path: Path) -> None:
+    settings = load_coordinator_settings(
+        operator_token="operator-token-0123456789",
+        fleet_token="fleet-token-0123456789",
+        data_dir=tmp_path / "coord",
+    )
+    fleet = build_fleet(settings, make_engine("sqlite://"))  # not migrated: no tables
+    before = SessionSnapshot({"stopped": 3}, 0.001, 0.002)
+    fleet.sessions_snapshot = before
+    asyncio.run(refresh_sessions(fleet))
+    assert fleet.sessions_snapshot is before
