@@ -19,6 +19,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
+from app import __version__
 from app.fleet.state import FleetState
 from app.fleet.wire import RecorderState
 from app.sessions.models import RecordingSession, SessionState
@@ -126,6 +127,12 @@ class FleetExposition:
     def render(self) -> str:
         """Every fleet, session and offload-progress series (called on a worker thread)."""
         out: list[str] = []
+        self._family(
+            out,
+            "camfleet_build_info",
+            "The coordinator's version (always 1)",
+            [f'camfleet_build_info{{version="{_escape(__version__)}"}} 1.0\n'],
+        )
         self._fleet(out)
         self._sessions(out)
         self._offload(out)

@@ -378,3 +378,15 @@ def test_setup_installs_the_sync_unit_of_the_role(tmp_path: Path) -> None:
         DEPLOY / "systemd" / "sync-client.service"
     ).read_text()
     assert not (units / "sync-master.service").exists()
+
+
+def test_docs_metrics_lists_every_series(tmp_path: Path) -> None:
+    doc = (DEPLOY.parent / "docs" / "metrics.md").read_text()
+
+    # A family's sample names (x_total, x_bucket, x_created, ...) count as the family.
+    def family(name: str) -> str:
+        return re.sub(r"_(total|bucket|sum|count|created)$", "", name)
+
+    documented = {family(n) for n in re.findall(r"`(camfleet_[a-z_]+)", doc)}
+    for name in exported_metric_names(tmp_path):
+        assert family(name) in documented, f"{name} is not in docs/metrics.md"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import __version__
 from app.context import build_fleet
 from app.db import make_engine
 from app.fleet.client import NodeAddress
@@ -55,6 +56,7 @@ def test_the_fleet_exposition_reports_each_node_and_reads_back(tmp_path: Path) -
     n1 = (("cam_id", odd), ("node_id", "n1"))
     n2 = (("cam_id", "CAM_R"), ("node_id", "n2"))
     assert got[("camfleet_nodes", ())] == 2
+    assert got[("camfleet_build_info", (("version", __version__),))] == 1
     assert got[("camfleet_nodes_online", ())] == 1
     assert got[("camfleet_node_up", n1)] == 1 and got[("camfleet_node_up", n2)] == 0
     assert got[("camfleet_node_clock_offset_seconds", n1)] == 1.5e-6
