@@ -79,6 +79,9 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+# Nodes rendered between two hand-overs of the GIL (see FleetExposition._fleet).
+YIELD_EVERY = 100
+
 # Per-node series: name -> help. The order is the exposition's.
 NODE_SERIES: dict[str, str] = {
     "camfleet_node_up": "1 when the node is online",
@@ -109,9 +112,9 @@ class FleetExposition:
     """The fleet's series as exposition text, written straight from the caches.
 
     prometheus_client's generic path (a family object per series, a sample tuple per
-    value, label names validated and escaped per line) took 150-570 ms for 1000 nodes on
-    a busy 2-core machine where this takes 34 ms: here each node's labels are formatted
-    once and reused for all of its lines. The output is the same text format (``promtool check metrics`` passes).
+    value, label names validated and escaped per line) takes about seven times as long
+    for 1000 nodes (docs/benchmarks.md, section 12): here each node's labels are
+    formatted once and reused for all of its lines. The output is the same text format (``promtool check metrics`` passes).
     """
 
     def __init__(
@@ -165,7 +168,11 @@ class FleetExposition:
         def add(name: str, labels: str, value: float) -> None:
             lines[name].append(f"{name}{labels} {_v(value)}\n")
 
-        for node_id in ids:
+        for i, node_id in enumerate(ids):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                # Hand the GIL over: the event loop waits at most one slice of nodes
+                # (about 3 ms) instead of the interpreter's switch interval or longer.
+                time.sleep(0)
             lv = f'{{cam_id="{_escape(cam_ids.get(node_id, ""))}",node_id="{_escape(node_id)}"}}'
             add("camfleet_node_up", lv, 1 if node_id in online else 0)
             entry = self.state.cache.get(node_id)
