@@ -19,6 +19,7 @@ from app.fleet.state import FleetState
 from app.fleet.transport import Transport
 from app.fleet.watch import FleetWatch, WatchConfig
 from app.fleet.wire import Manifest
+from app.metrics import SessionSnapshot
 from app.nodes.identity import Challenges
 from app.nodes.models import Node
 from app.notify.service import FleetAlerts
@@ -55,6 +56,8 @@ class Fleet:
     watch: FleetWatch | None = None
     # The fleet's events as notifications; set by create_app.
     alerts: FleetAlerts | None = None
+    # Sessions by state and the last skew, read by GET /metrics before it renders.
+    sessions_snapshot: SessionSnapshot = field(default_factory=SessionSnapshot)
 
     @contextmanager
     def commanding(self, session_id: str) -> Iterator[None]:
@@ -84,6 +87,12 @@ def build_fleet(
         buckets=LATENCY_BUCKETS_S,
         registry=registry,
     )
+    results = Counter(
+        "camfleet_command_results",
+        "Coordinator-to-node calls by command and outcome (ok, refused, failed, unreachable)",
+        ["command", "outcome"],
+        registry=registry,
+    )
     refused = Counter(
         "camfleet_join_refused",
         "Joins and heartbeats refused, by reason (a known node that could not prove itself, ...)",
@@ -100,6 +109,7 @@ def build_fleet(
         queue_limit=settings.per_node_queue,
         slow_after_s=settings.slow_call_s,
         on_latency=lambda cmd, s: latency.labels(cmd).observe(s),
+        on_result=lambda cmd, outcome: results.labels(cmd, outcome).inc(),
     )
 
     async def ingest(node_id: str, manifests: list[Manifest]) -> None:

@@ -8,15 +8,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import anyio
+from fastapi import Depends, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from app import __version__, db
+from app import metrics as fleet_metrics
 from app.audio import routes as audio_routes
-from app.auth import Auth
+from app.auth import STATE_KEY, Auth
 from app.context import build_fleet
-from app.deps import require_operator
+from app.deps import BearerDep, require_operator
 from app.errors import CamfleetError
 from app.events import routes as event_routes
 from app.events.broadcaster import Broadcaster
@@ -25,7 +27,7 @@ from app.fleet.transport import Transport
 from app.liveview import routes as liveview_routes
 from app.liveview.service import LiveRelays
 from app.logs import routes as log_routes
-from app.metrics import FleetCollector
+from app.metrics import FleetExposition
 from app.nodeconfig import routes as nodeconfig_routes
 from app.nodes import routes as node_routes
 from app.nodes import service as node_service
@@ -47,11 +49,13 @@ from common.http import (
     METRICS_RESPONSES,
     AuthGate,
     Guard,
+    check_bearer,
     install_error_handlers,
 )
 from common.logmodes import LogControl
 from common.logroutes import make_router as logs_router
 from common.notify import build_notifier
+from common.metrics_access import scrape_tokens
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +83,14 @@ def guards(settings: CoordinatorSettings, auth: Auth) -> Callable[[str, str], Gu
         max_body_bytes=64 * 1024,
     )
 
+    scrape = scrape_tokens(settings.metrics, lambda: [settings.operator_token.get_secret_value()])
+    metrics = public if scrape is None else Guard(tokens=scrape, cookie_check=auth.cookie_check)
+
     def guard_for(method: str, path: str) -> Guard:
         if path == "/health" or (method == "GET" and is_page(path)):
             return public
+        if path == "/metrics":
+            return metrics
         if method == "POST" and path in _SIGN_IN_POSTS:
             return sign_in
         if path in _JOIN_PATHS:
@@ -123,8 +132,8 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     logs.install()
     engine = db.make_engine(settings.db_url)
     fleet = build_fleet(settings, engine, transport)
-    fleet.registry.register(FleetCollector(fleet.state))
     offload = OffloadEngine(fleet)
+    exposition = FleetExposition(fleet.state, lambda: fleet.sessions_snapshot, lambda: offload.live)
 
     async def after_sweep() -> None:
         await reconcile(fleet)
@@ -210,16 +219,31 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     async def health() -> CoordinatorHealth:
         return CoordinatorHealth(version=__version__)
 
-    @app.get(
-        "/metrics",
-        summary="Prometheus exposition of fleet gauges and command latency",
-        dependencies=[Depends(require_operator)],
-        response_class=Response,
-        responses={**AUTH_RESPONSES, **METRICS_RESPONSES},
-    )
-    async def metrics() -> Response:
-        body = await asyncio.to_thread(generate_latest, fleet.registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics.enabled:
+        scrape = scrape_tokens(
+            settings.metrics, lambda: [settings.operator_token.get_secret_value()]
+        )
+
+        def require_scraper(request: Request, _credentials: BearerDep) -> None:
+            """The operator token, the scrape token, or a signed-in browser (the gate
+            checked it first); nothing when metrics.public."""
+            if scrape is None or request.scope.get("state", {}).get(STATE_KEY) is not None:
+                return
+            check_bearer(request, scrape)
+
+        @app.get(
+            "/metrics",
+            summary="Prometheus exposition of fleet gauges, sessions and command results",
+            dependencies=[Depends(require_scraper)],
+            response_class=Response,
+            responses={**AUTH_RESPONSES, **METRICS_RESPONSES},
+        )
+        async def metrics() -> Response:
+            await fleet_metrics.refresh_sessions(fleet)  # one query, on a database thread
+            # Rendering 1000 nodes takes tens of milliseconds: a worker thread does it,
+            # so the event loop keeps serving while Prometheus scrapes.
+            body = await anyio.to_thread.run_sync(fleet_metrics.render, fleet.registry, exposition)
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(node_routes.router)
     app.include_router(nodeconfig_routes.router)

@@ -15,6 +15,7 @@ from pydantic_settings import (
 
 from common.logmodes import LoggingSettings, Mode
 from common.notify.settings import NotificationSettings
+from common.metrics_access import MetricsSettings
 from common.settings import (
     SettingsError,
     check_token,
@@ -180,6 +181,7 @@ class CoordinatorSettings(BaseSettings):
     )
     logging: LoggingSettings = LoggingSettings()
     notifications: NotificationSettings = NotificationSettings()
+    metrics: MetricsSettings = MetricsSettings()
     users: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="People who sign in to the pages: name -> Argon2 password hash "

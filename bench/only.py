@@ -53,7 +53,14 @@ def _dashcam(plan: Plan, root: Path) -> Measured:
     return r.dashcam_summary_rows(result), r.dashcam_section(result), result.verified
 
 
+def _metrics(plan: Plan, root: Path) -> Measured:
+    from bench import metrics_render as r
+
+    return r.measure(plan, root)
+
+
 def sections() -> dict[str, Section]:
+    from bench.metrics_render import HEADING as METRICS
     from bench.report_dashcam import HEADING as DASHCAM
     from bench.report_offload import HEADING as OFFLOAD
     from bench.report_sync import HEADING as SYNC
@@ -65,6 +72,9 @@ def sections() -> dict[str, Section]:
             DASHCAM, ("dashcam ingest", "the same with the NAS hashing by openssl"), _dashcam
         ),
         "sync": Section(SYNC, (ROW_PREFIX,), _sync),
+        "metrics": Section(
+            METRICS, ("coordinator /metrics", "event loop lag while /metrics"), _metrics
+        ),
     }
 
 

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from common.http import AuthGate, Guard, check_bearer, install_error_handlers
 from common.logmodes import LogControl
 from common.logroutes import make_router as logs_router
+from common.metrics_access import scrape_tokens
 from node_agent import __version__
 from node_agent.audio.metrics import AudioCollector
 from node_agent.audio.routes import make_router as audio_router
@@ -33,7 +34,12 @@ from node_agent.power.preflight import preflight_problems
 from node_agent.recorder.recovery import recover
 from node_agent.recorder.routes import make_router as recorder_router
 from node_agent.recorder.writer import EncoderUnavailable
-from node_agent.routes import health_router, status_router, status_stream_router
+from node_agent.routes import (
+    health_router,
+    metrics_router,
+    status_router,
+    status_stream_router,
+)
 from node_agent.settings import AgentSettings
 from node_agent.status_stream import PokeOnWrite, StatusStream
 from node_agent.statusfile.routes import make_router as statusfile_router
@@ -166,16 +172,31 @@ def create_app(settings: AgentSettings) -> FastAPI:
     app.state.on_server_shutdown = stream.close
     app.add_middleware(PokeOnWrite, poke=stream.poke)
     app.add_middleware(PokeOnWrite, poke=status_file.poke)  # a start or stop: rewritten
-    app.add_middleware(
-        AuthGate, guard_for=lambda _method, path: public if path == "/health" else token_needed
-    )
+    scrape = scrape_tokens(settings.metrics, lambda: [ctx.api_token.get_secret_value()])
+    metrics_guard = public if scrape is None else Guard(tokens=scrape)
+
+    def guard_for(_method: str, path: str) -> Guard:
+        if path == "/health":
+            return public
+        return metrics_guard if path == "/metrics" else token_needed
+
+    app.add_middleware(AuthGate, guard_for=guard_for)
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector(ctx.status, ctx.readings))
     registry.register(TimelapseCollector(ctx.timelapse.status, ctx.node_id, settings.cam_id))
     protected = [Depends(require_token)]
     app.include_router(health_router(ctx.node_id, ctx.started_monotonic))
-    app.include_router(status_router(ctx.status, registry), dependencies=protected)
+    app.include_router(status_router(ctx.status), dependencies=protected)
+    if settings.metrics.enabled:  # off: /metrics is a 404 (the gate lets it through)
+        tokens = scrape
+
+        def require_scraper(request: Request) -> None:
+            """The API token or the scrape token; nothing when metrics.public."""
+            if tokens is not None:
+                check_bearer(request, tokens)
+
+        app.include_router(metrics_router(registry), dependencies=[Depends(require_scraper)])
     if settings.status_stream_enabled:
         app.include_router(status_stream_router(stream), dependencies=protected)
     lockview_done = ctx.audio.lockview_done if ctx.audio else None

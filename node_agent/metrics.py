@@ -8,6 +8,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from node_agent.network.schemas import NetworkMode
 from node_agent.power.metrics import power_metrics
 from node_agent.schemas import DiskLevel, DiskStatus, NodeStatus, RecorderState
 from node_agent.telemetry.clock_metrics import clock_metrics
@@ -32,10 +33,33 @@ class AgentCollector(Collector):
         ids = [s.node_id, s.cam_id]
 
         info = GaugeMetricFamily(
-            "camfleet_agent_info", "Agent version", labels=[*labels, "version"]
+            "camfleet_build_info", "The agent's version (always 1)", labels=[*labels, "version"]
         )
         info.add_metric([*ids, s.version], 1)
         yield info
+        uptime = GaugeMetricFamily(
+            "camfleet_agent_uptime_seconds", "Seconds since the agent started", labels=labels
+        )
+        uptime.add_metric(ids, s.uptime_s)
+        yield uptime
+        if s.cpu_temp_c is not None:  # no sensor: no series (absent, not zero)
+            temp = GaugeMetricFamily(
+                "camfleet_thermal_cpu_temperature_celsius",
+                "CPU temperature (what the temperature gate reads)",
+                labels=labels,
+            )
+            temp.add_metric(ids, s.cpu_temp_c)
+            yield temp
+        if s.network is not None:
+            mode = GaugeMetricFamily(
+                "camfleet_network_mode",
+                "1 for the network mode the node is in now: mesh, ap_host, ap_client, wired, "
+                "wifi or none",
+                labels=[*labels, "mode"],
+            )
+            for m in NetworkMode:
+                mode.add_metric([*ids, m.value], 1 if s.network.mode == m else 0)
+            yield mode
 
         state = GaugeMetricFamily(
             "camfleet_recorder_state",
@@ -68,6 +92,14 @@ class AgentCollector(Collector):
         )
         bitrate.add_metric(ids, r.bitrate_bps / 8)
         yield bitrate
+
+        rate = GaugeMetricFamily(
+            "camfleet_recorder_frame_rate_fps",
+            "The frame rate recordings use (one frame period is its inverse)",
+            labels=labels,
+        )
+        rate.add_metric(ids, r.fps)
+        yield rate
 
         frames = CounterMetricFamily(
             "camfleet_recorder_frames", "Frames written in the current recording", labels=labels

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import anyio
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -32,8 +33,8 @@ def health_router(node_id: str, started_monotonic: float) -> APIRouter:
     return router
 
 
-def status_router(status: Callable[[], NodeStatus], registry: CollectorRegistry) -> APIRouter:
-    """``/api/v1/status`` and ``/metrics``, both from caches."""
+def status_router(status: Callable[[], NodeStatus]) -> APIRouter:
+    """``/api/v1/status``, from caches."""
     router = APIRouter()
 
     @router.get(
@@ -45,6 +46,13 @@ def status_router(status: Callable[[], NodeStatus], registry: CollectorRegistry)
     async def node_status() -> NodeStatus:
         return status()
 
+    return router
+
+
+def metrics_router(registry: CollectorRegistry) -> APIRouter:
+    """``/metrics``, rendered from caches on a worker thread (the loop keeps serving)."""
+    router = APIRouter()
+
     @router.get(
         "/metrics",
         summary="Prometheus exposition",
@@ -52,7 +60,8 @@ def status_router(status: Callable[[], NodeStatus], registry: CollectorRegistry)
         responses={**error_responses(), **METRICS_RESPONSES},
     )
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = await anyio.to_thread.run_sync(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router
 

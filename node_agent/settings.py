@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from common.logmodes import LoggingSettings, Mode
 from common.notify.settings import NotificationSettings
+from common.metrics_access import MetricsSettings
 from common.settings import (
     SettingsError,
     check_token,
@@ -339,6 +340,7 @@ class AgentSettings(BaseSettings):
     )
     logging: LoggingSettings = LoggingSettings()
     notifications: NotificationSettings = NotificationSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("status_file", mode="before")
     @classmethod

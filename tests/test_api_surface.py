@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -46,16 +47,102 @@ def test_coordinator_metrics_pass_promtool(fleet: RunningFleet, recorded: dict[s
     assert idle in text
     assert 'camfleet_command_latency_seconds_count{command="start"} 1.0' in text
     assert 'camfleet_command_latency_seconds_count{command="stop"} 1.0' in text
+    assert 'camfleet_command_results_total{command="start",outcome="ok"} 1.0' in text
+    assert 'camfleet_sessions{state="stopped"} 1.0' in text
+    assert re.search(
+        r'^camfleet_node_disk_recording_seconds_left\{cam_id="CAM_C",node_id="cam-c"\} \d',
+        text,
+        re.M,
+    )
+    assert 'camfleet_node_encode_fps{cam_id="CAM_C",node_id="cam-c"}' in text
+    assert "camfleet_offload_running_bytes 0.0" in text
 
 
 def test_agent_metrics_pass_promtool(agent: httpx.Client) -> None:
     text = agent.get("/metrics").text
     promtool_check(text)
     assert 'camfleet_recorder_state{cam_id="CAM_C",node_id="cam-c",state="idle"} 1.0' in text
+    assert re.search(
+        r'camfleet_build_info\{cam_id="CAM_C",node_id="cam-c",version="[^"]+"\} 1\.0', text
+    )
+    assert re.search(r"^camfleet_agent_uptime_seconds\{.*\} [0-9.]+$", text, re.M)
+    assert 'camfleet_recorder_frame_rate_fps{cam_id="CAM_C",node_id="cam-c"} 30.0' in text
+    assert re.search(
+        r'camfleet_network_mode\{cam_id="CAM_C",mode="\w+",node_id="cam-c"\} 1\.0', text
+    )
+    assert "camfleet_timelapse_photos_today{" in text
+    # No daily window here: the expected count is absent, not zero.
+    assert "camfleet_timelapse_photos_expected_today" not in text
+    assert "camfleet_chrony_" not in text  # renamed to camfleet_clock_*
     assert 'camfleet_collector_success{cam_id="CAM_C",collector="disk",node_id="cam-c"} 1.0' in text
     # Every collector reports, working or not (chronyd and a thermal zone may be missing).
     for collector in ("clock", "thermal"):
         assert re.search(rf'collector="{collector}",node_id="cam-c"\}} [01]\.0', text), text
+
+
+def metric_names(text: str) -> set[str]:
+    """Family and sample names in an exposition (``x_total``, ``x_bucket`` and ``x``)."""
+    names = set(re.findall(r"^# TYPE (\w+) ", text, re.M))
+    names |= set(re.findall(r"^(camfleet_\w+)[{ ]", text, re.M))
+    return names
+
+
+def test_the_dashboard_queries_only_series_the_exporters_expose(
+    fleet: RunningFleet, agent: httpx.Client, recorded: dict[str, Any]
+) -> None:
+    from tests.test_deploy import DEPLOY, exported_metric_names
+
+    with fleet.client() as c:
+        scraped = metric_names(c.get("/metrics").text) | metric_names(agent.get("/metrics").text)
+    # Series that only appear with hardware or a plan this fleet lacks (a thermal zone, a
+    # battery, a daily window, a readable stills disk) come from the collectors fed a status that has them.
+    optional = {
+        "camfleet_thermal_cpu_temperature_celsius",
+        "camfleet_node_thermal_cpu_temperature_celsius",
+        "camfleet_power_on_ac",
+        "camfleet_node_power_battery_percent",
+        "camfleet_timelapse_photos_expected_today",
+        "camfleet_timelapse_disk_used_ratio",
+        "camfleet_session_last_skew_seconds",
+        "camfleet_session_last_skew_bound_seconds",
+    }
+    collected = exported_metric_names(fleet.root / "names")
+    assert optional <= collected
+    dashboard = json.loads((DEPLOY / "grafana" / "camfleet-dashboard.json").read_text())
+    for key in ("title", "uid", "schemaVersion", "panels"):
+        assert key in dashboard, key
+    assert isinstance(dashboard["schemaVersion"], int) and dashboard["schemaVersion"] >= 36
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    used: set[str] = set()
+    for panel in dashboard["panels"]:
+        assert {"id", "type", "title", "gridPos"} <= panel.keys(), panel
+        assert set(panel["gridPos"]) == {"h", "w", "x", "y"}
+        assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["refId"] and target["expr"]
+            # camfleet_x_total / _bucket / _count are sample names of family camfleet_x
+            for name in re.findall(r"\b(camfleet_\w+)", target["expr"]):
+                used.add(name)
+                assert name in scraped or (name in optional and name in collected), (
+                    f"{panel['title']}: {name} is not exposed"
+                )
+    titles = {p["title"] for p in dashboard["panels"]}
+    for spec_panel in (
+        "Capture progress today vs expected",
+        "Disk use over time",
+        "CPU temperature",
+        "Daily photo counts",
+        "Error timeline",
+        "Nodes online",
+        "Session start skew",
+        "Offload backlog",
+    ):
+        assert spec_panel in titles
+    assert len(used) >= 20
 
 
 # The live view's stream (common.mjpeg.CONTENT_TYPE).

@@ -16,11 +16,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from app.context import build_fleet
 from app.db import make_engine
 from app.fleet.client import NodeAddress
-from app.metrics import FleetCollector
+from app.metrics import FleetExposition, SessionSnapshot, render
 from app.offload.metrics import OffloadMetrics
 from app.settings import load_coordinator_settings
 from node_agent.metrics import AgentCollector
+from node_agent.power.schemas import PowerLevel, PowerReading, PowerStatus
 from node_agent.settings import load_agent_settings
+from node_agent.telemetry.reading import Reading
+from node_agent.timelapse.metrics import TimelapseCollector
+from node_agent.timelapse.schemas import DiskState, TimelapseDisk, TimelapseStatus
 from node_agent.wiring import build_context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,7 +144,7 @@ def promtool() -> str:
 
 def test_prometheus_config_and_rules_pass_promtool(tmp_path: Path) -> None:
     config = (DEPLOY / "prometheus" / "prometheus.yml").read_text()
-    for name in ("camfleet-operator-token", "camfleet-agent-token"):
+    for name in ("camfleet-metrics-token",):
         (tmp_path / name).write_text("token\n")
     (tmp_path / "prometheus.yml").write_text(config.replace("/etc/prometheus/", f"{tmp_path}/"))
     shutil.copy(DEPLOY / "prometheus" / "camfleet-rules.yml", tmp_path)
@@ -151,15 +155,67 @@ def test_prometheus_config_and_rules_pass_promtool(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 9 rules found" in done.stdout
+    assert "SUCCESS: 12 rules found" in done.stdout
+
+
+def test_every_alert_fires_and_stays_quiet_in_the_rule_unit_tests() -> None:
+    tests = (DEPLOY / "prometheus" / "camfleet-rules.test.yml").read_text()
+    rules = (DEPLOY / "prometheus" / "camfleet-rules.yml").read_text()
+    for alert in re.findall(r"- alert: (\w+)", rules):
+        assert f"alertname: {alert}\n" in tests, f"{alert} has no unit test"
+    done = subprocess.run(
+        [promtool(), "test", "rules", "camfleet-rules.test.yml"],
+        cwd=DEPLOY / "prometheus",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
 
 
 def exported_metric_names(tmp_path: Path) -> set[str]:
     """Sample names both programs export, from their real collectors."""
     ctx = build_context(load_agent_settings(data_dir=tmp_path / "agent"))
-    status = ctx.status()
+    # Every optional part present, so that every series that can appear does.
+    bare = ctx.status()
+    status = bare.model_copy(
+        update={
+            "clock": bare.clock.model_copy(update={"offset_ns": 5, "error_bound_ns": 50}),
+            "cpu_temp_c": 45.0,
+            "power": PowerStatus(
+                provider="command",
+                level=PowerLevel.ok,
+                reason="ok",
+                reading=PowerReading(
+                    provider="command",
+                    ok=True,
+                    percent=80,
+                    voltage_v=3.3,
+                    on_ac=False,
+                    read_at_ns=1,
+                ),
+                age_s=1,
+            ),
+        }
+    )
     registry = CollectorRegistry()
-    registry.register(AgentCollector(lambda: status))
+    registry.register(AgentCollector(lambda: status, lambda: [Reading("disk", 1)]))
+
+    class Planned(TimelapseStatus):
+        expected_photos: int = 750  # the daily cycle's plan
+
+    disk = TimelapseDisk(
+        path="/",
+        total_bytes=10,
+        free_bytes=5,
+        used_percent=50,
+        warn_percent=80,
+        stop_percent=90,
+        state=DiskState.ok,
+    )
+    planned = Planned(**ctx.timelapse.status().model_dump() | {"disk": disk})
+    registry.register(TimelapseCollector(lambda: planned, "n1", "CAM_C"))
     settings = load_coordinator_settings(
         operator_token="operator-token-0123456789",
         fleet_token="fleet-token-0123456789",
@@ -168,12 +224,16 @@ def exported_metric_names(tmp_path: Path) -> set[str]:
     fleet = build_fleet(settings, make_engine("sqlite://"))
     fleet.state.set_address(NodeAddress("n1", "127.0.0.1", 1, "t"), "CAM_C")
     fleet.state.cache["n1"].status = status.model_copy(
-        update={"clock": status.clock.model_copy(update={"offset_ns": 5})}
+        update={"clock": status.clock.model_copy(update={"offset_ns": 5, "error_bound_ns": 50})}
     )
-    fleet.registry.register(FleetCollector(fleet.state))
+    fleet.state.cache["n1"].status_at_ns = 1
+    snapshot = SessionSnapshot({"stopped": 1}, 0.001, 0.002)
+    exposition = FleetExposition(fleet.state, lambda: snapshot)
     OffloadMetrics.register(fleet.registry)
     fleet.command_latency.labels("start").observe(0.01)
-    text = (generate_latest(registry) + generate_latest(fleet.registry)).decode()
+    assert fleet.fanout.on_result is not None
+    fleet.fanout.on_result("start", "ok")  # what a call's bookkeeping does
+    text = (generate_latest(registry) + render(fleet.registry, exposition)).decode()
     samples = (line for line in text.splitlines() if line and not line.startswith("#"))
     return {re.split(r"[{ ]", line, maxsplit=1)[0] for line in samples}
 
@@ -181,7 +241,7 @@ def exported_metric_names(tmp_path: Path) -> set[str]:
 def test_dashboard_and_alerts_use_metrics_that_exist(tmp_path: Path) -> None:
     names = exported_metric_names(tmp_path)
     dashboard = json.loads((DEPLOY / "grafana" / "camfleet-dashboard.json").read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     exprs += re.findall(r"expr: (.+)", (DEPLOY / "prometheus" / "camfleet-rules.yml").read_text())
     assert len(exprs) >= 10
     for expr in exprs:
@@ -318,3 +378,15 @@ def test_setup_installs_the_sync_unit_of_the_role(tmp_path: Path) -> None:
         DEPLOY / "systemd" / "sync-client.service"
     ).read_text()
     assert not (units / "sync-master.service").exists()
+
+
+def test_docs_metrics_lists_every_series(tmp_path: Path) -> None:
+    doc = (DEPLOY.parent / "docs" / "metrics.md").read_text()
+
+    # A family's sample names (x_total, x_bucket, x_created, ...) count as the family.
+    def family(name: str) -> str:
+        return re.sub(r"_(total|bucket|sum|count|created)$", "", name)
+
+    documented = {family(n) for n in re.findall(r"`(camfleet_[a-z_]+)", doc)}
+    for name in exported_metric_names(tmp_path):
+        assert family(name) in documented, f"{name} is not in docs/metrics.md"

@@ -137,7 +137,7 @@ def test_start_refused_under_the_gate_and_ac_ignores_every_threshold(tmp_path: P
             'camfleet_collector_success{cam_id="CAM_C",collector="power",node_id="cam-c"} 1.0'
             in (metrics)
         )
-        assert 'camfleet_battery_percent{cam_id="CAM_C",node_id="cam-c"} 5.0' in metrics
+        assert 'camfleet_power_battery_percent{cam_id="CAM_C",node_id="cam-c"} 5.0' in metrics
         assert 'camfleet_power_on_ac{cam_id="CAM_C",node_id="cam-c"} 1.0' in metrics
 
 

@@ -337,11 +337,11 @@ def test_status_and_metrics_show_the_reading(tmp_path: Path) -> None:
         for m in power_metrics(status, ["node_id"], ["n1"])
         for s in m.samples
     }
-    assert samples[("camfleet_battery_percent", None)] == 52.0
+    assert samples[("camfleet_power_battery_percent", None)] == 52.0
     assert samples[("camfleet_power_on_ac", None)] == 0
     assert samples[("camfleet_power_level", "low")] == 1
     assert samples[("camfleet_power_level", "ok")] == 0
-    assert ("camfleet_battery_voltage_volts", None) not in samples  # not given: left out
+    assert ("camfleet_power_battery_voltage_volts", None) not in samples  # not given: left out
 
 
 def test_provider_none_is_mains_from_the_start() -> None:

@@ -82,6 +82,7 @@ class Fanout:
         queue_limit: int = 32,
         slow_after_s: float = 1.0,
         on_latency: Callable[[str, float], None] | None = None,
+        on_result: Callable[[str, str], None] | None = None,
     ) -> None:
         self.client = client
         self.state = state
@@ -89,6 +90,7 @@ class Fanout:
         self.queue_limit = queue_limit
         self.slow_after_s = slow_after_s
         self.on_latency = on_latency
+        self.on_result = on_result  # (command, outcome) of every call, for the metrics
         self.on_changed: Callable[[list[str]], None] | None = None
         self._gates: dict[str, _Gate] = {}
 
@@ -186,6 +188,8 @@ class Fanout:
             self.state.failure(call.node_id, f"{command}: {call.error or 'failed'}")
         if self.on_latency is not None and call.status_code is not None:
             self.on_latency(command, call.latency_ms / 1000)
+        if self.on_result is not None:
+            self.on_result(command, outcome(call))
         return call
 
     async def each(
@@ -200,6 +204,15 @@ class Fanout:
         if command in REFRESH_COMMANDS and self.on_changed is not None:
             self.on_changed([c.node_id for c in calls if c.ok])
         return calls
+
+
+def outcome(call: NodeCall[Any]) -> str:
+    """``ok``, ``refused`` (the node said no: 4xx), ``failed`` (5xx) or ``unreachable``."""
+    if call.ok:
+        return "ok"
+    if call.status_code is None:
+        return "unreachable"
+    return "refused" if 400 <= call.status_code < 500 else "failed"
 
 
 def _refused(node: NodeAddress, t0: float, error: str) -> NodeCall[Any]:

@@ -16,8 +16,16 @@ def power_metrics(p: PowerStatus | None, labels: list[str], ids: list[str]) -> I
     r = p.reading if p.reading is not None and p.reading.ok else None
     on_ac = True if p.level in (PowerLevel.mains, PowerLevel.ac) else (r.on_ac if r else None)
     values: list[tuple[str, str, float | None]] = [
-        ("camfleet_battery_percent", "Battery state of charge (0-100)", r.percent if r else None),
-        ("camfleet_battery_voltage_volts", "Battery voltage", r.voltage_v if r else None),
+        (
+            "camfleet_power_battery_percent",
+            "Battery state of charge (0-100)",
+            r.percent if r else None,
+        ),
+        (
+            "camfleet_power_battery_voltage_volts",
+            "Battery voltage",
+            r.voltage_v if r else None,
+        ),
         ("camfleet_power_on_ac", "1 on AC (or mains) power: thresholds ignored", on_ac),
         (
             "camfleet_power_reading_age_seconds",

@@ -1,8 +1,4 @@
-"""The clock's part of the agent's ``/metrics``: the ``camfleet_clock_*`` family.
-
-``camfleet_chrony_synchronized`` and ``camfleet_chrony_offset_seconds`` stay as they
-were (the Prometheus rules and the Grafana board use them).
-"""
+"""The clock's part of the agent's ``/metrics``: the ``camfleet_clock_*`` family."""
 
 from __future__ import annotations
 
@@ -23,12 +19,6 @@ def clock_metrics(c: ClockStatus, labels: list[str], ids: list[str]) -> Iterator
     follows = None if c.follows_master is None else (1 if c.follows_master else 0)
     reachable = sum(1 for s in c.sources if s.reach != 0)
     gauges: list[tuple[str, str, float | None]] = [
-        ("camfleet_chrony_synchronized", "1 when chrony reports a synchronised clock", synced),
-        (
-            "camfleet_chrony_offset_seconds",
-            "Local clock minus reference time",
-            _seconds(c.offset_ns),
-        ),
         ("camfleet_clock_synchronized", "1 when the clock is synchronised", synced),
         (
             "camfleet_clock_offset_seconds",

@@ -35,6 +35,18 @@ class TimelapseCollector(Collector):
 
         yield gauge("camfleet_timelapse_running", "1 while a timelapse runs", 1 if s.running else 0)
         yield gauge("camfleet_timelapse_interval_seconds", "Capture interval", s.interval_s)
+        yield gauge(
+            "camfleet_timelapse_photos_today",
+            "Stills written today (local date), this run or not",
+            s.captures_today,
+        )
+        expected = expected_photos(s)
+        if expected is not None:  # no daily window: absent, not zero
+            yield gauge(
+                "camfleet_timelapse_photos_expected_today",
+                "Stills today's capture window and interval call for",
+                expected,
+            )
         yield counter(
             "camfleet_timelapse_captures",
             "Stills written since the agent started",
@@ -87,3 +99,16 @@ class TimelapseCollector(Collector):
             "Day folders deleted by clean-up",
             s.deleted_days,
         )
+
+
+def expected_photos(s: TimelapseStatus) -> float | None:
+    """Today's expected stills, when the status carries a daily cycle's plan.
+
+    Read by name so that the series appears as soon as the status has the field
+    (``expected_photos``, or ``today.expected_photos`` as the status file has it).
+    """
+    for holder in (s, getattr(s, "today", None)):
+        value = getattr(holder, "expected_photos", None) if holder is not None else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
