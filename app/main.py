@@ -54,8 +54,8 @@ from common.http import (
 )
 from common.logmodes import LogControl
 from common.logroutes import make_router as logs_router
-from common.notify import build_notifier
 from common.metrics_access import scrape_tokens
+from common.notify import build_notifier
 
 log = logging.getLogger(__name__)
 

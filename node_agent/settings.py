@@ -26,8 +26,8 @@ from pydantic_settings import (
 )
 
 from common.logmodes import LoggingSettings, Mode
-from common.notify.settings import NotificationSettings
 from common.metrics_access import MetricsSettings
+from common.notify.settings import NotificationSettings
 from common.settings import (
     SettingsError,
     check_token,

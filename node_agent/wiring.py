@@ -47,9 +47,9 @@ from node_agent.telemetry.chrony import ClockMonitor
 from node_agent.telemetry.disk import collect_disk
 from node_agent.telemetry.reading import Reading
 from node_agent.telemetry.thermal import read_temperature_c, read_thermal
+from node_agent.timelapse.events import fan_out
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.schemas import TimelapseStatus
-from node_agent.timelapse.events import fan_out
 from node_agent.timelapse.wiring import build_timelapse
 
 

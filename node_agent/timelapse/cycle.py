@@ -61,8 +61,9 @@ class Publish(Protocol):
         today: dict[str, Any] | None,
         last_video: dict[str, Any] | None,
         error: str | None,
-    ) -> None:
-        """``status``: a CycleState value; ``today``/``last_video``: the spec's fields."""
+    ) -> object:
+        """``status``: a CycleState value; ``today``/``last_video``: the spec's fields.
+        What it returns is not used (the status file's service says whether it wrote)."""
 
 
 OnEvent = Callable[[str, str, str], None]  # (kind, message, level: "INFO"/"ERROR")
