@@ -162,6 +162,21 @@ class RunningFleet:
         return "\n".join(parts)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _status_file_of_in_process_agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Agents built inside the test process write their status file here, not to the
+    machine's /run/camfleet (agents started as processes each get their own)."""
+    saved = os.environ.get("CAMFLEET_STATUS_FILE")
+    os.environ["CAMFLEET_STATUS_FILE"] = str(tmp_path_factory.mktemp("status") / "status.json")
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("CAMFLEET_STATUS_FILE", None)
+        else:
+            os.environ["CAMFLEET_STATUS_FILE"] = saved
+
+
 @pytest.fixture
 def fleet_factory(tmp_path: Path, coordinator_db_url: str) -> Iterator[RunningFleet]:
     """A RunningFleet on ``coordinator_db_url`` whose processes are all stopped after the test."""

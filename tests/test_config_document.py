@@ -41,6 +41,7 @@ def test_every_secret_is_found_nested_ones_too() -> None:
         "notifications.webhook_url",
         "notifications.discord_webhook_url",
         "notifications.telegram_bot_token",
+        "metrics.token",
     ]
     assert secret_keys(_Outer) == ["token", "inner.password", "maybe.password"]
 

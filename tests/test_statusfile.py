@@ -651,6 +651,7 @@ def test_a_switched_off_file_is_a_no_op(tmp_path: Path) -> None:
 def test_the_setting_is_on_by_default_and_empty_turns_it_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("CAMFLEET_STATUS_FILE")  # the suite's own, for in-process agents
     assert AgentSettings(data_dir=tmp_path).status_file == Path("/run/camfleet/status.json")
     assert AgentSettings(data_dir=tmp_path, status_file="").status_file is None
     assert AgentSettings(data_dir=tmp_path, status_file=None).status_file is None
