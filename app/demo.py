@@ -17,7 +17,6 @@ Settings of each child, lowest to highest priority:
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import sys
 import time
@@ -44,6 +43,7 @@ from app.supervise import (
     stop_all,
     wait_healthy,
 )
+from common.settings import new_token
 
 __all__ = [
     "RESTART_SEC",
@@ -225,8 +225,8 @@ def run(
     """Start the fleet, print how to use it, and keep it up until Ctrl-C or SIGTERM."""
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    operator = os.environ.get("CAMFLEET_OPERATOR_TOKEN") or secrets.token_urlsafe(24)
-    fleet_token = os.environ.get("CAMFLEET_FLEET_TOKEN") or secrets.token_urlsafe(24)
+    operator = os.environ.get("CAMFLEET_OPERATOR_TOKEN") or new_token()
+    fleet_token = os.environ.get("CAMFLEET_FLEET_TOKEN") or new_token()
     coordinator_url = f"http://127.0.0.1:{port}"
     flags = {k: v for k, v in (("width", width), ("height", height), ("fps", fps)) if v}
     try:

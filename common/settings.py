@@ -4,6 +4,7 @@ readable validation errors."""
 from __future__ import annotations
 
 import os
+import secrets
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, YamlConfigSettingsSource
@@ -31,6 +32,16 @@ def yaml_under_env(
     return tuple(sources)
 
 
+def new_token(nbytes: int = 24) -> str:
+    """A random URL-safe token that never begins with '-': a command line's
+    ``--token -abc...`` would take it for an option (argparse refuses it; about one
+    token_urlsafe in 64 begins so)."""
+    while True:
+        token = secrets.token_urlsafe(nbytes)
+        if not token.startswith("-"):
+            return token
+
+
 def check_token(name: str, value: SecretStr | None) -> None:
     """Refuse empty, short and well-known secrets with a message naming the setting."""
     if value is None:
@@ -39,7 +50,7 @@ def check_token(name: str, value: SecretStr | None) -> None:
     if raw.lower() in WELL_KNOWN_SECRETS or len(raw) < 16:
         raise ValueError(
             f"{name} is too weak: use at least 16 random characters "
-            "(for example: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            "(for example: python -c 'import secrets; print(secrets.token_hex(24))')"
         )
 
 

@@ -32,6 +32,7 @@ from common.settings import (
     SettingsError,
     check_token,
     format_validation_error,
+    new_token,
     yaml_under_env,
 )
 from node_agent.audio.settings import AudioSettings
@@ -445,6 +446,6 @@ def resolve_identity(settings: AgentSettings) -> tuple[str, SecretStr]:
         lambda: f"{socket.gethostname().split('.')[0][:40]}-{secrets.token_hex(3)}",
     )
     token = settings.api_token or SecretStr(
-        persistent_value(settings.data_dir / "api_token", lambda: secrets.token_urlsafe(24))
+        persistent_value(settings.data_dir / "api_token", new_token)
     )
     return node_id, token

@@ -99,7 +99,7 @@ def test_the_cli_reads_and_sets_a_real_nodes_settings(
     from app import cli
 
     fleet, _, own = one_node
-    base = ["--url", fleet.url, "--token", fleet.operator_token]
+    base = ["--url", fleet.url, f"--token={fleet.operator_token}"]
 
     assert cli.main([*base, "config", "get", "cam-c", "gates.max_clock_error_ms"]) == 0
     assert capsys.readouterr().out == "5.0\n"

@@ -332,7 +332,7 @@ def test_camfleet_fleet_mode_switches_everything_and_exits_1_for_a_dead_node(
 
     fleet = fleet_factory
     fleet.start_fleet([("CAM_L", "left"), ("CAM_R", "right")])
-    base = ["--url", fleet.url, "--token", fleet.operator_token]
+    base = ["--url", fleet.url, f"--token={fleet.operator_token}"]
     assert cli.main([*base, "fleet", "mode", "development", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["ok"] == 2 and body["coordinator"]["mode"] == "development"

@@ -121,7 +121,9 @@ def test_a_session_page_shows_checksums_and_downloads_of_the_right_bytes(
     expect(page.locator("#title")).to_have_text("pages kick-off")
     expect(page.locator("#nodes tbody tr")).to_have_count(3)
     expect(page.locator("#nodes .start")).to_have_text([re.compile("^armed")] * 3)
-    expect(page.locator(".skew-warning").first).to_contain_text("no clock error bound")
+    # A loaded machine can also put the first frames a frame apart (a second warning):
+    # only the bound's warning is certain here.
+    expect(page.locator(".skew-warning", has_text="no clock error bound")).to_have_count(1)
     articles = page.locator("article.recording")
     expect(articles).to_have_count(3)
     assert_fits(page)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import load_coordinator_settings
-from common.settings import SettingsError
+from common.settings import SettingsError, new_token
 from node_agent.settings import load_agent_settings
 
 GOOD = "a-good-long-random-token-1234"
@@ -82,3 +83,14 @@ def test_agent_with_a_bad_port_exits_with_a_readable_error(tmp_path: Path) -> No
     )
     assert done.returncode == 2
     assert "port: Input should be less than or equal to 65535" in done.stderr
+
+
+def test_a_new_token_never_begins_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--token -abc` is an option to argparse: about one token_urlsafe in 64 begins so.
+    drawn = iter(["-leading-dash-token-xyz", "--two", "plain-token-abcdefgh"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda _n: next(drawn))
+    assert new_token() == "plain-token-abcdefgh"
+    monkeypatch.undo()
+    tokens = [new_token() for _ in range(2000)]
+    assert not [t for t in tokens if t.startswith("-")]
+    assert len(set(tokens)) == 2000 and all(len(t) == 32 for t in tokens)
