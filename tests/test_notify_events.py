@@ -184,7 +184,8 @@ def test_the_housekeeper_s_disk_levels_are_a_warning_and_an_error(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     notifier = notifier_for(receiver, repeat_window_s=0)
-    alerts = AgentAlerts(notifier)
+    # The spec's used-percent levels out of the way: only the housekeeper's count here.
+    alerts = AgentAlerts(notifier, disk_warning_used=100.0, disk_critical_used=100.0)
     # Thresholds set so this machine's disk (not 100 % free) is at the level wanted.
     warn = StorageSettings(
         warn_free_percent=99.999, critical_free_percent=0.001, retention_free_percent=99.999
@@ -202,6 +203,23 @@ def test_the_housekeeper_s_disk_levels_are_a_warning_and_an_error(
     assert [level for level, _ in got] == ["WARNING", "ERROR"]
     assert "% used (" in got[0][1] and got[0][1].endswith("offload soon")
     assert got[1][1].endswith("starts are refused, offload now")
+
+
+def test_the_spec_s_disk_levels_are_over_80_and_over_90_percent_used(
+    receiver: Receiver,
+) -> None:
+    notifier = notifier_for(receiver, repeat_window_s=0)
+    alerts = AgentAlerts(notifier)
+    ok = DiskLevel.ok
+    for free in (25.0, 20.0, 19.0, 10.0, 9.0):  # used: 75, 80, 81, 90, 91
+        alerts.disk_level(ok, free, 2_000_000_000)
+    alerts.disk_level(DiskLevel.critical, 12.0, 2_000_000_000)  # the housekeeper's: stricter
+    assert notifier.flush(10)
+    got = messages(receiver)
+    assert [level for level, _ in got] == ["WARNING", "WARNING", "ERROR", "ERROR"]
+    assert got[0][1] == "disk 81 % used (2.00 GB free): offload soon"
+    assert got[2][1] == "disk 91 % used (2.00 GB free): offload now"
+    assert got[3][1].endswith("starts are refused, offload now")
 
 
 def test_the_battery_s_levels_through_a_real_battery_command(

@@ -21,6 +21,9 @@ from node_agent.timelapse.events import TimelapseEvent
 
 # The spec: "Camera error (3+ consecutive)".
 CAMERA_ERRORS = 3
+# The spec: "Disk warning (>80%)" WARNING, "Disk critical (>90%)" ERROR, of the disk used.
+DISK_WARNING_USED_PERCENT = 80.0
+DISK_CRITICAL_USED_PERCENT = 90.0
 # How the power wiring words a stop for the battery (node_agent.power.wiring).
 BATTERY_STOP = "battery under"
 
@@ -39,8 +42,15 @@ _BATTERY = {
 class AgentAlerts:
     """The agent's events as alerts (see the module docstring)."""
 
-    def __init__(self, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        notifier: Notifier,
+        disk_warning_used: float = DISK_WARNING_USED_PERCENT,
+        disk_critical_used: float = DISK_CRITICAL_USED_PERCENT,
+    ) -> None:
         self.notifier = notifier
+        self.disk_warning_used = disk_warning_used
+        self.disk_critical_used = disk_critical_used
         self.device = notifier.device_id
         self._recorder_errors = 0
         self._battery_rank = 0  # the most severe battery level told since it was last ok
@@ -102,12 +112,17 @@ class AgentAlerts:
     # -- disk, battery, dashcam -----------------------------------------------------------------
 
     def disk_level(self, level: DiskLevel, free_percent: float, free_bytes: int) -> None:
-        """Each housekeeping round's level: warning (WARNING), critical (ERROR)."""
+        """Each housekeeping round: over 80 % used is a warning (WARNING), over 90 % is
+        critical (ERROR), as the spec has them; the housekeeper's own levels (its
+        ``warn_free_percent`` and ``critical_free_percent``, where starts are refused) count
+        too when they are stricter."""
         used = 100.0 - free_percent
         text = f"disk {used:.0f} % used ({size_text(free_bytes)} free)"
         if level == DiskLevel.critical:
             self._tell("disk_critical", Level.error, f"{text}: starts are refused, offload now")
-        elif level == DiskLevel.warn:
+        elif used > self.disk_critical_used:
+            self._tell("disk_critical", Level.error, f"{text}: offload now")
+        elif level == DiskLevel.warn or used > self.disk_warning_used:
             self._tell("disk_warning", Level.warning, f"{text}: offload soon")
 
     def power_level(self, old: PowerLevel, new: PowerLevel, reason: str) -> None:
