@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +15,11 @@ import yaml
 
 from tests.fakebin import FakeBin
 from tests.solo_agent import SoloAgent, solo_agent
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 FLEET_TOKEN = secrets.token_urlsafe(24)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def settings_file(root: Path) -> Path:

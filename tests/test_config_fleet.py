@@ -5,10 +5,8 @@ with its message, and a shutdown that reaches a fake ``systemctl``."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -16,18 +14,9 @@ import yaml
 from app.demo import stop_all
 from tests.conftest import RunningFleet
 from tests.fakebin import FakeBin
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

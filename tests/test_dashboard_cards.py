@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -21,6 +19,7 @@ from node_agent.schemas import Manifest
 from tests.conftest import CAMERAS, RunningFleet
 from tests.fakebin import FakeBin
 from tests.test_dashboard import browser  # noqa: F401 (fixture)
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -90,16 +89,6 @@ LOW_CONTRAST_JS = """() => {
   }
   return out;
 }"""
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_and_stop(fleet: RunningFleet, page: Page) -> None:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +18,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.conftest import RunningFleet
 from tests.test_dashboard import browser  # noqa: F401  (the module's Chromium)
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -39,16 +39,6 @@ def sign_in(page: Page, fleet: RunningFleet, path: str) -> None:
     """Open ``path`` signed in as the operator (the session cookie is set once)."""
     resp = page.goto(f"{fleet.url}{path}?token={fleet.operator_token}")
     assert resp is not None and resp.status == 200, resp and resp.status
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def assert_fits(page: Page) -> None:

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 
 from tests.fakebin import FakeBin
 from tests.solo_agent import SoloAgent, solo_agent
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -54,16 +54,6 @@ def loop_disk(root: Path, size: str = "48M") -> Iterator[tuple[str, Path]]:
         if mounted(mount) and subprocess.run(["umount", str(mount)]).returncode != 0:
             subprocess.run(["umount", "-l", str(mount)], check=True)
         subprocess.run(["losetup", "-d", device], check=True)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class BatteryFile:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -27,6 +26,7 @@ from node_agent.recorder.spec import Identity
 from node_agent.schemas import Position, RecorderState, StartRequest, StopRequest, StopResult
 from node_agent.settings import CameraSettings, GateSettings
 from node_agent.telemetry.chrony import ClockMonitor
+from tests.waiting import wait_for
 
 S = 1_000_000_000
 
@@ -137,13 +137,6 @@ def make(
         clock=clock,
         backend_factory=factory,
     )
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def test_a_stop_while_the_camera_opens_stops_that_recording(tmp_path: Path) -> None:

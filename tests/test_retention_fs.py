@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +23,7 @@ from node_agent.recorder.manifest import write_manifest
 from node_agent.schemas import Manifest
 from tests.solo_agent import SoloAgent, solo_agent
 from tests.tmpfs import mounted_tmpfs
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +39,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MB tmpfs mounted for the test, always unmounted after it."""
     with mounted_tmpfs(tmp_path / "disk", "8m") as mount:
         yield mount
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = probe()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def free_bytes(path: Path) -> int:

@@ -44,6 +44,7 @@ from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.schemas import TimelapseState, TimelapseStatus, TimelapseVideo
 from node_agent.timelapse.settings import TimelapseSettings
 from tests.test_timelapse import FakeClock
+from tests.waiting import wait_for
 
 S = 1_000_000_000
 ROOT = Path(__file__).resolve().parent.parent
@@ -592,6 +593,33 @@ def test_the_fields_after_a_capture(tmp_path: Path) -> None:
     assert doc["errors"] == []
     service.write_now()  # after the stop: nothing runs
     assert read_status(service.path)["status"] == "idle"  # type: ignore[arg-type]
+
+
+def test_a_stop_from_another_part_reaches_the_file_at_once(tmp_path: Path) -> None:
+    # The battery's monitor and the daily cycle stop the timelapse from their own
+    # threads, not through a request: the file must not wait for its 60 s rewrite (on
+    # this fake clock the writer would wait for ever).
+    clock = FakeClock(limit_s=2.5)
+    holder: list[Timelapse] = []
+    service = service_for(tmp_path, clock, holder)
+    tl, captures = real_timelapse(tmp_path, clock, service)
+    holder.append(tl)
+    service.start()
+    try:
+        tl.start()
+        wait_captures(captures, 3)
+        wait_for("capturing", lambda: read_status(service.path)["status"] == "capturing")
+        writes = service.writes
+        stopper = threading.Thread(target=tl.stop)  # as power's asyncio.to_thread does
+        stopper.start()
+        stopper.join(30)
+        wait_for("idle", lambda: read_status(service.path)["status"] == "idle")
+        assert service.writes > writes
+        tl.start()  # a resume: the file says so before any capture of the new run
+        wait_for("capturing again", lambda: read_status(service.path)["status"] == "capturing")
+    finally:
+        tl.stop()
+        service.stop()
 
 
 def test_the_fields_after_failed_captures(tmp_path: Path) -> None:

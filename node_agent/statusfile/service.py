@@ -237,7 +237,7 @@ class StatusFileService:
                         "duration_ms": None,
                     }
                 self.note_error("timelapse", event.detail)
-            elif event.kind != "open":
+            elif event.kind not in ("open", "started", "stopped"):
                 return  # a skip or a backoff changes nothing the file shows
             self.poke()
         except Exception:  # the capture thread must never fail on the status file

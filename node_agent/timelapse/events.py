@@ -11,8 +11,9 @@ from dataclasses import dataclass
 class TimelapseEvent:
     """What the runner did, for an observer (tests, the benchmark).
 
-    kind: 'open', 'capture', 'skip', 'failure' or 'backoff'; 'render_failed' and
-    'schedule_failed' (a run or a start that ended on an error). ``scheduled_ns`` and
+    kind: 'started' and 'stopped' (a run began or ended, whoever asked), 'open',
+    'capture', 'skip', 'failure' or 'backoff'; 'render_failed' and 'schedule_failed' (a
+    run or a start that ended on an error). ``scheduled_ns`` and
     ``fired_ns`` are monotonic; ``delay_s`` is a backoff's wait.
     """
 

@@ -187,6 +187,9 @@ class ScheduleLoop:
                 self._state = TimelapseState.stopped
                 self._next_ns = None
             log.info("timelapse stopped")
+            # However it ended (a stop from a request, the battery or the daily cycle, the
+            # window's end, an error): the status file shows it at once.
+            self._emit(TimelapseEvent("stopped"))
 
     def _over(self) -> bool:
         """Whether the run's window (``until_ns``) has ended."""

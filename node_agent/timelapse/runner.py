@@ -165,6 +165,8 @@ class Timelapse:
             self._loop.reset(interval, until)
             self._thread = threading.Thread(target=self._loop.run, name="timelapse", daemon=True)
             self._thread.start()
+        if self._observer is not None:
+            self._observer(TimelapseEvent("started"))
         log.info(
             "timelapse started: a still every %g s, %dx%d, into %s",
             interval,
