@@ -84,6 +84,12 @@ class Receiver:
         with self._lock:
             return [r.body for r in self.received if r.path == path]
 
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self._release.set()
         self.server.shutdown()

@@ -604,19 +604,20 @@ def test_a_stop_from_another_part_reaches_the_file_at_once(tmp_path: Path) -> No
     service = service_for(tmp_path, clock, holder)
     tl, captures = real_timelapse(tmp_path, clock, service)
     holder.append(tl)
+    path = tmp_path / "run" / "status.json"
     service.start()
     try:
         tl.start()
         wait_captures(captures, 3)
-        wait_for("capturing", lambda: read_status(service.path)["status"] == "capturing")
+        wait_for("capturing", lambda: read_status(path)["status"] == "capturing")
         writes = service.writes
         stopper = threading.Thread(target=tl.stop)  # as power's asyncio.to_thread does
         stopper.start()
         stopper.join(30)
-        wait_for("idle", lambda: read_status(service.path)["status"] == "idle")
+        wait_for("idle", lambda: read_status(path)["status"] == "idle")
         assert service.writes > writes
         tl.start()  # a resume: the file says so before any capture of the new run
-        wait_for("capturing again", lambda: read_status(service.path)["status"] == "capturing")
+        wait_for("capturing again", lambda: read_status(path)["status"] == "capturing")
     finally:
         tl.stop()
         service.stop()

@@ -26,8 +26,10 @@ from pydantic import ValidationError
 from node_agent.camera.lock import CameraLock
 from node_agent.camera.protocol import CameraError
 from node_agent.camera.synthetic import SyntheticCamera
+from node_agent.clock import SystemClock
 from node_agent.config.service import _invalid as config_invalid
 from node_agent.dashcam.settings import UploadSettings
+from node_agent.naming import video_name
 from node_agent.settings import AgentSettings, load_agent_settings
 from node_agent.timelapse import storage
 from node_agent.timelapse.backup import RsyncBackup
@@ -43,8 +45,10 @@ from node_agent.timelapse.render import render_in_child
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.schemas import CycleState
 from node_agent.timelapse.settings import TimelapseSettings
+from tests.notify_receiver import Receiver
 from tests.solo_agent import solo_agent
 from tests.sshd import Sshd, running_sshd, upload_settings
+from tests.waiting import wait_for
 
 S = 1_000_000_000
 
@@ -298,7 +302,7 @@ DAY2 = DAY1 + dt.timedelta(days=1)
 
 def make_cycle(
     tmp_path: Path,
-    clock: DayClock,
+    clock: DayClock | SystemClock,
     rec: Recorder,
     backup: Any = None,
     factory: Any = None,
@@ -593,6 +597,42 @@ def test_the_render_child_runs_niced_with_one_thread(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_run_started_by_hand_before_the_window_becomes_the_window_s_run(
+    tmp_path: Path, cycles: list[DailyCycle]
+) -> None:
+    # On the real clock (two threads wait on it: the run and the cycle), a window of 3 s
+    # opening 2 s after a start by hand at a still a second.
+    now = dt.datetime.now().astimezone()
+    start = (now + dt.timedelta(seconds=3)).replace(microsecond=0)
+    end = start + dt.timedelta(seconds=3)
+    if end.date() != now.date():
+        pytest.skip("too close to midnight for a window of today")
+    rec = Recorder()
+    timelapse, cycle = make_cycle(
+        tmp_path,
+        SystemClock(),
+        rec,
+        start_time=f"{start:%H:%M:%S}",
+        end_time=f"{end:%H:%M:%S}",
+        interval_s=1,
+    )
+    timelapse.start()  # by hand, before the window
+    cycles.append(cycle)
+    cycle.start()
+    wait_for("the day's video", lambda: rec.states()[-1:] == ["idle"], timeout_s=60)
+    assert rec.states() == ["waiting", "capturing", "creating_video", "idle"]
+    assert not timelapse.running  # ended with the window: the camera is free again
+    stills = storage.day_stills(timelapse.folder, start.date())
+    taken = [dt.datetime.combine(start.date(), dt.time.fromisoformat(
+        f"{p.stem[:2]}:{p.stem[2:4]}:{p.stem[4:6]}")).astimezone() for p in stills]  # fmt: skip
+    assert taken[0] < start, "the stills taken before the window are the day's too"
+    # no slot at or after the end: at most the slots from the start by hand to the end
+    assert len(stills) <= (end - now).total_seconds() + 1
+    video = timelapse.folder / video_name("CAM_T", start.date())
+    assert frames_in(video) == len(stills)
+    assert [k for k, _, _ in rec.events] == [VIDEO_CREATED]
+
+
 def test_an_agent_with_a_window_runs_its_day_and_shows_it_in_the_status(
     tmp_path: Path,
 ) -> None:
@@ -602,13 +642,17 @@ def test_an_agent_with_a_window_runs_its_day_and_shows_it_in_the_status(
     end = start + dt.timedelta(seconds=3)
     if end.date() != now.date():
         pytest.skip("too close to midnight for a window of today")
+    receiver = Receiver()
     env = {
+        "CAMFLEET_STATUS_FILE": str(tmp_path / "run" / "status.json"),
+        "CAMFLEET_NOTIFICATIONS__WEBHOOK_URL": f"{receiver.url}/hook",
+        "CAMFLEET_NOTIFICATIONS__MIN_LEVEL": "INFO",  # the spec's optional "Video created"
         "CAMFLEET_TIMELAPSE__WINDOW": "fixed",
         "CAMFLEET_TIMELAPSE__START_TIME": f"{start:%H:%M:%S}",
         "CAMFLEET_TIMELAPSE__END_TIME": f"{end:%H:%M:%S}",
         "CAMFLEET_TIMELAPSE__INTERVAL_S": "1",
     }
-    with solo_agent(tmp_path, **env) as agent:
+    with receiver, solo_agent(tmp_path, **env) as agent:
         up_in_time = dt.datetime.now().astimezone() < start - dt.timedelta(seconds=0.5)
         seen: list[str] = []
         deadline = time.monotonic() + 60
@@ -635,3 +679,17 @@ def test_an_agent_with_a_window_runs_its_day_and_shows_it_in_the_status(
             assert seen[0] == "waiting", seen
         assert body["cycle"]["last_render_cpu_s"] > 0
         assert not body["running"]
+        # The cycle's steps and the captures reach the status file (served as /status)...
+        doc = agent.client.get("/status").json()
+        assert doc["status"] == "idle" and doc["device_id"] == "cam-c"
+        assert doc["today"]["expected_photos"] == 3
+        assert doc["today"]["photos_captured"] == body["captures_today"]
+        assert doc["last_capture"]["success"] is True
+        video = body["last_video"]["file_name"]
+        assert doc["last_video"]["filename"] == Path(video).name
+        assert doc["last_video"]["photos_used"] == body["captures_today"]
+        # ...and the video made is told to the webhook, once.
+        (told,) = receiver.wait_for(1, timeout_s=20)
+        assert told.path == "/hook" and told.body["level"] == "INFO"
+        assert told.body["device_id"] == "cam-c"
+        assert told.body["message"].startswith(f"timelapse video {video}:"), told.body

@@ -260,7 +260,12 @@ class DailyCycle:
         try:
             self._timelapse.start(plan.interval_s, until_wall_ns=end_ns)
         except AgentError as err:  # the camera is busy (a recording), or already running
-            log.warning("timelapse cycle: %s; the window goes on without this run", err.message)
+            if self._timelapse.end_by(end_ns):
+                # A run started by hand before the window: it is the window's run now, at
+                # its own interval, and ends at the window's end so the day's video is made.
+                log.info("timelapse cycle: a run started by hand is going; it ends with the window")
+            else:
+                log.warning("timelapse cycle: %s; the window goes on without this run", err.message)
         while not self._stop.is_set() and not self._timelapse.join(0.2):
             pass
 

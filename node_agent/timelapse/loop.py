@@ -127,6 +127,14 @@ class ScheduleLoop:
             self._interval_ns = seconds_to_ns(interval_s)
         self.wake.set()
 
+    def end_by(self, until_ns: int) -> None:
+        """The run under way ends at ``until_ns`` (monotonic) too, taking no slot at or
+        after it (the daily cycle adopting a run started by hand)."""
+        with self._mutex:
+            if self._until_ns is None or until_ns < self._until_ns:
+                self._until_ns = until_ns
+        self.wake.set()
+
     def request_stop(self) -> None:
         """Ask the run to end after the capture under way."""
         self.stopping.set()

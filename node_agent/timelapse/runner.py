@@ -191,6 +191,16 @@ class Timelapse:
                     self._thread = None
         return self.status()
 
+    def end_by(self, until_wall_ns: int) -> bool:
+        """Make the run under way end by ``until_wall_ns`` (UTC) as one started with it
+        would; False when none runs."""
+        with self._control:
+            if not self.running:
+                return False
+            self._loop.end_by(self._clock.monotonic_ns() + (until_wall_ns - self._clock.time_ns()))
+        log.info("the timelapse run under way now ends with the day's window")
+        return True
+
     def join(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` (real time) for the run to end; True when none runs."""
         thread = self._thread
