@@ -1,10 +1,13 @@
-"""The battery and dashcam lines on a camera's dashboard card, in a real headless Chromium,
-from real agents: one whose battery command reads a file the test writes, one in the dashcam
-mode (a dry run whose NAS is a closed loopback port)."""
+"""The battery, dashcam and timelapse lines on a camera's dashboard card, in a real
+headless Chromium, from real agents: one whose battery command reads a file the test
+writes, one in the dashcam mode (a dry run whose NAS is a closed loopback port), one with
+a daily timelapse window."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,40 @@ def test_the_card_shows_the_battery_and_highlights_a_low_one(
     dashcam = page.locator('article.card[data-node="cam-l"] dd.dashcam')
     expect(dashcam).to_have_text("recording (dry run), 0 to upload, NAS unreachable")
     expect(page.locator('article.card[data-node="cam-c"] dd.dashcam')).to_have_count(0)
+
+
+def test_the_card_shows_the_timelapse_s_day_and_a_run_started_from_the_page(
+    fleet_factory: RunningFleet,
+    page: Page,  # noqa: F811
+) -> None:
+    now = dt.datetime.now().astimezone()
+    # A window later today (waiting for it), or, late in the evening, one already over.
+    later = now.hour < 22
+    window = ("22:00", "23:00") if later else ("00:00", "00:01")
+    fleet = fleet_factory
+    fleet.start_fleet(
+        [("CAM_C", "centre"), ("CAM_L", "left")],
+        {
+            "CAM_C": {
+                "CAMFLEET_TIMELAPSE__WINDOW": "fixed",
+                "CAMFLEET_TIMELAPSE__START_TIME": window[0],
+                "CAMFLEET_TIMELAPSE__END_TIME": window[1],
+                "CAMFLEET_TIMELAPSE__INTERVAL_S": "60",
+            }
+        },
+    )
+    page.goto(f"{fleet.url}/?token={fleet.operator_token}")
+    day = page.locator('article.card[data-node="cam-c"] dd.timelapse')
+    expected = 60 if later else 1
+    expect(day).to_have_text(
+        f"{'waiting' if later else 'idle'}, 0 of {expected} photos today, "
+        f"{window[0]}–{window[1]}, every 60 s"
+    )
+    # No window and nothing running: no line (a match camera's card stays short).
+    other = page.locator('article.card[data-node="cam-l"] dd.timelapse')
+    expect(other).to_have_count(0)
+    page.locator("#timelapse-start").click()  # the fleet's button: every camera
+    expect(other).to_contain_text(re.compile(r"^capturing, [1-9]\d* photos today, every "))
+    expect(day).to_contain_text("a run started by hand")
+    page.locator("#timelapse-stop").click()
+    expect(other).to_have_count(0)

@@ -92,6 +92,26 @@ function fleetAlert(nodes) {
 
 function dd(cls, html, title) { return `<dd class="${cls}"${title ? ` title="${esc(title)}"` : ""}>${html}</dd>`; }
 
+// The timelapse line: the daily cycle's state and today's count against the plan, or a
+// run started by hand; nothing when neither (most cameras of a match rig).
+function timelapseLine(tl) {
+  if (!tl) return null;
+  const cy = tl.cycle, day = cy && cy.today;
+  if (!cy && !tl.running && !tl.last_error) return null;
+  const parts = [];
+  if (cy) parts.push(cy.state.replace("_", " "));
+  else parts.push(tl.running ? "capturing" : "stopped");
+  if (tl.running && cy && cy.state !== "capturing") parts.push("a run started by hand");
+  parts.push(day ? `${tl.captures_today} of ${day.expected_photos} photos today` : `${tl.captures_today} photos today`);
+  if (day && day.start_time) parts.push(`${day.start_time.slice(0, 5)}–${day.end_time.slice(0, 5)}${day.window === "sun" ? " (sun)" : ""}`);
+  else if (day && day.note) parts.push(day.note);
+  parts.push(`every ${tl.interval_s} s`);
+  const error = (cy && cy.error) || tl.last_error;
+  const v = tl.last_video;
+  const title = v ? `last video ${v.file_name}: ${v.frames} photos` + (cy && cy.last_video_backed_up != null ? (cy.last_video_backed_up ? ", backed up" : ", NOT backed up") : "") : "";
+  return {text: parts.join(", "), error, title};
+}
+
 function cardBody(n, warnings) {
   const s = n.status, r = s && s.recorder, c = s && s.clock, d = s && s.disk, p = s && s.power, pr = p && p.reading;
   const clock = c ? (c.synchronized ? fmtNs(c.offset_ns) + (c.error_bound_ns != null ? " ± " + fmtNs(c.error_bound_ns) : "") : '<span class="warn">unsynchronized</span>') : "–";
@@ -120,6 +140,8 @@ function cardBody(n, warnings) {
   (n.clock_flags || []).forEach(f => rows.push(["clock", `<dd class="clock-flag warn">${esc(f)}</dd>`]));
   rows.push(["network", dd("network", esc(netText), netTitle)]);
   rows.push(["version", dd("version", `<span class="trunc" title="${esc(s ? s.version : n.version)}">${esc(s ? s.version : n.version)}</span>`)]);
+  const tl = timelapseLine(s && s.timelapse);
+  if (tl) rows.push(["timelapse", dd(`timelapse${tl.error ? " warn" : ""}`, esc(tl.text) + (tl.error ? `<br><span class="warn">${esc(tl.error)}</span>` : ""), tl.title)]);
   if (dashcam) rows.push(["dashcam", dd(`dashcam${dc.last_error ? " warn" : ""}`, esc(dashcam), dc.last_error || dc.last_cycle_result || "")]);
   if (audio) rows.push(["audio", dd(`audio${au.track_error || au.last_error ? " warn" : ""}`, esc(audio), au.track_error || au.last_error || "")]);
   if (r && r.profile_notes.length) rows.push(["fallback", dd("warn", r.profile_notes.map(esc).join("<br>"))]);
