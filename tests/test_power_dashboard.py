@@ -88,7 +88,7 @@ def test_the_card_shows_the_timelapse_s_day_and_a_run_started_from_the_page(
     expected = 60 if later else 1
     expect(day).to_have_text(
         f"{'waiting' if later else 'idle'}, 0 of {expected} photos today, "
-        f"{window[0]}–{window[1]}, every 60 s"
+        f"{window[0]}\u2013{window[1]}, every 60 s"
     )
     # No window and nothing running: no line (a match camera's card stays short).
     other = page.locator('article.card[data-node="cam-l"] dd.timelapse')
