@@ -35,7 +35,7 @@ from node_agent.camera.protocol import CameraBackend, CameraError
 from node_agent.camera.synthetic import SyntheticCamera
 from node_agent.errors import AgentError
 from node_agent.timelapse.errors import NoStills, TimelapseConflict
-from node_agent.timelapse.events import TimelapseEvent
+from node_agent.timelapse.events import TimelapseEvent, fan_out
 from node_agent.timelapse.metrics import TimelapseCollector
 from node_agent.timelapse.routes import make_router
 from node_agent.timelapse.runner import Timelapse
@@ -686,3 +686,20 @@ def test_metrics_pass_promtool(tmp_path: Path, stopper: list[Timelapse]) -> None
     values = {m.name: s.value for m in text_string_to_metric_families(text) for s in m.samples}
     assert values["camfleet_timelapse_last_capture_timestamp_seconds"] == (clock.wall0_ns + S) / S
     assert values["camfleet_timelapse_interval_seconds"] == 1.0
+
+
+def test_fan_out_tells_every_observer_even_after_one_that_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    told: list[tuple[str, str]] = []
+
+    def broken(event: TimelapseEvent) -> None:
+        raise RuntimeError("an observer's bug")
+
+    both = fan_out(
+        lambda e: told.append(("a", e.kind)), broken, lambda e: told.append(("b", e.kind))
+    )
+    with caplog.at_level(logging.ERROR):
+        both(TimelapseEvent("capture"))
+    assert told == [("a", "capture"), ("b", "capture")]
+    assert "an observer's bug" in caplog.text
