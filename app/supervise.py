@@ -22,9 +22,10 @@ import httpx
 # Mirrors deploy/systemd/camfleet-*.service (tests/test_demo.py checks they agree).
 RESTART_SEC = 2.0
 
-# The units keep systemd's start limit; the demo gives up sooner than systemd's default
-# (5 starts in 10 s, which RestartSec=2 never reaches) so a broken setting is not retried
-# forever while the user watches.
+# The units give up after StartLimitBurst=5 starts in StartLimitIntervalSec=300; the demo
+# keeps the burst over a shorter window: a broken setting (which dies within seconds of
+# each start) is still given up on within about 15 s, while a user who kills a camera now
+# and then in the failure tour (README) sees it come back unless it is 5 times in 30 s.
 START_LIMIT_BURST = 5
 START_LIMIT_INTERVAL_S = 30.0
 

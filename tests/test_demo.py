@@ -119,6 +119,7 @@ def unit_setting(unit: str, key: str) -> str:
 def test_demo_restarts_as_the_systemd_units_say(unit: str) -> None:
     assert unit_setting(unit, "Restart") == "always"
     assert float(unit_setting(unit, "RestartSec")) == demo_mod.RESTART_SEC
+    assert int(unit_setting(unit, "StartLimitBurst")) == demo_mod.START_LIMIT_BURST
 
 
 def test_restart_policy_gives_up_after_the_burst_within_the_window() -> None:

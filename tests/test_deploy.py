@@ -265,7 +265,7 @@ def unit_settings(path: Path) -> dict[str, dict[str, str]]:
     return sections
 
 
-def test_the_dashcam_unit_runs_the_loop_as_root_and_stops_within_30_s(tmp_path: Path) -> None:
+def test_the_dashcam_unit_runs_the_loop_as_root_and_stops_within_30_s() -> None:
     unit = DEPLOY / "systemd" / "camfleet-dashcam.service"
     s = unit_settings(unit)
     service = s["Service"]
@@ -273,23 +273,7 @@ def test_the_dashcam_unit_runs_the_loop_as_root_and_stops_within_30_s(tmp_path: 
     assert service["ExecStart"].endswith("camfleet dashcam --config /etc/camfleet/agent.yaml")
     assert (service["TimeoutStopSec"], service["Restart"]) == ("30", "on-failure")
     assert "network-online.target" in s["Unit"]["After"]
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        return  # parsed above; systemd-analyze (package systemd) verifies it where present
-    # verify wants ExecStart to exist: the same unit with a program that does.
-    copy = tmp_path / unit.name
-    exec_start = service["ExecStart"].split()[0]
-    copy.write_text(unit.read_text().replace(exec_start, shutil.which("true") or "/bin/true"))
-    done = subprocess.run(
-        [analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    problems = [
-        line
-        for line in done.stderr.splitlines()
-        if copy.name in line and re.search(r"unknown|ignoring|invalid|failed", line, re.I)
-    ]
-    assert problems == []
+    # systemd-analyze verify: tests/test_systemd_units.py, for every unit
 
 
 def test_logrotate_rotates_the_dashcam_log_weekly_in_place() -> None:
@@ -336,7 +320,7 @@ def test_the_committed_chrony_configs_are_the_default_renderings(role: str) -> N
 
 
 @pytest.mark.parametrize("role", ["master", "client"])
-def test_the_sync_units_apply_the_role_before_time_sync(tmp_path: Path, role: str) -> None:
+def test_the_sync_units_apply_the_role_before_time_sync(role: str) -> None:
     unit = DEPLOY / "systemd" / f"sync-{role}.service"
     s = unit_settings(unit)
     service = s["Service"]
@@ -347,21 +331,7 @@ def test_the_sync_units_apply_the_role_before_time_sync(tmp_path: Path, role: st
     assert "chrony.service" in s["Unit"]["After"] and "time-sync.target" in s["Unit"]["Before"]
     other = "client" if role == "master" else "master"
     assert s["Unit"]["Conflicts"] == f"sync-{other}.service"
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        return
-    copy = tmp_path / unit.name
-    exec_start = service["ExecStart"].split()[0]
-    copy.write_text(unit.read_text().replace(exec_start, shutil.which("true") or "/bin/true"))
-    done = subprocess.run(
-        [analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60
-    )
-    problems = [
-        line
-        for line in done.stderr.splitlines()
-        if copy.name in line and re.search(r"unknown|ignoring|invalid|failed", line, re.I)
-    ]
-    assert problems == []
+    # systemd-analyze verify: tests/test_systemd_units.py, for every unit
 
 
 @pytest.mark.parametrize("name", ["camfleet-agent.service", "camfleet-dashcam.service"])
