@@ -48,7 +48,7 @@ ENCODER_OPTIONS: dict[str, dict[str, str]] = {
 
 def _load(path: Path) -> Image.Image | None:
     # PIL here, not at the top: the render runs in a child process (render_in_child), so
-    # the agent, which imports this module at start, never loads PIL (about 3 MB RSS).
+    # the agent, which imports this module at start, never loads PIL (about 2 MB RSS).
     from PIL import Image, UnidentifiedImageError
 
     try:
