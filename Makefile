@@ -34,7 +34,7 @@ check: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-# `make bench ONLY=sync` runs one section (sync, offload, dashcam) into the existing report
+# `make bench ONLY=sync` runs one section (sync, offload, dashcam, metrics, idle) into the existing report
 bench: $(STAMP)
 	$(PY) -m bench.run $(if $(ONLY),--only $(ONLY))
 

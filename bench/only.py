@@ -59,7 +59,15 @@ def _metrics(plan: Plan, root: Path) -> Measured:
     return r.measure(plan, root)
 
 
+def _idle(plan: Plan, root: Path) -> Measured:
+    from bench import idle as r
+
+    return r.measure(plan, root)
+
+
 def sections() -> dict[str, Section]:
+    from bench.idle import HEADING as IDLE
+    from bench.idle import ROW_PREFIX as IDLE_ROWS
     from bench.metrics_render import HEADING as METRICS
     from bench.report_dashcam import HEADING as DASHCAM
     from bench.report_offload import HEADING as OFFLOAD
@@ -75,6 +83,7 @@ def sections() -> dict[str, Section]:
         "metrics": Section(
             METRICS, ("coordinator /metrics", "event loop lag while /metrics"), _metrics
         ),
+        "idle": Section(IDLE, (IDLE_ROWS,), _idle),
     }
 
 

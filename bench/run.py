@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         metavar="SECTION",
-        help="run one section (sync, offload, dashcam, metrics) and replace only it and its summary "
+        help="run one section (sync, offload, dashcam, metrics, idle) and replace only it and its summary "
         "rows in --out",
     )
     args = parser.parse_args(argv)

@@ -21,16 +21,19 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from common.fsutil import fsync_dir
 from node_agent.naming import video_name
 from node_agent.timelapse.errors import NoStills, TimelapseFailure
 from node_agent.timelapse.schemas import TimelapseVideo
 from node_agent.timelapse.storage import day_stills
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,10 @@ ENCODER_OPTIONS: dict[str, dict[str, str]] = {
 
 
 def _load(path: Path) -> Image.Image | None:
+    # PIL here, not at the top: the render runs in a child process (render_in_child), so
+    # the agent, which imports this module at start, never loads PIL (about 2 MB RSS).
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as img:
             return img.convert("RGB")  # also forces the decode, inside the try
