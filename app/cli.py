@@ -84,6 +84,7 @@ def _serve(app: Any, host: str, port: int, log_level: str) -> None:
 def run_coordinator(args: argparse.Namespace) -> int:
     """``camfleet coordinator``."""
     from app.main import create_app
+    from app.metrics import share_the_gil
     from app.settings import load_coordinator_settings
     from common.settings import SettingsError
 
@@ -95,6 +96,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
     except SettingsError as err:
         print(err, file=sys.stderr)
         return 2
+    share_the_gil()  # a scrape's render thread never holds the event loop up for long
     _serve(create_app(settings), settings.host, settings.port, args.log_level)
     return 0
 

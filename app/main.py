@@ -134,6 +134,9 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     fleet = build_fleet(settings, engine, transport)
     offload = OffloadEngine(fleet)
     exposition = FleetExposition(fleet.state, lambda: fleet.sessions_snapshot, lambda: offload.live)
+    # One render at a time: two scrapers at once queue instead of doubling the time the
+    # render threads take the GIL from the event loop.
+    one_render = anyio.CapacityLimiter(1)
 
     async def after_sweep() -> None:
         await reconcile(fleet)
@@ -242,7 +245,9 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
             await fleet_metrics.refresh_sessions(fleet)  # one query, on a database thread
             # Rendering 1000 nodes takes tens of milliseconds: a worker thread does it,
             # so the event loop keeps serving while Prometheus scrapes.
-            body = await anyio.to_thread.run_sync(fleet_metrics.render, fleet.registry, exposition)
+            body = await anyio.to_thread.run_sync(
+                fleet_metrics.render, fleet.registry, exposition, limiter=one_render
+            )
             return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(node_routes.router)

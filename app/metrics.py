@@ -8,10 +8,11 @@ scrape. The series are listed in docs/metrics.md.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
@@ -21,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from app import __version__
 from app.fleet.state import FleetState
-from app.fleet.wire import RecorderState
+from app.fleet.wire import NodeStatus, RecorderState
 from app.sessions.models import RecordingSession, SessionState
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,18 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-# Nodes rendered between two hand-overs of the GIL (see FleetExposition._fleet).
-YIELD_EVERY = 100
+# Nodes rendered between two offers of the GIL (see FleetExposition._fleet).
+YIELD_EVERY = 25
+# The coordinator's forced GIL switch interval (the interpreter's default is 5 ms): a
+# thread that renders or queries hands the GIL to the event loop's thread within 1 ms.
+SWITCH_INTERVAL_S = 0.001
+
+
+def share_the_gil() -> None:
+    """Set the process's GIL switch interval to SWITCH_INTERVAL_S (``camfleet coordinator``
+    calls it once at start; docs/benchmarks.md, section 12, has the figures)."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
 
 # Per-node series: name -> help. The order is the exposition's.
 NODE_SERIES: dict[str, str] = {
@@ -108,13 +119,51 @@ NODE_SERIES: dict[str, str] = {
 }
 
 
+def _values(up: bool, status: NodeStatus | None) -> tuple[float | None, ...]:
+    """A node's values in _STATIC's order; None where the series is absent (a node that
+    never answered has only its up series)."""
+    if status is None:
+        return (1 if up else 0, *([None] * (len(_STATIC) - 1)))
+    r, d, c, p = status.recorder, status.disk, status.clock, status.power
+    percent = p.reading.percent if p and p.reading and p.reading.ok else None
+    return (
+        1 if up else 0,
+        1 if r.state in (RecorderState.recording, RecorderState.armed) else 0,
+        r.dropped_frames,
+        r.encode_fps,
+        d.free_bytes,
+        d.minutes_left * 60,
+        d.unoffloaded_bytes,
+        d.oldest_unoffloaded_age_s or 0.0,
+        None if c.offset_ns is None else c.offset_ns / 1e9,
+        None if c.error_bound_ns is None else c.error_bound_ns / 1e9,
+        percent,
+        status.cpu_temp_c,
+    )
+
+
+class _Rendered(NamedTuple):
+    """A node as the last scrape rendered it."""
+
+    cam_id: str
+    status: NodeStatus | None  # the very object its values were read from (kept alive)
+    values: tuple[float | None, ...]  # in _STATIC's order, the up series first
+    labels: str
+    lines: tuple[str, ...]  # one per _STATIC series, "" where it is absent
+
+
+_STATIC = [n for n in NODE_SERIES if n != "camfleet_node_status_age_seconds"]
+
+
 class FleetExposition:
     """The fleet's series as exposition text, written straight from the caches.
 
     prometheus_client's generic path (a family object per series, a sample tuple per
     value, label names validated and escaped per line) takes about seven times as long
     for 1000 nodes (docs/benchmarks.md, section 12): here each node's labels are
-    formatted once and reused for all of its lines. The output is the same text format (``promtool check metrics`` passes).
+    formatted once and reused for all of its lines, and a node whose values are the ones
+    it had at the last scrape reuses that scrape's lines. The output is the same text
+    format (``promtool check metrics`` passes).
     """
 
     def __init__(
@@ -126,6 +175,8 @@ class FleetExposition:
         self.state = state
         self.sessions = sessions
         self.offload_jobs = offload_jobs
+        # Replaced whole at the end of each render, so two renders never share a dict.
+        self._rendered: dict[str, _Rendered] = {}
 
     def render(self) -> str:
         """Every fleet, session and offload-progress series (called on a worker thread)."""
@@ -163,53 +214,57 @@ class FleetExposition:
             "Nodes with a recent successful contact",
             [f"camfleet_nodes_online {_v(len(online))}\n"],
         )
-        lines: dict[str, list[str]] = {name: [] for name in NODE_SERIES}
-
-        def add(name: str, labels: str, value: float) -> None:
-            lines[name].append(f"{name}{labels} {_v(value)}\n")
-
+        before, after = self._rendered, {}
+        rows: list[tuple[str, ...]] = []
+        ages: list[str] = []
         for i, node_id in enumerate(ids):
             if i % YIELD_EVERY == YIELD_EVERY - 1:
-                # Hand the GIL over: the event loop waits at most one slice of nodes
-                # (about 3 ms) instead of the interpreter's switch interval or longer.
+                # Offer the GIL: a thread waiting for it (the event loop's) gets it now
+                # instead of at the next forced switch.
                 time.sleep(0)
-            lv = f'{{cam_id="{_escape(cam_ids.get(node_id, ""))}",node_id="{_escape(node_id)}"}}'
-            add("camfleet_node_up", lv, 1 if node_id in online else 0)
             entry = self.state.cache.get(node_id)
             status = entry.status if entry is not None else None
-            if entry is None or status is None:
-                continue  # never answered: only its up series
-            if entry.status_at_ns is not None:
-                add(
-                    "camfleet_node_status_age_seconds",
-                    lv,
-                    max(0.0, (now - entry.status_at_ns) / 1e9),
-                )
-            r, d, c = status.recorder, status.disk, status.clock
-            busy = r.state in (RecorderState.recording, RecorderState.armed)
-            add("camfleet_node_recording", lv, 1 if busy else 0)
-            add("camfleet_node_dropped_frames", lv, r.dropped_frames)
-            add("camfleet_node_encode_fps", lv, r.encode_fps)
-            add("camfleet_node_disk_free_bytes", lv, d.free_bytes)
-            add("camfleet_node_disk_recording_seconds_left", lv, d.minutes_left * 60)
-            add("camfleet_node_disk_unoffloaded_bytes", lv, d.unoffloaded_bytes)
-            add(
-                "camfleet_node_disk_oldest_unoffloaded_age_seconds",
-                lv,
-                d.oldest_unoffloaded_age_s or 0.0,
-            )
-            if c.offset_ns is not None:
-                add("camfleet_node_clock_offset_seconds", lv, c.offset_ns / 1e9)
-            if c.error_bound_ns is not None:
-                add("camfleet_node_clock_error_bound_seconds", lv, c.error_bound_ns / 1e9)
-            p = status.power
-            percent = p.reading.percent if p and p.reading and p.reading.ok else None
-            if percent is not None:
-                add("camfleet_node_power_battery_percent", lv, percent)
-            if status.cpu_temp_c is not None:
-                add("camfleet_node_thermal_cpu_temperature_celsius", lv, status.cpu_temp_c)
-        for name, doc in NODE_SERIES.items():
-            self._family(out, name, doc, lines[name])
+            cam_id, up = cam_ids.get(node_id, ""), node_id in online
+            old = before.get(node_id)
+            if old is not None and old.cam_id != cam_id:
+                old = None  # other labels: nothing to reuse
+            if old is not None and old.status is status and old.values[0] == up:
+                node = old  # the very status the last scrape read
+            else:
+                node = self._row(node_id, cam_id, _values(up, status), status, old)
+            after[node_id] = node
+            rows.append(node.lines)
+            if entry is not None and status is not None and entry.status_at_ns is not None:
+                age = max(0.0, (now - entry.status_at_ns) / 1e9)
+                ages.append(f"camfleet_node_status_age_seconds{node.labels} {_v(age)}\n")
+        self._rendered = after
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(_STATIC)
+        for name, column in zip(_STATIC, columns, strict=True):
+            self._family(out, name, NODE_SERIES[name])
+            out.extend(filter(None, column))
+        age_name = "camfleet_node_status_age_seconds"
+        self._family(out, age_name, NODE_SERIES[age_name], ages)
+
+    @staticmethod
+    def _row(
+        node_id: str,
+        cam_id: str,
+        values: tuple[float | None, ...],
+        status: NodeStatus | None,
+        old: _Rendered | None,
+    ) -> _Rendered:
+        """A node's lines, reusing the last scrape's line of each value that is the same."""
+        if old is None:
+            lv = f'{{cam_id="{_escape(cam_id)}",node="{_escape(node_id)}"}}'
+            before: tuple[object, ...] = (object(),) * len(_STATIC)  # equal to nothing
+            kept: tuple[str, ...] = ("",) * len(_STATIC)
+        else:
+            lv, before, kept = old.labels, old.values, old.lines
+        lines = tuple(
+            line if v == was else "" if v is None else f"{name}{lv} {_v(v)}\n"
+            for name, v, was, line in zip(_STATIC, values, before, kept, strict=True)
+        )
+        return _Rendered(cam_id, status, values, lv, lines)
 
     def _sessions(self, out: list[str]) -> None:
         snap = self.sessions()

@@ -29,7 +29,7 @@ class AgentCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus_client on every scrape."""
         s = self._status()
-        labels = ["node_id", "cam_id"]
+        labels = ["node", "cam_id"]
         ids = [s.node_id, s.cam_id]
 
         info = GaugeMetricFamily(

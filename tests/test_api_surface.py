@@ -35,7 +35,7 @@ def promtool_check(text: str) -> None:
 
 
 def test_coordinator_metrics_pass_promtool(fleet: RunningFleet, recorded: dict[str, Any]) -> None:
-    idle = 'camfleet_node_recording{cam_id="CAM_C",node_id="cam-c"} 0.0'
+    idle = 'camfleet_node_recording{cam_id="CAM_C",node="cam-c"} 0.0'
     with fleet.client() as c:
         deadline = time.monotonic() + 5
         # the poller refreshes its cache every 0.5 s; the stop has just happened
@@ -43,41 +43,39 @@ def test_coordinator_metrics_pass_promtool(fleet: RunningFleet, recorded: dict[s
             time.sleep(0.1)
     promtool_check(text)
     assert "camfleet_nodes_online 1.0" in text
-    assert 'camfleet_node_up{cam_id="CAM_C",node_id="cam-c"} 1.0' in text
+    assert 'camfleet_node_up{cam_id="CAM_C",node="cam-c"} 1.0' in text
     assert idle in text
     assert 'camfleet_command_latency_seconds_count{command="start"} 1.0' in text
     assert 'camfleet_command_latency_seconds_count{command="stop"} 1.0' in text
     assert 'camfleet_command_results_total{command="start",outcome="ok"} 1.0' in text
     assert 'camfleet_sessions{state="stopped"} 1.0' in text
     assert re.search(
-        r'^camfleet_node_disk_recording_seconds_left\{cam_id="CAM_C",node_id="cam-c"\} \d',
+        r'^camfleet_node_disk_recording_seconds_left\{cam_id="CAM_C",node="cam-c"\} \d',
         text,
         re.M,
     )
-    assert 'camfleet_node_encode_fps{cam_id="CAM_C",node_id="cam-c"}' in text
+    assert 'camfleet_node_encode_fps{cam_id="CAM_C",node="cam-c"}' in text
     assert "camfleet_offload_running_bytes 0.0" in text
 
 
 def test_agent_metrics_pass_promtool(agent: httpx.Client) -> None:
     text = agent.get("/metrics").text
     promtool_check(text)
-    assert 'camfleet_recorder_state{cam_id="CAM_C",node_id="cam-c",state="idle"} 1.0' in text
+    assert 'camfleet_recorder_state{cam_id="CAM_C",node="cam-c",state="idle"} 1.0' in text
     assert re.search(
-        r'camfleet_build_info\{cam_id="CAM_C",node_id="cam-c",version="[^"]+"\} 1\.0', text
+        r'camfleet_build_info\{cam_id="CAM_C",node="cam-c",version="[^"]+"\} 1\.0', text
     )
     assert re.search(r"^camfleet_agent_uptime_seconds\{.*\} [0-9.]+$", text, re.M)
-    assert 'camfleet_recorder_frame_rate_fps{cam_id="CAM_C",node_id="cam-c"} 30.0' in text
-    assert re.search(
-        r'camfleet_network_mode\{cam_id="CAM_C",mode="\w+",node_id="cam-c"\} 1\.0', text
-    )
+    assert 'camfleet_recorder_frame_rate_fps{cam_id="CAM_C",node="cam-c"} 30.0' in text
+    assert re.search(r'camfleet_network_mode\{cam_id="CAM_C",mode="\w+",node="cam-c"\} 1\.0', text)
     assert "camfleet_timelapse_photos_today{" in text
     # No daily window here: the expected count is absent, not zero.
     assert "camfleet_timelapse_photos_expected_today" not in text
     assert "camfleet_chrony_" not in text  # renamed to camfleet_clock_*
-    assert 'camfleet_collector_success{cam_id="CAM_C",collector="disk",node_id="cam-c"} 1.0' in text
+    assert 'camfleet_collector_success{cam_id="CAM_C",collector="disk",node="cam-c"} 1.0' in text
     # Every collector reports, working or not (chronyd and a thermal zone may be missing).
     for collector in ("clock", "thermal"):
-        assert re.search(rf'collector="{collector}",node_id="cam-c"\}} [01]\.0', text), text
+        assert re.search(rf'collector="{collector}",node="cam-c"\}} [01]\.0', text), text
 
 
 def metric_names(text: str) -> set[str]:

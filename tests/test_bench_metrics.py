@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def node_values(text: str) -> dict[tuple[str, str], float]:
     return {
-        (s.name, s.labels["node_id"]): s.value
+        (s.name, s.labels["node"]): s.value
         for f in text_string_to_metric_families(text)
         for s in f.samples
         if s.name in ("camfleet_node_disk_free_bytes", "camfleet_node_clock_offset_seconds")

@@ -131,7 +131,7 @@ def test_the_metrics_carry_every_figure() -> None:
 
     class One(Collector):
         def collect(self) -> Iterator[Metric]:
-            yield from clock_metrics(c, ["node_id", "cam_id"], ["cam-l", "CAM_L"])
+            yield from clock_metrics(c, ["node", "cam_id"], ["cam-l", "CAM_L"])
 
     registry = CollectorRegistry()
     registry.register(One())

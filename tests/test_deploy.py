@@ -24,7 +24,13 @@ from node_agent.power.schemas import PowerLevel, PowerReading, PowerStatus
 from node_agent.settings import load_agent_settings
 from node_agent.telemetry.reading import Reading
 from node_agent.timelapse.metrics import TimelapseCollector
-from node_agent.timelapse.schemas import DiskState, TimelapseDisk, TimelapseStatus
+from node_agent.timelapse.schemas import (
+    CycleState,
+    DiskState,
+    TimelapseCycle,
+    TimelapseDay,
+    TimelapseDisk,
+)
 from node_agent.wiring import build_context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,9 +208,6 @@ def exported_metric_names(tmp_path: Path) -> set[str]:
     registry = CollectorRegistry()
     registry.register(AgentCollector(lambda: status, lambda: [Reading("disk", 1)]))
 
-    class Planned(TimelapseStatus):
-        expected_photos: int = 750  # the daily cycle's plan
-
     disk = TimelapseDisk(
         path="/",
         total_bytes=10,
@@ -214,7 +217,12 @@ def exported_metric_names(tmp_path: Path) -> set[str]:
         stop_percent=90,
         state=DiskState.ok,
     )
-    planned = Planned(**ctx.timelapse.status().model_dump() | {"disk": disk})
+    # the daily cycle's plan, where the cycle puts it
+    today = TimelapseDay(
+        date="2026-05-04", window="fixed", interval_seconds=60, expected_photos=750
+    )
+    cycle = TimelapseCycle(state=CycleState.capturing, since_ns=1, today=today)
+    planned = ctx.timelapse.status().model_copy(update={"disk": disk, "cycle": cycle})
     registry.register(TimelapseCollector(lambda: planned, "n1", "CAM_C"))
     settings = load_coordinator_settings(
         operator_token="operator-token-0123456789",

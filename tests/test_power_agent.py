@@ -123,12 +123,11 @@ def test_start_refused_under_the_gate_and_ac_ignores_every_threshold(tmp_path: P
         assert status["power"]["level"] == "ac" and not status["power"]["shutting_down"]
         assert fake.calls() == []
         metrics = agent.client.get("/metrics").text
-        assert (
-            'camfleet_collector_success{cam_id="CAM_C",collector="power",node_id="cam-c"} 1.0'
-            in (metrics)
+        assert 'camfleet_collector_success{cam_id="CAM_C",collector="power",node="cam-c"} 1.0' in (
+            metrics
         )
-        assert 'camfleet_power_battery_percent{cam_id="CAM_C",node_id="cam-c"} 5.0' in metrics
-        assert 'camfleet_power_on_ac{cam_id="CAM_C",node_id="cam-c"} 1.0' in metrics
+        assert 'camfleet_power_battery_percent{cam_id="CAM_C",node="cam-c"} 5.0' in metrics
+        assert 'camfleet_power_on_ac{cam_id="CAM_C",node="cam-c"} 1.0' in metrics
 
 
 def test_battery_under_shutdown_finishes_the_recording_unmounts_the_disk_then_powers_off(

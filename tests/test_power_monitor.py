@@ -334,7 +334,7 @@ def test_status_and_metrics_show_the_reading(tmp_path: Path) -> None:
     assert status.age_s == 0 and status.provider == "command"
     samples = {
         (m.name, s.labels.get("level")): s.value
-        for m in power_metrics(status, ["node_id"], ["n1"])
+        for m in power_metrics(status, ["node"], ["n1"])
         for s in m.samples
     }
     assert samples[("camfleet_power_battery_percent", None)] == 52.0

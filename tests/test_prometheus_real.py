@@ -121,7 +121,7 @@ def test_prometheus_scrapes_every_node_through_the_scrape_token(
         assert len(ups) == 3, (up, fleet.logs())
         # The coordinator's view: one camfleet_node_up per node, each 1.
         nodes = wait_for(prom, "camfleet_node_up == 1", 2)
-        assert {(r["metric"]["node_id"], r["metric"]["cam_id"]) for r in nodes} == {
+        assert {(r["metric"]["node"], r["metric"]["cam_id"]) for r in nodes} == {
             ("cam-l", "CAM_L"),
             ("cam-r", "CAM_R"),
         }
@@ -135,7 +135,7 @@ def test_prometheus_scrapes_every_node_through_the_scrape_token(
             "camfleet_agent_uptime_seconds",
         ):
             own = wait_for(prom, f'{name}{{job="camfleet-agents"}}', 2)
-            assert {r["metric"]["node_id"] for r in own} == {"cam-l", "cam-r"}, (name, own)
+            assert {r["metric"]["node"] for r in own} == {"cam-l", "cam-r"}, (name, own)
         idle = query(prom, 'camfleet_recorder_state{state="idle"} == 1')
         assert {r["metric"]["cam_id"] for r in idle} == {"CAM_L", "CAM_R"}
         # The rules loaded, and the fleet is healthy: nothing about nodes fires.

@@ -144,8 +144,8 @@ def test_retention_deletes_only_offloaded_footage_oldest_first(small_disk: Path)
         assert disk["unoffloaded_count"] == len(kept) + 3  # and the filler and the original
         assert disk["oldest_unoffloaded_age_s"] > 0
         metrics = node.client.get("/metrics").text
-        assert 'camfleet_disk_alarm{cam_id="CAM_C",node_id="cam-c"} 1.0' in metrics
-        assert 'level="critical",node_id="cam-c"} 1.0' in metrics
+        assert 'camfleet_disk_alarm{cam_id="CAM_C",node="cam-c"} 1.0' in metrics
+        assert 'level="critical",node="cam-c"} 1.0' in metrics
         refused = node.client.post(
             "/api/v1/recording/start", json={"session_id": "T2", "command_id": "T2-a"}
         )
@@ -223,4 +223,4 @@ def test_a_recording_on_a_filling_disk_frees_offloaded_footage_then_stops_cleanl
         assert disk["alarm"] is not None and disk["alarm"].startswith("recording stopped")
         assert disk["unoffloaded_count"] == len(kept) + 3
         metrics = node.client.get("/metrics").text
-        assert 'camfleet_disk_alarm{cam_id="CAM_C",node_id="cam-c"} 1.0' in metrics
+        assert 'camfleet_disk_alarm{cam_id="CAM_C",node="cam-c"} 1.0' in metrics

@@ -273,13 +273,13 @@ def test_every_disk_figure_is_in_the_metrics(tmp_path: Path) -> None:
     registry = CollectorRegistry()
     registry.register(AgentCollector(lambda: status))
     text = generate_latest(registry).decode()
-    ids = 'cam_id="CAM_C",node_id="' + ctx.node_id + '"'
+    ids = 'cam_id="CAM_C",node="' + ctx.node_id + '"'
     for line in (
         f"camfleet_disk_unoffloaded_recordings{{{ids}}} 1.0",
         f"camfleet_disk_alarm{{{ids}}} 0.0",
         f"camfleet_retention_deleted_bytes_total{{{ids}}} 0.0",
         f'camfleet_disk_level{{cam_id="CAM_C",level="{status.disk.level.value}",'
-        f'node_id="{ctx.node_id}"}} 1.0',
+        f'node="{ctx.node_id}"}} 1.0',
     ):
         assert line in text, text
     for name in (

@@ -678,7 +678,7 @@ def test_metrics_pass_promtool(tmp_path: Path, stopper: list[Timelapse]) -> None
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    ids = 'cam_id="CAM_T",node_id="node-t"'
+    ids = 'cam_id="CAM_T",node="node-t"'
     assert f"camfleet_timelapse_running{{{ids}}} 1.0" in text
     assert f"camfleet_timelapse_captures_total{{{ids}}} 2.0" in text
     assert f'camfleet_timelapse_skipped_total{{{ids},reason="exists"}} 0.0' in text

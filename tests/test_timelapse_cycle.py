@@ -21,6 +21,7 @@ from typing import Any
 import av
 import pytest
 from PIL import Image
+from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from node_agent.camera.lock import CameraLock
@@ -41,6 +42,7 @@ from node_agent.timelapse.cycle import (
 )
 from node_agent.timelapse.dayplan import POLAR_DAY, POLAR_NIGHT, day_plan, expected_photos
 from node_agent.timelapse.errors import TimelapseFailure
+from node_agent.timelapse.metrics import TimelapseCollector
 from node_agent.timelapse.render import render_in_child
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.schemas import CycleState
@@ -574,6 +576,37 @@ def test_a_restart_after_the_window_renders_the_day_it_missed(
     run_until_parked(cycle2, later, cycles)
     assert rec2.states() == ["creating_video", "idle", "waiting"]
     assert frames_in(timelapse2.folder / "videos" / "timelapse_CAM_T_20260504.mp4") == 2
+
+
+def test_the_metrics_show_the_running_cycles_expected_and_taken_stills(
+    tmp_path: Path, cycles: list[DailyCycle]
+) -> None:
+    # halfway through the 10:00-10:10 window at one still a minute: 6 of 10 taken
+    clock = DayClock(local(DAY1, 9, 59), park_at=local(DAY1, 10, 5, 30))
+    timelapse, cycle = make_cycle(tmp_path, clock, Recorder())
+    run_until_parked(cycle, clock, cycles)
+    status = timelapse.status()  # what the agent's /metrics and status file read
+    assert status.cycle is not None and status.cycle.state == CycleState.capturing
+    assert status.cycle.today is not None and status.cycle.today.expected_photos == 10
+    assert status.captures_today == len(storage.day_stills(timelapse.folder, DAY1)) == 6
+    registry = CollectorRegistry()
+    registry.register(TimelapseCollector(timelapse.status, "node-t", "CAM_T"))
+    text = generate_latest(registry).decode()
+    ids = 'cam_id="CAM_T",node="node-t"'
+    assert f"camfleet_timelapse_photos_expected_today{{{ids}}} 10.0" in text, text
+    assert f"camfleet_timelapse_photos_today{{{ids}}} 6.0" in text, text
+    assert f"camfleet_timelapse_running{{{ids}}} 1.0" in text, text
+
+
+def test_no_capture_window_leaves_the_expected_stills_out_of_the_metrics(tmp_path: Path) -> None:
+    clock = DayClock(local(DAY1, 9, 59), park_at=local(DAY2, 9, 0))
+    timelapse, _ = make_cycle(tmp_path, clock, Recorder())
+    timelapse.cycle = None  # a timelapse without a window has no daily cycle
+    registry = CollectorRegistry()
+    registry.register(TimelapseCollector(timelapse.status, "node-t", "CAM_T"))
+    text = generate_latest(registry).decode()
+    assert "camfleet_timelapse_photos_expected_today{" not in text
+    assert 'camfleet_timelapse_photos_today{cam_id="CAM_T",node="node-t"} 0.0' in text
 
 
 def test_the_render_child_runs_niced_with_one_thread(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ class AudioCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus_client on every scrape."""
         s = self._status()
-        labels = ["node_id", "cam_id"]
+        labels = ["node", "cam_id"]
         tones = CounterMetricFamily(
             "camfleet_audio_tones",
             "Tones spawned since the agent started",

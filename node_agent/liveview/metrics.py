@@ -20,7 +20,7 @@ class LiveViewCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus_client on every scrape."""
         s = self._status()
-        labels = ["node_id", "cam_id"]
+        labels = ["node", "cam_id"]
         served = CounterMetricFamily(
             "camfleet_liveview_frames_served", "Live view frames sent to viewers", labels=labels
         )

@@ -20,7 +20,7 @@ class TimelapseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus_client on every scrape."""
         s = self._status()
-        labels = ["node_id", "cam_id"]
+        labels = ["node", "cam_id"]
         ids = self._ids
 
         def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -102,13 +102,11 @@ class TimelapseCollector(Collector):
 
 
 def expected_photos(s: TimelapseStatus) -> float | None:
-    """Today's expected stills, when the status carries a daily cycle's plan.
+    """Today's expected stills from the daily cycle's plan (``cycle.today``), or None.
 
-    Read by name so that the series appears as soon as the status has the field
-    (``expected_photos``, or ``today.expected_photos`` as the status file has it).
+    None without a capture window (no cycle) or before the cycle has planned the day:
+    the series is then absent rather than a made-up zero. A planned day with no window
+    (polar night) expects 0, and says so.
     """
-    for holder in (s, getattr(s, "today", None)):
-        value = getattr(holder, "expected_photos", None) if holder is not None else None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None
+    today = s.cycle.today if s.cycle is not None else None
+    return None if today is None else float(today.expected_photos)
