@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 DATA_DIR ?= ./demo-data
 PYTEST_ARGS ?=
+# Test files run on this many workers (pytest-xdist), each file whole on one worker so
+# its module fixtures start once; 1 runs them in this process, one after another.
+TEST_WORKERS ?= 2
 FUZZ_CASES ?= 5000
 
 .PHONY: demo test fuzz check bench format clean
@@ -23,7 +26,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@tests/preflight.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # schemathesis against both APIs at FUZZ_CASES cases each (make test runs a smoke of it)
 fuzz: $(STAMP)

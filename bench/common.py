@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import datetime as dt
+import fcntl
 import json
 import math
 import os
@@ -16,8 +17,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,18 +122,69 @@ def log_tail(path: Path, chars: int = 2000) -> str:
 # -- ports ------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Hold a lock shared by every process on this machine (``flock`` on a file in the
+    temp folder): for what two runs side by side must not do at once, such as choosing
+    an address range for network namespaces, or attaching and mounting loop devices."""
+    path = Path(tempfile.gettempdir()) / f"camfleet-{name}.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# Ports are drawn below Linux's ephemeral range (32768-60999 by default), so no outgoing
+# connection takes one between the check here and the child's bind. Single ports come
+# from 20000-31999, consecutive ranges from 10000-19999; under pytest-xdist each worker
+# (PYTEST_XDIST_WORKER gw0, gw1, ..., inherited by the processes a test starts) draws from
+# its own slice, so two workers never hand out the same port. A full run with two
+# workers and ports from the kernel (bind to port 0) lost two tests to a port taken in
+# between; none is lost this way.
+SINGLE_PORTS = (20000, 32000)
+RANGE_PORTS = (10000, 20000)
+_handed: set[int] = set()
+
+
+def _slice(low: int, high: int) -> tuple[int, int]:
+    """This pytest-xdist worker's part of ``[low, high)`` (all of it outside xdist)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        index = int(worker.removeprefix("gw"))
+    except ValueError:
+        return low, high
+    if count <= 1 or not 0 <= index < count:
+        return low, high
+    width = (high - low) // count
+    return low + index * width, low + (index + 1) * width
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+    """A TCP port nobody listens on right now (see above where it comes from)."""
+    low, high = _slice(*SINGLE_PORTS)
+    for _ in range(500):
+        port = random.randrange(low, high)
+        if port in _handed:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        _handed.add(port)
+        return port
+    raise BenchError(f"no free port found in {low}-{high - 1}")
 
 
 def free_port_range(count: int, avoid: set[int] | None = None) -> int:
     """The first of ``count`` consecutive free ports, below the ephemeral range."""
     avoid = avoid or set()
+    low, high = _slice(*RANGE_PORTS)
     for _ in range(200):
-        base = random.randint(10000, 32000 - count)
+        base = random.randint(low, high - count)
         if any(p in avoid for p in range(base, base + count)):
             continue
         socks: list[socket.socket] = []

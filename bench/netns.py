@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bench.common import BenchError
+from bench.common import BenchError, machine_lock
 
 PREFIX = "cfb"
 _NAME = re.compile(rf"^{PREFIX}(\d+)n\d+$")
@@ -107,29 +107,30 @@ def delete(namespaces: list[Namespace]) -> None:
 def namespaces(count: int) -> Iterator[list[Namespace]]:
     """``count`` fresh namespaces, deleted on the way out whatever happened."""
     remove_stale()
-    b = _free_octet()
     pid = os.getpid()
     made: list[Namespace] = []
     try:
-        for i in range(1, count + 1):
-            ns = Namespace(
-                name=f"{PREFIX}{pid}n{i}",
-                host_if=f"{PREFIX}{pid % 100000}h{i}",
-                host_addr=f"10.{b}.{i}.1",
-                node_addr=f"10.{b}.{i}.2",
-            )
-            peer_if = f"{PREFIX}{pid % 100000}p{i}"
-            _ip("netns", "add", ns.name)
-            made.append(ns)
-            _ip("link", "add", ns.host_if, "type", "veth", "peer", "name", peer_if)
-            _ip("link", "set", peer_if, "netns", ns.name)
-            _ip("addr", "add", f"{ns.host_addr}/30", "dev", ns.host_if)
-            _ip("link", "set", ns.host_if, "up")
-            inside = ["-n", ns.name]
-            _ip(*inside, "addr", "add", f"{ns.node_addr}/30", "dev", peer_if)
-            _ip(*inside, "link", "set", peer_if, "up")
-            _ip(*inside, "link", "set", "lo", "up")
-            _ip(*inside, "route", "add", "default", "via", ns.host_addr)
+        with machine_lock("netns"):  # another run's choice of b shows once its addresses do
+            b = _free_octet()
+            for i in range(1, count + 1):
+                ns = Namespace(
+                    name=f"{PREFIX}{pid}n{i}",
+                    host_if=f"{PREFIX}{pid % 100000}h{i}",
+                    host_addr=f"10.{b}.{i}.1",
+                    node_addr=f"10.{b}.{i}.2",
+                )
+                peer_if = f"{PREFIX}{pid % 100000}p{i}"
+                _ip("netns", "add", ns.name)
+                made.append(ns)
+                _ip("link", "add", ns.host_if, "type", "veth", "peer", "name", peer_if)
+                _ip("link", "set", peer_if, "netns", ns.name)
+                _ip("addr", "add", f"{ns.host_addr}/30", "dev", ns.host_if)
+                _ip("link", "set", ns.host_if, "up")
+                inside = ["-n", ns.name]
+                _ip(*inside, "addr", "add", f"{ns.node_addr}/30", "dev", peer_if)
+                _ip(*inside, "link", "set", peer_if, "up")
+                _ip(*inside, "link", "set", "lo", "up")
+                _ip(*inside, "route", "add", "default", "via", ns.host_addr)
         yield made
     finally:
         delete(made)

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import free_port
+
 LOOPBACK = "127.0.0.1"
 SSHD = "/usr/sbin/sshd"  # sshd refuses to re-exec unless started by its absolute path
 PRIVSEP_DIR = Path("/run/sshd")
@@ -54,12 +56,6 @@ class Sshd:
         ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
 def _keygen(path: Path, comment: str) -> None:
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
@@ -88,7 +84,7 @@ def running_sshd(root: Path, timeout_s: float = 15.0) -> Iterator[Sshd]:
     _keygen(client_key, "camfleet-test-client")
     authorized = root / "authorized_keys"
     authorized.write_text((root / "client_ed25519.pub").read_text())
-    port = _free_port()
+    port = free_port()
     config = root / "sshd_config"
     config.write_text(
         "\n".join(

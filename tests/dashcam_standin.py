@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common import machine_lock
 from node_agent.commands import CommandRunner
 from node_agent.dashcam.ingest import Ingestor
 from node_agent.dashcam.ledger import Ledger
@@ -271,17 +272,18 @@ def loop_card(tmp_path: Path, files: dict[str, bytes], size_mb: int = 16) -> Ite
     with image.open("wb") as fh:
         fh.truncate(size_mb << 20)
     subprocess.run(["mkfs.ext2", "-q", "-F", "-d", str(content), str(image)], check=True)
-    loop = subprocess.run(
-        ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    try:
-        yield Path(loop)
-    finally:
-        for line in Path("/proc/mounts").read_text().splitlines():
-            dev, target = line.split()[:2]
-            if dev == loop:
-                subprocess.run(["umount", target], check=False)
-        subprocess.run(["losetup", "-d", loop], check=False)
+    with machine_lock("loop-devices"):  # one test at a time attaches, mounts and detaches
+        loop = subprocess.run(
+            ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        try:
+            yield Path(loop)
+        finally:
+            for line in Path("/proc/mounts").read_text().splitlines():
+                dev, target = line.split()[:2]
+                if dev == loop:
+                    subprocess.run(["umount", target], check=False)
+            subprocess.run(["losetup", "-d", loop], check=False)
 
 
 def mounted_targets(loop: Path) -> list[str]:

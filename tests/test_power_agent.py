@@ -22,6 +22,7 @@ from typing import Any
 import av
 import pytest
 
+from bench.common import machine_lock
 from tests.fakebin import FakeBin
 from tests.solo_agent import SoloAgent, solo_agent
 from tests.waiting import wait_for
@@ -42,18 +43,21 @@ def loop_disk(root: Path, size: str = "48M") -> Iterator[tuple[str, Path]]:
     image, mount = root / "recordings.img", root / "disk"
     subprocess.run(["truncate", "-s", size, str(image)], check=True)
     subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
-    attach = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True)
-    if attach.returncode != 0:
-        pytest.skip(f"no loop device here: {attach.stderr.strip()}")
-    device = attach.stdout.strip()
-    try:
-        mount.mkdir()
-        subprocess.run(["mount", device, str(mount)], check=True)
-        yield device, mount
-    finally:
-        if mounted(mount) and subprocess.run(["umount", str(mount)]).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=True)
-        subprocess.run(["losetup", "-d", device], check=True)
+    with machine_lock("loop-devices"):  # one test at a time attaches, mounts and detaches
+        attach = subprocess.run(
+            ["losetup", "-f", "--show", str(image)], capture_output=True, text=True
+        )
+        if attach.returncode != 0:
+            pytest.skip(f"no loop device here: {attach.stderr.strip()}")
+        device = attach.stdout.strip()
+        try:
+            mount.mkdir()
+            subprocess.run(["mount", device, str(mount)], check=True)
+            yield device, mount
+        finally:
+            if mounted(mount) and subprocess.run(["umount", str(mount)]).returncode != 0:
+                subprocess.run(["umount", "-l", str(mount)], check=True)
+            subprocess.run(["losetup", "-d", device], check=True)
 
 
 class BatteryFile:

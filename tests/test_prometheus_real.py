@@ -72,7 +72,19 @@ def prometheus_fleet(tmp_path: Path) -> Iterator[tuple[RunningFleet, str]]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        yield fleet, f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        # Until its storage is open Prometheus answers queries 503 (seen beside a busy run).
+        ready = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass  # not listening yet
+            assert prom.poll() is None, (tmp_path / "prometheus.log").read_text()
+            assert time.monotonic() < ready, "Prometheus not ready after 60 s"
+            time.sleep(0.2)
+        yield fleet, url
     finally:
         if prom is not None:
             prom.terminate()
