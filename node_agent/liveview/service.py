@@ -176,9 +176,12 @@ class LiveView:
         finally:
             self.source.close_idle()
 
-    def _publish(self, item: bytes | End) -> None:
+    def _publish(self, item: bytes) -> None:
         with self._lock:
             viewers = list(self._viewers.values())
+        self._offer(viewers, item)
+
+    def _offer(self, viewers: list[Viewer], item: bytes | End) -> None:
         for v in viewers:
             try:
                 v.loop.call_soon_threadsafe(v.offer, item)
@@ -187,10 +190,13 @@ class LiveView:
 
     def _end_all(self, reason: str) -> None:
         log.info("live view ended: %s", reason)
-        self._publish(End(reason))
+        # Gone from the count before any of them reads its end: a viewer told the reason
+        # never finds itself still counted in the status.
         with self._lock:
+            viewers = list(self._viewers.values())
             self._viewers.clear()
             self._thread = None
+        self._offer(viewers, End(reason))
 
     def _turn_off(self, reason: str) -> None:
         log.warning("live view turned off: %s", reason)
