@@ -124,8 +124,9 @@ def merge(doc: str, section: Section, rows: list[SummaryRow], body: list[str]) -
     return "\n".join(lines).rstrip() + "\n"
 
 
-def run_only(name: str, plan: Plan, out: Path) -> int:
-    """Measure one section and merge it into ``out``; 0 when verified."""
+def run_only(name: str, plan: Plan, out: Path, *, strict: bool = True) -> int:
+    """Measure one section and merge it into ``out``; 0 when verified (``strict``; else
+    0 whenever it was measured: a full run reports a missed target, it does not fail)."""
     known = sections()
     if name not in known:
         print(f"unknown section {name!r}; known: {', '.join(sorted(known))}", file=sys.stderr)
@@ -143,4 +144,4 @@ def run_only(name: str, plan: Plan, out: Path) -> int:
     print("\n".join(body), flush=True)
     print(f"section {name} written into {out}", flush=True)
     shutil.rmtree(root, ignore_errors=True)
-    return 0 if verified else 1
+    return 0 if verified or not strict else 1
