@@ -29,11 +29,9 @@ from node_agent.statusfile.errors import NoVideo, StatusFileUnavailable
 from node_agent.statusfile.schemas import StatusDocument
 from node_agent.statusfile.service import StatusFileService
 from node_agent.storage.download import (
-    RangeNotSatisfiable,
-    SnapshotResponse,
     download_responses,
     open_snapshot,
-    parse_range,
+    ranged_response,
 )
 from node_agent.timelapse.errors import NoStills
 from node_agent.timelapse.runner import Timelapse
@@ -157,20 +155,7 @@ def make_router(
             snapshot = await asyncio.to_thread(open_snapshot, path)
         except FileNotFoundError as err:
             raise NoVideo(f"{path.name} was deleted just now; ask again") from err
-        try:
-            byte_range = parse_range(range, snapshot.length)
-        except RangeNotSatisfiable as err:
-            snapshot.close()
-            body = ErrorBody(detail=err.message, code=err.code)
-            return JSONResponse(
-                body.model_dump(exclude_none=True),
-                status_code=416,
-                headers={"Content-Range": f"bytes */{err.length}"},
-            )
-        except BaseException:
-            snapshot.close()
-            raise
-        return SnapshotResponse(snapshot, path.name, byte_range)
+        return ranged_response(snapshot, path.name, range)
 
     @router.get(
         "/logs",

@@ -17,10 +17,11 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio.to_thread
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from node_agent.errors import AgentError
+from node_agent.schemas import ErrorBody
 
 CHUNK_BYTES = 256 * 1024
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit takes '²')
@@ -164,6 +165,26 @@ class SnapshotResponse(Response):
                     return
         finally:
             self.snapshot.close()
+
+
+def ranged_response(snapshot: Snapshot, name: str, header: str | None) -> Response:
+    """``snapshot`` whole (200) or the one range ``header`` asks for (206); a range that
+    starts past the end is a 416 naming the length. The snapshot is closed on every way
+    out but the answer, which closes it when sent."""
+    try:
+        byte_range = parse_range(header, snapshot.length)
+    except RangeNotSatisfiable as err:
+        snapshot.close()
+        body = ErrorBody(detail=err.message, code=err.code)
+        return JSONResponse(
+            body.model_dump(exclude_none=True),
+            status_code=416,
+            headers={"Content-Range": f"bytes */{err.length}"},
+        )
+    except BaseException:
+        snapshot.close()
+        raise
+    return SnapshotResponse(snapshot, name, byte_range)
 
 
 def media_type(name: str) -> str:

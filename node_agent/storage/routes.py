@@ -8,23 +8,20 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from node_agent.responses import error_responses
 from node_agent.schemas import (
     ConfirmRequest,
     ConfirmResult,
     DeleteResult,
-    ErrorBody,
     Manifest,
     RecordingList,
 )
 from node_agent.storage.download import (
-    RangeNotSatisfiable,
-    SnapshotResponse,
     download_responses,
     open_snapshot,
-    parse_range,
+    ranged_response,
 )
 from node_agent.storage.housekeeper import Housekeeper
 from node_agent.storage.recordings import list_recordings, resolve_recording
@@ -70,20 +67,7 @@ def make_router(
     ) -> Response:
         path = resolve_recording(directory, name)
         snapshot = await asyncio.to_thread(open_snapshot, path)
-        try:
-            byte_range = parse_range(range, snapshot.length)
-        except RangeNotSatisfiable as err:
-            snapshot.close()
-            body = ErrorBody(detail=err.message, code=err.code)
-            return JSONResponse(
-                body.model_dump(exclude_none=True),
-                status_code=416,
-                headers={"Content-Range": f"bytes */{err.length}"},
-            )
-        except BaseException:
-            snapshot.close()
-            raise
-        return SnapshotResponse(snapshot, name, byte_range)
+        return ranged_response(snapshot, name, range)
 
     @router.post(
         "/api/v1/recordings/{name}/confirm",
