@@ -60,7 +60,7 @@ def _metrics(plan: Plan, root: Path) -> Measured:
 
 
 def _idle(plan: Plan, root: Path) -> Measured:
-    from bench import idle as r
+    from bench import report_idle as r
 
     return r.measure(plan, root)
 

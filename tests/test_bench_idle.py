@@ -10,16 +10,9 @@ from pathlib import Path
 import pytest
 
 from bench.common import REPO_ROOT
-from bench.idle import (
-    HEADING,
-    ROW_PREFIX,
-    cpu_ticks,
-    idle_section,
-    idle_summary_rows,
-    rollup,
-    run_idle,
-)
+from bench.idle import HEADING, ROW_PREFIX, cpu_ticks, rollup, run_idle
 from bench.only import merge, sections
+from bench.report_idle import idle_section, idle_summary_rows
 
 
 def test_proc_readers_see_this_process() -> None:
