@@ -163,15 +163,17 @@ def create_app(settings: AgentSettings) -> FastAPI:
     status_file = ctx.status_file
     assert status_file is not None, "build_context always makes one (a no-op when off)"
 
-    def recorder_changed() -> None:
-        stream.poke()  # a first frame or an end goes out at once
+    def changed() -> None:
+        """Something the status shows changed: the stream sends it and the file is
+        rewritten at once."""
+        stream.poke()
         status_file.poke()
 
-    ctx.recorder.on_change = recorder_changed
+    ctx.recorder.on_change = changed  # a first frame or an end
+
     # The server ends the streams first when it shuts down (else they hold it open).
     app.state.on_server_shutdown = stream.close
-    app.add_middleware(PokeOnWrite, poke=stream.poke)
-    app.add_middleware(PokeOnWrite, poke=status_file.poke)  # a start or stop: rewritten
+    app.add_middleware(PokeOnWrite, poke=changed)  # after every state-changing request
     scrape = scrape_tokens(settings.metrics, lambda: [ctx.api_token.get_secret_value()])
     metrics_guard = public if scrape is None else Guard(tokens=scrape)
 
