@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -10,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from tests.stream_reader import parse_sse
 
 
 @dataclass
@@ -51,25 +52,15 @@ class EventReader:
                 client.stream("GET", f"{self.url}/api/v1/events", headers=headers) as resp,
             ):
                 resp.raise_for_status()
-                kind, data, event_id = "message", "", None
-                for line in resp.iter_lines():
+                for got in parse_sse(resp.iter_lines()):
                     if self._stop.is_set():
                         return
-                    if line == "":
-                        if data:
-                            now = time.time_ns()
-                            self.events.put(Received(kind, json.loads(data), event_id, now))
-                        kind, data, event_id = "message", "", None
-                    elif line.startswith(":"):
+                    if got.kind == "comment":
                         self.comments += 1
-                    elif line.startswith("retry:"):
-                        self.retry_ms = int(line[6:].strip())
-                    elif line.startswith("event:"):
-                        kind = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data += line[5:].strip()
-                    elif line.startswith("id:"):
-                        event_id = line[3:].strip()
+                    elif got.kind == "retry":
+                        self.retry_ms = got.data
+                    else:
+                        self.events.put(Received(got.kind, got.data, got.event_id, time.time_ns()))
         except httpx.HTTPError:
             pass
         finally:

@@ -1,4 +1,5 @@
-"""A reader of any server-sent events stream for tests: events and comments, timed."""
+"""A reader of any server-sent events stream for tests: events and comments, timed; and
+the one parser of the stream's lines (``parse_sse``), which ``tests.sse_client`` uses too."""
 
 from __future__ import annotations
 
@@ -6,10 +7,42 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One thing on a server-sent events stream: an event (``kind`` its name, ``data`` its
+    JSON), a comment (``kind`` "comment", ``data`` the text) or a ``retry`` (``kind``
+    "retry", ``data`` the milliseconds)."""
+
+    kind: str
+    data: Any
+    event_id: str | None = None
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[Parsed]:
+    """The events, comments and retries of a stream's lines, as they come."""
+    kind, data, event_id = "message", "", None
+    for line in lines:
+        if line == "":
+            if data:
+                yield Parsed(kind, json.loads(data), event_id)
+            kind, data, event_id = "message", "", None
+        elif line.startswith(":"):
+            yield Parsed("comment", line[1:].strip())
+        elif line.startswith("retry:"):
+            yield Parsed("retry", int(line[6:].strip()))
+        elif line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+        elif line.startswith("id:"):
+            event_id = line[3:].strip()
 
 
 @dataclass
@@ -47,21 +80,11 @@ class StreamReader:
                 client.stream("GET", self.url, headers=headers) as resp,
             ):
                 self.status_code = resp.status_code
-                kind, data = "message", ""
-                for line in resp.iter_lines():
+                for got in parse_sse(resp.iter_lines()):
                     if self._stop.is_set():
                         return
-                    now = time.monotonic()
-                    if line == "":
-                        if data:
-                            self.items.put(Item(kind, json.loads(data), now))
-                        kind, data = "message", ""
-                    elif line.startswith(":"):
-                        self.items.put(Item("comment", line[1:].strip(), now))
-                    elif line.startswith("event:"):
-                        kind = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data += line[5:].strip()
+                    if got.kind != "retry":
+                        self.items.put(Item(got.kind, got.data, time.monotonic()))
         except httpx.HTTPError:
             pass
         finally:
