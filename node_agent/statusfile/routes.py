@@ -33,7 +33,6 @@ from node_agent.storage.download import (
     open_snapshot,
     ranged_response,
 )
-from node_agent.timelapse.errors import NoStills
 from node_agent.timelapse.runner import Timelapse
 
 # The spec writes ``level=error``; the ring's levels are upper case. Both are taken.
@@ -109,19 +108,7 @@ def make_router(
         },
     )
     async def latest_photo() -> Response:
-        def read() -> bytes:
-            path = timelapse.latest_still()
-            if path is not None:
-                try:
-                    return path.read_bytes()
-                except FileNotFoundError:
-                    pass  # deleted by clean-up in between: same as none
-            raise NoStills(
-                f"no timelapse still in {timelapse.folder} yet: start the timelapse "
-                "(POST /api/v1/timelapse/start)"
-            )
-
-        data = await asyncio.to_thread(read)
+        data = await asyncio.to_thread(timelapse.latest_still_bytes)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     video_answers = download_responses()

@@ -15,7 +15,6 @@ from common.http import AUTH_RESPONSES
 from node_agent.naming import VIDEOS_DIR
 from node_agent.schemas import ErrorBody
 from node_agent.storage.recordings import resolve_recording
-from node_agent.timelapse.errors import NoStills
 from node_agent.timelapse.runner import Timelapse
 from node_agent.timelapse.schemas import (
     TimelapseRenderRequest,
@@ -90,16 +89,7 @@ def make_router(timelapse: Timelapse) -> APIRouter:
         },
     )
     async def latest() -> Response:
-        def read() -> bytes:
-            path = timelapse.latest_still()
-            if path is not None:
-                try:
-                    return path.read_bytes()
-                except FileNotFoundError:
-                    pass  # deleted by clean-up in between: same as none
-            raise NoStills("no timelapse still yet: start one with POST /api/v1/timelapse/start")
-
-        data = await asyncio.to_thread(read)
+        data = await asyncio.to_thread(timelapse.latest_still_bytes)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @router.get(

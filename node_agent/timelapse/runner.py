@@ -27,7 +27,7 @@ from node_agent.clock import Clock, SystemClock
 from node_agent.timelapse import storage
 from node_agent.timelapse.capture import CLOSE_TIMEOUT_S, StillCamera
 from node_agent.timelapse.diskwatch import DiskWatch
-from node_agent.timelapse.errors import TimelapseConflict, TimelapseFailure
+from node_agent.timelapse.errors import NoStills, TimelapseConflict, TimelapseFailure
 from node_agent.timelapse.events import Observer, TimelapseEvent
 from node_agent.timelapse.gaps import GapLog
 from node_agent.timelapse.loop import ScheduleLoop
@@ -293,6 +293,19 @@ class Timelapse:
         start at boot)."""
         if self._observer is not None:
             self._observer(TimelapseEvent(kind, detail=detail))
+
+    def latest_still_bytes(self) -> bytes:
+        """The last still's JPEG (or the newest on disk); NoStills (404) when there is none."""
+        path = self.latest_still()
+        if path is not None:
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                pass  # deleted by clean-up in between: same as none
+        raise NoStills(
+            f"no timelapse still yet in {self.folder}: start the timelapse "
+            "(POST /api/v1/timelapse/start)"
+        )
 
     def latest_still(self) -> Path | None:
         """The last still this run wrote, or else the newest on disk."""
