@@ -242,11 +242,11 @@ def test_verify_in_the_fake_root_reports_a_misspelt_key_and_a_missing_program(
     assert "Unknown key 'MemoryMaximum'" in typo.stderr
     assert "Invalid CPU quota '100 percent'" in typo.stderr
     (etc / "noexec-check.service").write_text(
-        text.replace("/opt/camfleet/venv/bin/camfleet", "/opt/camfleet/venv/bin/not-installed")
+        text.replace("/opt/camfleet/current/venv/bin/camfleet", "/opt/camfleet/current/venv/bin/not-installed")
     )
     noexec = verify(fake_root, "noexec-check.service")
     assert noexec.returncode != 0
-    assert "/opt/camfleet/venv/bin/not-installed is not executable" in noexec.stderr
+    assert "/opt/camfleet/current/venv/bin/not-installed is not executable" in noexec.stderr
 
 
 # --- MemoryMax against what each program really takes ---------------------------------------
