@@ -154,6 +154,9 @@ if [ "$ROLE" = agent ] || [ "$ROLE" = both ]; then
   [ -n "$FLEET_TOKEN" ] || [ -e "$ETC/agent.env" ] || { echo "setup-node: --fleet-token is required (the coordinator's CAMFLEET_FLEET_TOKEN)" >&2; exit 2; }
   printf 'CAMFLEET_FLEET_TOKEN=%s\nCAMFLEET_API_TOKEN=%s\n' "$FLEET_TOKEN" "$(token)" | write_once "$ETC/agent.env" 0600
   install -D -m 0644 "$SRC/deploy/systemd/camfleet-agent.service" "$UNITS/camfleet-agent.service"
+  install -D -m 0644 "$SRC/deploy/systemd/camfleet-update@.service" "$UNITS/camfleet-update@.service"
+  # the agent runs as camfleet: poweroff, its own restart and the update's finisher only
+  install -D -m 0644 "$SRC/deploy/polkit/50-camfleet.rules" "$ROOT/etc/polkit-1/rules.d/50-camfleet.rules"
 fi
 
 if [ "$ROLE" = coordinator ] || [ "$ROLE" = both ]; then

@@ -3,7 +3,9 @@ side-by-side install layout the updater works on (a real venv and pip install)."
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import re
 import subprocess
 from pathlib import Path
@@ -173,3 +175,90 @@ def test_the_install_is_side_by_side_and_a_rerun_keeps_it(tmp_path: Path) -> Non
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"keeping {opt / 'versions' / VERSION}" in again.stdout
     assert (opt / "versions" / VERSION / "venv" / "bin" / "camfleet").stat().st_mtime_ns == before
+
+
+POLKIT_RULES = ROOT / "deploy" / "polkit" / "50-camfleet.rules"
+# The rules file run by node with polkit's JavaScript API (polkit.addRule, Result,
+# action.id/lookup, subject.user), as polkitd's own duktape engine runs it.
+POLKIT_HARNESS = r"""
+const fs = require("fs");
+const rules = [];
+const polkit = {
+  Result: { YES: "yes", NO: "no", NOT_HANDLED: null },
+  addRule: (fn) => rules.push(fn),
+  log: () => {},
+};
+new Function("polkit", fs.readFileSync(process.argv[2], "utf8"))(polkit);
+const cases = JSON.parse(fs.readFileSync(0, "utf8"));
+const out = cases.map(([user, id, details]) => {
+  const action = { id, lookup: (k) => details[k] };
+  for (const rule of rules) {
+    const r = rule(action, { user });
+    if (r !== null && r !== undefined) return r;
+  }
+  return "not_handled";
+});
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def test_polkit_lets_the_agent_user_do_its_three_things_and_nothing_else(tmp_path: Path) -> None:
+    node = shutil.which("node") or shutil.which("nodejs")
+    assert node, "node is not installed (Debian package nodejs; .ci/run installs it)"
+    manage = "org.freedesktop.systemd1.manage-units"
+    cases: list[tuple[str, str, dict[str, str], str]] = [
+        ("camfleet", "org.freedesktop.login1.power-off", {}, "yes"),
+        ("camfleet", manage, {"unit": "camfleet-agent.service", "verb": "restart"}, "yes"),
+        ("camfleet", manage, {"unit": "camfleet-update@0.1.0.service", "verb": "start"}, "yes"),
+        # not another unit, not another verb, not a look-alike name, not another user
+        ("camfleet", manage, {"unit": "ssh.service", "verb": "restart"}, "not_handled"),
+        ("camfleet", manage, {"unit": "camfleet-agent.service", "verb": "stop"}, "not_handled"),
+        (
+            "camfleet",
+            manage,
+            {"unit": "camfleet-update@0.1.0.service", "verb": "stop"},
+            "not_handled",
+        ),
+        (
+            "camfleet",
+            manage,
+            {"unit": "camfleet-update@../x.service", "verb": "start"},
+            "not_handled",
+        ),
+        ("camfleet", manage, {"unit": "camfleet-updater.service", "verb": "start"}, "not_handled"),
+        ("camfleet", "org.freedesktop.systemd1.manage-unit-files", {}, "not_handled"),
+        ("camfleet", "org.freedesktop.login1.reboot", {}, "not_handled"),
+        ("pi", "org.freedesktop.login1.power-off", {}, "not_handled"),
+        ("pi", manage, {"unit": "camfleet-agent.service", "verb": "restart"}, "not_handled"),
+    ]
+    harness = tmp_path / "harness.js"
+    harness.write_text(POLKIT_HARNESS)
+    done = subprocess.run(
+        [node, str(harness), str(POLKIT_RULES)],
+        input=json.dumps([c[:3] for c in cases]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert [(c[:3], g) for c, g in zip(cases, got, strict=True)] == [(c[:3], c[3]) for c in cases]
+
+
+def test_setup_installs_the_polkit_rule_and_the_update_unit_for_an_agent(tmp_path: Path) -> None:
+    done = setup(
+        tmp_path,
+        "--no-apt",
+        "--no-install",
+        "--role",
+        "agent",
+        "--cam-id",
+        "CAM_L",
+        "--fleet-token",
+        "f" * 32,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "etc/polkit-1/rules.d/50-camfleet.rules").read_bytes() == (
+        POLKIT_RULES.read_bytes()
+    )
+    assert (tmp_path / "etc/systemd/system/camfleet-update@.service").exists()
