@@ -19,7 +19,14 @@ from pydantic import Field, StrictFloat, StrictInt
 from common.http import ErrorBody
 from node_agent.audio.schemas import AudioStatus, BeepRequest, BeepResult
 from node_agent.dashcam.schemas import DashcamStatus
-from node_agent.link_schemas import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
+from node_agent.link_schemas import (
+    Handshake,
+    HandshakeRequest,
+    JoinChallenge,
+    JoinChallengeRequest,
+    JoinRequest,
+    JoinResponse,
+)
 from node_agent.liveview.schemas import LiveViewStatus
 from node_agent.network.schemas import NetworkInterface, NetworkMode, NetworkStatus
 from node_agent.power.schemas import PowerStatus
@@ -66,6 +73,8 @@ __all__ = [
     "FrameSyncReport",
     "HeaderToken",
     "Hostname",
+    "Handshake",
+    "HandshakeRequest",
     "JoinChallenge",
     "JoinChallengeRequest",
     "JoinRequest",

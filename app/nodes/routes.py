@@ -64,6 +64,7 @@ async def join(body: JoinRequest, request: Request, fleet: FleetDep) -> JoinResp
         request.headers.get(NONCE_HEADER),
         request.headers.get(SIGNATURE_HEADER),
         peer,
+        mutual=request.headers.get("authorization") is None,
     )
 
 
