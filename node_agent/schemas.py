@@ -19,6 +19,7 @@ from pydantic import Field, StrictFloat, StrictInt
 from common.http import ErrorBody
 from node_agent.audio.schemas import AudioStatus, BeepRequest, BeepResult
 from node_agent.dashcam.schemas import DashcamStatus
+from node_agent.discovery.schemas import LinkStatus
 from node_agent.link_schemas import (
     Handshake,
     HandshakeRequest,
@@ -71,10 +72,10 @@ __all__ = [
     "CopyPlace",
     "ErrorBody",
     "FrameSyncReport",
-    "HeaderToken",
-    "Hostname",
     "Handshake",
     "HandshakeRequest",
+    "HeaderToken",
+    "Hostname",
     "JoinChallenge",
     "JoinChallengeRequest",
     "JoinRequest",
@@ -321,7 +322,14 @@ class NodeStatus(Answer):
     recorder: RecorderStatus
     clock: ClockStatus
     disk: DiskStatus
-    coordinator: str = Field(description="'joined', 'retrying', or 'none' when not configured.")
+    coordinator: str = Field(
+        description="'joined', 'retrying', 'searching' (discovery), or 'none' when not configured."
+    )
+    coordinator_link: LinkStatus | None = Field(
+        default=None,
+        description="How the coordinator was found (configured or discovered), where, and "
+        "the last error; None without a link.",
+    )
     timelapse: TimelapseStatus | None = Field(
         default=None, description="The timelapse mode, when the agent has one."
     )
