@@ -66,6 +66,10 @@ class CoordinatorLink:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._side: set[asyncio.Task[None]] = set()
+        self._renew = False
+        self._client_in_use: httpx.AsyncClient
+        if finder is not None:
+            finder.browser.on_gone = self._advert_gone
         self.watch = (
             AddressWatch(watch_interval_s, self._addresses_changed) if watch_interval_s else None
         )
@@ -145,11 +149,17 @@ class CoordinatorLink:
         try:
             await self._loop(client)
         finally:
-            await client.aclose()
+            await self._client_in_use.aclose()
 
     async def _loop(self, client: httpx.AsyncClient) -> None:
         attempt = 0
+        self._client_in_use = client
         while True:
+            if self._renew:
+                # Its kept-alive connection may start from an address that is gone.
+                self._renew = False
+                await client.aclose()
+                client = self._client_in_use = httpx.AsyncClient(timeout=5.0)
             if self.base is None and self.finder is not None:
                 self.state = "searching"
                 self.base = await self.finder.locate()
@@ -163,6 +173,7 @@ class CoordinatorLink:
                 if self.finder is not None and self.base is not None:
                     self.finder.failed(self.base, err)
                     self.base = None  # look again: it may have moved, or was a rogue
+                    self._renew = True
                     first_s = 0.25
                 self.state = "retrying"
                 await self._pause(backoff_s(attempt + 1, first_s, self.backoff_cap_s))
@@ -181,7 +192,14 @@ class CoordinatorLink:
             self.last_join_ns = time.time_ns()
             await self._pause(min(self.interval_s, answer.heartbeat_interval_s))
 
+    def _advert_gone(self, urls: set[str]) -> None:
+        """The coordinator in use stopped advertising that address: try it now (it fails
+        if it moved, and the link looks again) instead of at the next heartbeat."""
+        if self.base in urls:
+            self._wake.set()
+
     def _addresses_changed(self, _old: object, _new: object) -> None:
+        self._renew = True
         self.wake()
         if self.finder is not None:
             task = asyncio.get_running_loop().create_task(self.finder.addresses_changed())

@@ -24,6 +24,7 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from app import __version__
 from app.context import Fleet
+from app.deps import FLEET_PROOF_KEY
 from app.fleet.wire import Handshake, HandshakeRequest
 from app.settings import CoordinatorSettings
 from common import fleetproof
@@ -67,7 +68,7 @@ def proof_check(fleet: Fleet) -> Callable[[Scope, Headers], Refusal | None]:
     """The join's check when it carries no Authorization header: the agent's HMAC over the
     handshake it answers (``X-Camfleet-Fleet-Proof``). The nonce is spent by the join."""
 
-    def check(_scope: Scope, headers: Headers) -> Refusal | None:
+    def check(scope: Scope, headers: Headers) -> Refusal | None:
         proof = headers.get(fleetproof.PROOF_HEADER)
         nonce = headers.get(NONCE_HEADER)
         if proof is None:
@@ -92,6 +93,7 @@ def proof_check(fleet: Fleet) -> Callable[[Scope, Headers], Refusal | None]:
             fleet.join_refused.labels("bad_fleet_proof").inc()
             log.warning("a join for %r carried a wrong fleet proof", entry.node_id)
             return _refusal(f"{fleetproof.PROOF_HEADER} does not verify: wrong fleet token")
+        scope.setdefault("state", {})[FLEET_PROOF_KEY] = True
         return None
 
     return check

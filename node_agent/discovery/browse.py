@@ -10,6 +10,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
@@ -61,6 +62,8 @@ class Browser:
         self._zc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Called with the URLs no longer advertised (the link re-joins if it used one).
+        self.on_gone: Callable[[set[str]], None] | None = None
 
     def candidates(self) -> list[Candidate]:
         """Every URL advertised for this fleet, the most recently seen first."""
@@ -103,19 +106,27 @@ class Browser:
         state_change: ServiceStateChange,
     ) -> None:
         if state_change is ServiceStateChange.Removed:
-            if self._found.pop(name, None) is not None:
+            gone = self._found.pop(name, None)
+            if gone is not None:
                 log.info("discovery: %r withdrew its advertisement", name)
                 self.changed.set()
+                self._gone({c.url for c in gone})
             return
         task = asyncio.get_running_loop().create_task(self._resolve(zeroconf, service_type, name))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _gone(self, urls: set[str]) -> None:
+        if urls and self.on_gone is not None:
+            self.on_gone(urls)
 
     async def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
         info = AsyncServiceInfo(service_type, name)
         if not await info.async_request(zeroconf, RESOLVE_TIMEOUT_MS):
             return
         found = candidates_of(name, info, self.fleet_id)
+        before = {c.url for c in self._found.get(name, [])}
+        self._gone(before - {c.url for c in found})
         if not found:
             self._found.pop(name, None)
             return
