@@ -359,3 +359,26 @@ def test_the_proofs_of_the_two_sides_differ_and_the_fleet_id_hides_the_token() -
     for args in ((token, s, c, "n"), (token, c, s, "m"), (secrets.token_urlsafe(24), c, s, "n")):
         with pytest.raises(ValueError, match="not sealed for this handshake"):
             fleetproof.unseal(*args, sealed)
+
+
+def test_an_agent_with_coordinator_url_still_joins_with_the_bearer_and_says_so(
+    coordinator: RunningFleet,
+) -> None:
+    child = coordinator.start_agent("CAM_L", "left")
+    coordinator.wait_online(1)
+    token = (coordinator.root / "CAM_L" / "api_token").read_text().strip()
+    deadline = time.monotonic() + 10
+    while True:
+        status = httpx.get(
+            f"http://127.0.0.1:{child.port}/api/v1/status",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        ).json()
+        link = status["coordinator_link"]
+        if link["state"] == "joined" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert status["coordinator"] == "joined"
+    assert link["found_by"] == "configured" and link["url"] == coordinator.url
+    assert link["seen_address"] == "127.0.0.1" and link["joins_total"] >= 1
+    assert link["candidates"] == 0 and link["rejected"] == []

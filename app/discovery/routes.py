@@ -10,12 +10,15 @@ from app.deps import FleetDep
 from app.discovery import service
 from app.fleet.wire import Handshake, HandshakeRequest
 from app.nodes.service import peer_address
-from common.http import ErrorBody
+from common.http import BODY_RESPONSES, ErrorBody
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["discovery"])
 
-_400: dict[int | str, dict[str, Any]] = {
+# No 401: the handshake takes no token (the coordinator proves itself first).
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **BODY_RESPONSES,
     413: {"model": ErrorBody, "description": "The body is larger than 1 KiB"},
+    422: {"model": ErrorBody, "description": "The node id or client nonce is invalid"},
 }
 
 
@@ -28,7 +31,7 @@ _400: dict[int | str, dict[str, Any]] = {
     "fleet token. The agent's join then answers with its own HMAC in X-Camfleet-Fleet-Proof "
     "instead of the fleet token. Open to anyone, with a 1 KiB body cap and a bounded store "
     "of outstanding nonces.",
-    responses=_400,
+    responses=_RESPONSES,
 )
 async def handshake(body: HandshakeRequest, request: Request, fleet: FleetDep) -> Handshake:
     peer = peer_address(
