@@ -382,3 +382,17 @@ def test_an_agent_with_coordinator_url_still_joins_with_the_bearer_and_says_so(
     assert link["found_by"] == "configured" and link["url"] == coordinator.url
     assert link["seen_address"] == "127.0.0.1" and link["joins_total"] >= 1
     assert link["candidates"] == 0 and link["rejected"] == []
+    metrics = httpx.get(
+        f"http://127.0.0.1:{child.port}/metrics",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    ).text
+    joined = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("camfleet_coordinator_link_state{")
+        and 'state="joined"' in line
+        and 'found_by="configured"' in line
+    ]
+    assert joined and joined[0].endswith(" 1.0"), metrics[-2000:]
+    assert "camfleet_coordinator_joins_total{" in metrics
