@@ -188,7 +188,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         live.start()
         alerts.start(settings.notifications.daily_summary, settings.notifications.summary_at)
         if settings.discovery.enabled:
-            await advertiser.start()
+            await advertiser.run()
         log.info("coordinator ready with %d known nodes", len(fleet.state.addresses))
         try:
             yield

@@ -96,7 +96,7 @@ class CoordinatorLink:
             found_by=self.found_by,
             url=self.base,
             seen_address=self.seen_address,
-            last_error=self.last_error,
+            last_error=self.last_error or (self.finder.error if self.finder else None),
             last_join_ns=self.last_join_ns,
             joins_total=self.joins_total,
             address_changes=self.address_changes,
@@ -141,10 +141,10 @@ class CoordinatorLink:
         self._wake.clear()
 
     async def _run(self) -> None:
-        if self.finder is not None:
-            await self.finder.start()
         if self.watch is not None:
             self.watch.start()
+        if self.finder is not None:
+            await self.finder.start()
         client = httpx.AsyncClient(timeout=5.0)
         try:
             await self._loop(client)

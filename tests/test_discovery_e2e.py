@@ -167,8 +167,17 @@ def test_rogue_learns_nothing_agent_joins_the_real_one_and_follows_both_moves(
         port = free_port()
         start_coordinator(port)
         t0 = time.monotonic()
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"http://{pair.test_to_c}:{port}/health", timeout=1).is_success
+            except httpx.HTTPError:
+                return False
+
+        wait_for("the coordinator to answer /health", healthy, 40, logs)
+        up_after_s = time.monotonic() - t0
         (node,) = wait_for("the node in GET /api/v1/nodes", lambda: nodes(port), 40, logs)
-        joined_after_s = time.monotonic() - t0
+        joined_after_s = time.monotonic() - t0 - up_after_s
         assert node["node_id"] == NODE_ID
         assert node["address"] == f"{pair.a_addr}:{agent_port}"
         wait_for("the link to say joined", lambda: link().get("state") == "joined", 10, logs)
@@ -221,7 +230,8 @@ def test_rogue_learns_nothing_agent_joins_the_real_one_and_follows_both_moves(
         (node,) = wait_for("the node at the moved one", lambda: nodes(moved), 10, logs)
         assert node["address"] == f"{new_addr}:{agent_port}"
         print(
-            f"joined {joined_after_s:.2f} s after the coordinator started; followed the "
+            f"coordinator up in {up_after_s:.2f} s; the node joined {joined_after_s:.2f} s "
+            f"after it answered /health; followed the "
             f"node's address in {followed_after_s:.2f} s; followed the coordinator's move "
             f"in {moved_after_s:.2f} s; the rogue got {len(seen)} handshake(s)"
         )

@@ -5,6 +5,7 @@ that says why, never a 500, and registers nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import threading
@@ -16,11 +17,16 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from zeroconf.asyncio import AsyncServiceInfo
 
 from app.demo import stop_all
 from app.nodes.identity import Challenges
 from common import fleetproof, identity
 from node_agent import __version__ as agent_version
+from node_agent.discovery.browse import candidates_of
+from node_agent.discovery.service import Finder, NotTheCoordinator, same_ip
+from node_agent.discovery.settings import AgentDiscoverySettings
+from node_agent.schemas import JoinRequest, Position
 from tests.conftest import RunningFleet
 
 pytestmark = pytest.mark.slow
@@ -396,3 +402,94 @@ def test_an_agent_with_coordinator_url_still_joins_with_the_bearer_and_says_so(
     ]
     assert joined and joined[0].endswith(" 1.0"), metrics[-2000:]
     assert "camfleet_coordinator_joins_total{" in metrics
+
+
+# -- the agent's half, in this process, against the real coordinator -----------------------
+
+
+async def _relay(target_port: int, recorded: bytearray) -> asyncio.Server:
+    """A TCP relay on 127.0.0.1 that reaches the coordinator from 127.0.0.2 (its own
+    address, as a relay elsewhere on the network would), recording what the agent sends."""
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, keep: bool) -> None:
+        try:
+            while data := await src.read(65536):
+                if keep:
+                    recorded.extend(data)
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection(
+            "127.0.0.1", target_port, local_addr=("127.0.0.2", 0)
+        )
+        await asyncio.gather(pipe(reader, up_w, True), pipe(up_r, writer, False))
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def _request(node_id: str, key: Ed25519PrivateKey, api_token: str) -> JoinRequest:
+    return JoinRequest(
+        node_id=node_id,
+        cam_id="CAM_C",
+        position=Position.centre,
+        port=65000,
+        api_token=api_token,
+        public_key=identity.public_key_text(key),
+        version=agent_version,
+    )
+
+
+def test_a_relay_in_between_gets_no_join_and_never_the_secrets(coordinator: RunningFleet) -> None:
+    node_id, key, api_token = new_id(), Ed25519PrivateKey.generate(), secrets.token_urlsafe(24)
+    req = _request(node_id, key, api_token)
+    strict = Finder(AgentDiscoverySettings(), coordinator.fleet_token)
+    lax = Finder(AgentDiscoverySettings(require_same_address=False), coordinator.fleet_token)
+    recorded = bytearray()
+
+    async def main() -> None:
+        server = await _relay(coordinator.coordinator_port, recorded)
+        relay_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                with pytest.raises(NotTheCoordinator, match="a relay is in between"):
+                    await strict.join(client, relay_url, req, key)
+                assert b"/api/v1/nodes/join" not in recorded
+                assert not listed(coordinator, node_id)
+                # Without the address check the join goes through the relay, sealed.
+                answer, seen = await lax.join(client, relay_url, req, key)
+                assert answer.address == seen == "127.0.0.2"
+                assert b"/api/v1/nodes/join" in recorded
+                # Directly, the strict agent joins, and the coordinator follows it.
+                answer, seen = await strict.join(client, coordinator.url, req, key)
+                assert answer.address == seen == "127.0.0.1"
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
+    for secret in (coordinator.fleet_token, api_token):
+        assert secret.encode() not in recorded
+    assert b"authorization" not in recorded.lower()
+
+
+def test_answers_of_another_fleet_are_not_candidates() -> None:
+    def info(fid: str, addresses: list[str]) -> AsyncServiceInfo:
+        return AsyncServiceInfo(
+            fleetproof.SERVICE_TYPE,
+            f"x.{fleetproof.SERVICE_TYPE}",
+            port=8080,
+            properties={"fleet_id": fid},
+            parsed_addresses=addresses,
+        )
+
+    mine = fleetproof.fleet_id(secrets.token_urlsafe(24))
+    assert candidates_of("x", info("another", ["10.0.0.1"]), mine) == []
+    found = candidates_of("x", info(mine, ["127.0.0.1", "10.0.0.1"]), mine)
+    assert [c.url for c in found] == ["http://10.0.0.1:8080", "http://127.0.0.1:8080"]
+    assert not same_ip("10.0.0.1", "10.0.0.2")
+    assert same_ip("::ffff:10.0.0.1", "10.0.0.1")

@@ -10,6 +10,7 @@ before the body is read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import re
@@ -117,12 +118,35 @@ def _label(text: str) -> str:
 class Advertiser:
     """Registers this coordinator as ``_camfleet._tcp.local.`` while the app runs."""
 
-    def __init__(self, settings: CoordinatorSettings) -> None:
+    def __init__(self, settings: CoordinatorSettings, watch_interval_s: float = 2.0) -> None:
         self.settings = settings
+        self.watch_interval_s = watch_interval_s
         self._zc: AsyncZeroconf | None = None
         self._info: AsyncServiceInfo | None = None
+        self._watch: asyncio.Task[None] | None = None
         self.name: str | None = None
         self.addresses: list[str] = []
+
+    async def run(self) -> None:
+        """Advertise, and with ``addresses: []`` advertise again whenever the machine's
+        addresses change (DHCP, AP fallback), so agents that look again find it."""
+        await self.start()
+        if self.settings.discovery.addresses:
+            return
+        self._watch = asyncio.create_task(self._follow(), name="discovery-advertiser")
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.watch_interval_s)
+            try:
+                now = await asyncio.to_thread(_machine_addresses)
+            except OSError as err:
+                log.warning("discovery: reading the addresses failed: %s", err)
+                continue
+            if sorted(now) != sorted(self.addresses):
+                log.info("discovery: addresses changed to %s; advertising again", now)
+                await self.stop(keep_watching=True)
+                await self.start()
 
     async def start(self) -> None:
         """Advertise; a failure is logged and leaves the coordinator running unadvertised."""
@@ -151,13 +175,19 @@ class Advertiser:
             await self._zc.async_register_service(info, allow_name_change=True)
         except (OSError, NonUniqueNameException) as err:
             log.error("discovery: could not advertise over mDNS: %s", err)
-            await self.stop()
+            await self.stop(keep_watching=True)
+            self.addresses = addresses  # tried again when they change
             return
         self._info, self.name, self.addresses = info, info.name, addresses
         log.info("discovery: advertised %r at %s", info.name, ", ".join(addresses))
 
-    async def stop(self) -> None:
+    async def stop(self, keep_watching: bool = False) -> None:
         """Withdraw the advertisement and close zeroconf."""
+        if self._watch is not None and not keep_watching:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         zc, info = self._zc, self._info
         self._zc = self._info = None
         if zc is None:

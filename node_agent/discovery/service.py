@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import re
@@ -52,6 +53,21 @@ async def _post(
         return resp.status_code, data, local[0] if local else None
 
 
+def same_ip(a: str, b: str) -> bool:
+    """Whether two address texts name one IP (an IPv4-mapped IPv6 address is its IPv4)."""
+
+    def norm(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
+        try:
+            ip = ipaddress.ip_address(text.split("%")[0])
+        except ValueError:
+            return text
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        return ip
+
+    return norm(a) == norm(b)
+
+
 class Finder:
     """Advertised candidates for this fleet, and the mutual join to one of them."""
 
@@ -61,10 +77,25 @@ class Finder:
         self.fleet_id = settings.fleet_id or fleetproof.fleet_id(fleet_token)
         self.browser = Browser(self.fleet_id, settings.interfaces)
         self._rejected: dict[str, tuple[float, str]] = {}  # url -> (until, why)
+        self.error: str | None = None  # why browsing does not run, if it does not
 
     async def start(self) -> None:
-        """Begin browsing."""
-        await self.browser.start()
+        """Begin browsing; while mDNS cannot start (no interface up yet), try again."""
+        attempt = 0
+        while True:
+            try:
+                await self.browser.start()
+            except OSError as err:
+                self.error = f"mDNS unavailable: {err}"
+                if attempt == 0:
+                    log.warning("discovery: cannot browse yet: %s", err)
+                with contextlib.suppress(OSError):
+                    await self.browser.stop()
+                attempt += 1
+                await asyncio.sleep(min(2.0 * attempt, 30.0))
+                continue
+            self.error = None
+            return
 
     async def stop(self) -> None:
         """Stop browsing."""
@@ -78,7 +109,13 @@ class Finder:
             for u, (until, why) in self._rejected.items()
             if until > now and why.startswith("not the coordinator")
         }
-        await self.browser.restart()
+        try:
+            await self.browser.restart()
+        except OSError as err:
+            self.error = f"mDNS unavailable: {err}"
+            log.warning("discovery: browsing again failed: %s", err)
+        else:
+            self.error = None
 
     def rejected(self) -> list[RejectedCandidate]:
         """The candidates not tried at the moment."""
@@ -151,7 +188,11 @@ class Finder:
         )
         if not fleetproof.same(expected, hs.proof):
             raise NotTheCoordinator("its proof does not verify: it does not hold the fleet token")
-        if self.settings.require_same_address and local is not None and hs.seen_address != local:
+        if (
+            self.settings.require_same_address
+            and local is not None
+            and not same_ip(hs.seen_address, local)
+        ):
             raise NotTheCoordinator(
                 f"it saw this node as {hs.seen_address!r:.60}, not {local}: a relay is in between"
             )
