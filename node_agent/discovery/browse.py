@@ -12,11 +12,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+from typing import TYPE_CHECKING
 
 from common.fleetproof import SERVICE_TYPE
+
+# zeroconf (about 3 MB) is imported when browsing starts: a node with coordinator_url
+# never pays for it.
+if TYPE_CHECKING:
+    from zeroconf import ServiceStateChange, Zeroconf
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ def _url(address: str, port: int) -> str:
 
 def candidates_of(name: str, info: AsyncServiceInfo, fleet_id: str) -> list[Candidate]:
     """The URLs an answer offers, when it names this fleet (loopback and link-local last)."""
+    from zeroconf import IPVersion
+
     props = info.properties or {}
     if props.get(b"fleet_id") != fleet_id.encode() or not info.port:
         return []
@@ -72,6 +78,9 @@ class Browser:
 
     async def start(self) -> None:
         """Begin browsing (zeroconf's network work runs on its own thread)."""
+        from zeroconf import InterfaceChoice, IPVersion
+        from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
+
         v6 = any(ipaddress.ip_address(a).version == 6 for a in self.interfaces)
         self._zc = AsyncZeroconf(
             interfaces=list(self.interfaces) if self.interfaces else InterfaceChoice.All,
@@ -105,6 +114,8 @@ class Browser:
         name: str,
         state_change: ServiceStateChange,
     ) -> None:
+        from zeroconf import ServiceStateChange
+
         if state_change is ServiceStateChange.Removed:
             gone = self._found.pop(name, None)
             if gone is not None:
@@ -121,6 +132,8 @@ class Browser:
             self.on_gone(urls)
 
     async def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
+        from zeroconf.asyncio import AsyncServiceInfo
+
         info = AsyncServiceInfo(service_type, name)
         if not await info.async_request(zeroconf, RESOLVE_TIMEOUT_MS):
             return
