@@ -105,8 +105,11 @@ class CoordinatorLink:
         )
 
     async def beat(self, client: httpx.AsyncClient) -> JoinResponse:
-        """One join/heartbeat; raises on any failure."""
-        if self.finder is not None and self.base is not None:
+        """One join/heartbeat; raises on any failure. A discovered coordinator only ever
+        gets the mutual join: the fleet token never goes to it as a bearer."""
+        if self.finder is not None:
+            if self.base is None:
+                raise RuntimeError("no coordinator of this fleet found yet")
             answer, seen = await self.finder.join(client, self.base, self.make_request(), self.key)
             self.seen_address = seen
             return answer

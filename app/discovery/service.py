@@ -20,7 +20,8 @@ from collections.abc import Callable
 import ifaddr
 from starlette.datastructures import Headers
 from starlette.types import Scope
-from zeroconf import InterfaceChoice, IPVersion, NonUniqueNameException
+from zeroconf import Error as ZeroconfError
+from zeroconf import InterfaceChoice, IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from app import __version__
@@ -155,7 +156,28 @@ class Advertiser:
         addresses = d.addresses or await asyncio.to_thread(_machine_addresses)
         v6 = any(ipaddress.ip_address(a).version == 6 for a in [*addresses, *d.interfaces])
         instance = d.instance_name or f"camfleet coordinator on {host}"
-        info = AsyncServiceInfo(
+        try:
+            info = self._info_for(instance, host, addresses)
+        except (ValueError, ZeroconfError) as err:
+            log.error("discovery: the advertisement is not valid: %s", err)
+            return
+        try:
+            self._zc = AsyncZeroconf(
+                interfaces=list(d.interfaces) if d.interfaces else InterfaceChoice.All,
+                ip_version=IPVersion.All if v6 else IPVersion.V4Only,
+            )
+            await self._zc.async_register_service(info, allow_name_change=True)
+        except (OSError, ZeroconfError) as err:
+            log.error("discovery: could not advertise over mDNS: %s", err)
+            await self.stop(keep_watching=True)
+            self.addresses = addresses  # tried again when they change
+            return
+        self._info, self.name, self.addresses = info, info.name, addresses
+        log.info("discovery: advertised %r at %s", info.name, ", ".join(addresses))
+
+    def _info_for(self, instance: str, host: str, addresses: list[str]) -> AsyncServiceInfo:
+        d = self.settings.discovery
+        return AsyncServiceInfo(
             fleetproof.SERVICE_TYPE,
             f"{instance}.{fleetproof.SERVICE_TYPE}",
             port=d.port or self.settings.port,
@@ -167,19 +189,6 @@ class Advertiser:
             server=f"{_label(host)}-camfleet.local.",
             parsed_addresses=addresses,
         )
-        try:
-            self._zc = AsyncZeroconf(
-                interfaces=list(d.interfaces) if d.interfaces else InterfaceChoice.All,
-                ip_version=IPVersion.All if v6 else IPVersion.V4Only,
-            )
-            await self._zc.async_register_service(info, allow_name_change=True)
-        except (OSError, NonUniqueNameException) as err:
-            log.error("discovery: could not advertise over mDNS: %s", err)
-            await self.stop(keep_watching=True)
-            self.addresses = addresses  # tried again when they change
-            return
-        self._info, self.name, self.addresses = info, info.name, addresses
-        log.info("discovery: advertised %r at %s", info.name, ", ".join(addresses))
 
     async def stop(self, keep_watching: bool = False) -> None:
         """Withdraw the advertisement and close zeroconf."""
