@@ -2,7 +2,8 @@
 # Set up a Raspberry Pi (Raspberry Pi OS / Debian) as a camfleet node and/or coordinator.
 #
 #   sudo deploy/setup-node.sh --role agent --cam-id CAM_L --position left \
-#        --coordinator-url http://cam-c.local:8080 --fleet-token "$FLEET_TOKEN" --chrony client
+#        --fleet-token "$FLEET_TOKEN" --chrony client   (finds the coordinator over mDNS;
+#        or --coordinator-url http://cam-c.local:8080)
 #   sudo deploy/setup-node.sh --role both --cam-id CAM_C --position centre --chrony master
 #   sudo deploy/setup-node.sh --role dashcam --cam-id DASH_1      (the USB dashcam mode)
 #
@@ -142,10 +143,15 @@ if [ "$DO_INSTALL" = 1 ]; then
 fi
 
 if [ "$ROLE" = agent ] || [ "$ROLE" = both ]; then
-  url="${COORDINATOR_URL:-http://127.0.0.1:8080}"
+  # An agent without --coordinator-url finds the coordinator over mDNS (docs/discovery.md);
+  # the centre camera's agent talks to its own coordinator.
+  url="$COORDINATOR_URL"
+  if [ -z "$url" ] && [ "$ROLE" = both ]; then url="http://127.0.0.1:8080"; fi
+  url_line="# coordinator_url: found over mDNS (discovery)"
+  [ -z "$url" ] || url_line="coordinator_url: $url"
   node_id="$(echo "$CAM_ID" | tr 'A-Z_' 'a-z-')"
   sed -e "s|^node_id: .*|node_id: $node_id|" -e "s|^cam_id: .*|cam_id: $CAM_ID|" \
-      -e "s|^position: [a-z]*|position: $POSITION|" -e "s|^coordinator_url: .*|coordinator_url: $url|" \
+      -e "s|^position: [a-z]*|position: $POSITION|" -e "s|^coordinator_url: .*|$url_line|" \
       "$SRC/deploy/agent.example.yaml" | write_once "$ETC/agent.yaml" 0644
   if [ -z "$FLEET_TOKEN" ] && [ -e "$ETC/coordinator.env" ]; then
     FLEET_TOKEN="$(sed -n 's/^CAMFLEET_FLEET_TOKEN=//p' "$ETC/coordinator.env")"

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import re
+import shutil
 import subprocess
 from pathlib import Path
+
+import pytest
+
+from node_agent.settings import load_agent_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy" / "setup-node.sh"
@@ -262,3 +266,21 @@ def test_setup_installs_the_polkit_rule_and_the_update_unit_for_an_agent(tmp_pat
         POLKIT_RULES.read_bytes()
     )
     assert (tmp_path / "etc/systemd/system/camfleet-update@.service").exists()
+
+
+def test_an_agent_without_a_coordinator_url_is_set_up_to_discover_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = ("--no-apt", "--no-install", "--role", "agent", "--fleet-token", "f" * 32)
+    found = setup(tmp_path / "a", *base, "--cam-id", "CAM_L")
+    given = setup(
+        tmp_path / "b", *base, "--cam-id", "CAM_R", "--coordinator-url", "http://cam-c.local:8080"
+    )
+    assert found.returncode == 0 and given.returncode == 0, found.stderr + given.stderr
+    loaded = {}
+    for name in ("a", "b"):
+        etc = tmp_path / name / "etc" / "camfleet"
+        monkeypatch.setenv("CAMFLEET_AGENT_CONFIG", str(etc / "agent.yaml"))
+        loaded[name] = load_agent_settings(fleet_token="f" * 32, api_token="a" * 32)
+    assert loaded["a"].coordinator_url is None and loaded["a"].discovery.enabled
+    assert loaded["b"].coordinator_url == "http://cam-c.local:8080"
