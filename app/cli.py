@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from node_agent.sync.cli import add_sync_command, run_sync
+from node_agent.updater.cli import add_release_command, run_release
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -38,6 +39,8 @@ examples:
   camfleet dashcam --config /etc/camfleet/agent.yaml --dry-run --once
                                              print the dashcam loop's plan, run nothing
   camfleet sync role client --dry-run        print this node's chrony config
+  camfleet release sign camfleet-0.2.0.tar.gz --key release.pem
+                                             write the archive's .sha256 and .sig
   camfleet user add alice --config /etc/camfleet/coordinator.yaml
                                              a user who signs in to the pages
 
@@ -281,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--once", action="store_true", help="run one cycle and exit")
 
     add_sync_command(command)
+    add_release_command(command)
 
     p = command("demo", "run a coordinator and three synthetic cameras on loopback")
     p.add_argument("--port", type=int, default=8080, help="coordinator port; agents use the next 3")
@@ -327,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_dashcam_command(args)
     if args.cmd == "sync":
         return run_sync(args)
+    if args.cmd == "release":
+        return run_release(args)
     if args.cmd == "user":
         return run_user(args)
     if args.cmd in OPERATOR_COMMANDS:

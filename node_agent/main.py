@@ -47,6 +47,8 @@ from node_agent.storage.routes import make_router as storage_router
 from node_agent.timelapse.metrics import TimelapseCollector
 from node_agent.timelapse.routes import make_router as timelapse_router
 from node_agent.timelapse.wiring import timelapse_down, timelapse_up
+from node_agent.updater.routes import make_router as updater_router
+from node_agent.updater.wiring import build_updater
 from node_agent.wiring import AgentContext, build_context
 
 log = logging.getLogger(__name__)
@@ -121,16 +123,21 @@ def create_app(settings: AgentSettings) -> FastAPI:
     logs = LogControl("agent", settings.data_dir, settings.logging, settings.mode)
     logs.install()  # first, so that what the build logs is kept
     ctx = build_context(settings)
+    updater = build_updater(ctx)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs.adopt("uvicorn")  # configured by uvicorn once the app was built
         sighup = await start_parts(ctx)
+        if updater:
+            updater.start()  # finishes an update a restart interrupted
         log.info("agent %s (%s) ready, pid %d", ctx.node_id, settings.cam_id, os.getpid())
         try:
             yield
         finally:
             stream.close()
+            if updater:
+                await asyncio.to_thread(updater.stop)
             await stop_parts(ctx, sighup)
 
     def require_token(request: Request) -> None:
@@ -234,6 +241,8 @@ def create_app(settings: AgentSettings) -> FastAPI:
         app.state.on_server_shutdown = on_server_shutdown
     if ctx.dashcam:
         app.include_router(dashcam_router(ctx.dashcam), dependencies=protected)
+    if updater:
+        app.include_router(updater_router(updater), dependencies=protected)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=protected)
     async def openapi() -> JSONResponse:

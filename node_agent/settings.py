@@ -44,6 +44,7 @@ from node_agent.power.settings import PowerSettings
 from node_agent.schemas import CAM_ID_PATTERN, NODE_ID_PATTERN, Codec, Position
 from node_agent.sync.settings import SyncSettings
 from node_agent.timelapse.settings import TimelapseSettings
+from node_agent.updater.settings import UpdaterSettings
 
 
 class Profile(BaseModel):
@@ -336,6 +337,7 @@ class AgentSettings(BaseSettings):
     liveview: LiveViewSettings = LiveViewSettings()
     network: NetworkSettings = NetworkSettings()
     discovery: AgentDiscoverySettings = AgentDiscoverySettings()
+    updater: UpdaterSettings = UpdaterSettings()
     mode: Mode = Field(
         default="production",
         description="production: an in-memory log ring only; development: JSON-lines log "

@@ -1,7 +1,9 @@
-"""``systemctl`` as an adapter: restart a unit and ask whether it is active."""
+"""``systemctl`` as an adapter: restart a unit and ask whether it is active; ``systemd-run``
+for a transient unit (the updater's finisher, which must outlive the unit it restarts)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from node_agent.commands import CommandRunner, Completed
@@ -14,6 +16,7 @@ class Systemctl:
     runner: CommandRunner
     program: str = "systemctl"
     timeout_s: float = 60.0
+    systemd_run: str = "systemd-run"
 
     def restart(self, unit: str) -> Completed:
         """``systemctl restart UNIT``; raises CommandFailed unless it worked."""
@@ -27,3 +30,12 @@ class Systemctl:
             [self.program, "is-active", "--quiet", unit], timeout_s=self.timeout_s, mutates=False
         )
         return done.ok
+
+    def run_transient(self, unit: str, argv: Sequence[str]) -> Completed:
+        """``systemd-run --unit UNIT --collect -- ARGV``: a service of its own, outside the
+        caller's cgroup, so restarting the caller's unit does not kill it."""
+        return self.runner.run(
+            [self.systemd_run, "--unit", unit, "--collect", "--quiet", "--", *argv],
+            timeout_s=self.timeout_s,
+            check=True,
+        )
