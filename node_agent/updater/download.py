@@ -43,7 +43,7 @@ def _once(
             with part.open("r+b" if have else "wb") as fh:
                 fh.seek(have)
                 fh.truncate()
-                for chunk in answer.iter_bytes(256 * 1024):
+                for chunk in answer.iter_bytes():  # as it arrives: a break keeps it
                     have += len(chunk)
                     if have > max_bytes:
                         raise DownloadError(f"{url} is larger than the {max_bytes} bytes allowed")
