@@ -8,29 +8,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.updater_helpers import (
     BROKEN,
     NEW,
     OLD,
     Releases,
-    build_releases,
-    install_template,
-    make_base,
-    shared_root,
 )
-from tests.updater_node import UNIT, running_node
+from tests.updater_node import UNIT, releases, running_node, template
 
-
-@pytest.fixture(scope="session")
-def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
-    return build_releases(shared_root(tmp_path_factory))
-
-
-@pytest.fixture(scope="session")
-def template(releases: Releases) -> Path:
-    return install_template(releases, make_base(releases.root), releases.root)
+__all__ = ["releases", "template"]  # the session fixtures
 
 
 def test_a_good_release_installs_restarts_and_passes_its_health_check(

@@ -26,15 +26,14 @@ from tests.updater_helpers import (
     OLD,
     Releases,
     ReleaseServer,
-    build_releases,
     copy_install,
-    install_template,
-    make_base,
     release_server,
-    shared_root,
     tar_with,
     tree,
 )
+from tests.updater_node import releases, template
+
+__all__ = ["releases", "template"]  # the session fixtures
 
 
 def release(tag: str, names: list[str], **extra: object) -> dict[str, object]:
@@ -173,16 +172,6 @@ def test_release_keygen_and_sign_make_files_the_node_accepts(
 
 
 # --- real releases, installed or refused -------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
-    return build_releases(shared_root(tmp_path_factory))
-
-
-@pytest.fixture(scope="session")
-def template(releases: Releases) -> Path:
-    return install_template(releases, make_base(releases.root), releases.root)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from bench.common import free_port
 from tests.conftest import NO_CHRONY, TEST_CAMERA
@@ -20,12 +21,28 @@ from tests.updater_helpers import (
     FakeSystemd,
     Releases,
     ReleaseServer,
+    build_releases,
     copy_install,
     fake_systemd,
+    install_template,
+    make_base,
     release_server,
+    shared_root,
 )
 
 UNIT = "camfleet-agent"
+
+
+@pytest.fixture(scope="session")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
+    """OLD, NEW and BROKEN, built once per run."""
+    return build_releases(shared_root(tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def template(releases: Releases) -> Path:
+    """An install root with OLD installed, copied by each test."""
+    return install_template(releases, make_base(releases.root), releases.root)
 
 
 @dataclass

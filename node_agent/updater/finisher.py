@@ -57,24 +57,29 @@ def _forward(files: UpdateFiles, p: Pending, layout: Layout, systemctl: Systemct
             id=p.id,
         )
         time.sleep(1.0)
-    files.set_progress(UpdateState.switching, target=p.to_version, id=p.id)
-    try:
-        switch(layout, p.to_version)
-    except (InstallError, OSError) as err:
-        return f"switching current failed: {err}"
-    checkpoint(files.dir, "switched")
-    p.phase = "restarting"
-    files.set_pending(p)
-    files.set_progress(UpdateState.restarting, target=p.to_version, id=p.id)
-    try:
-        systemctl.restart(p.unit)
-    except CommandFailed as err:
-        return f"restart failed: {err}"
-    checkpoint(files.dir, "restarted")
+    if p.phase != "checking":  # a finisher killed while checking: the restart was done
+        files.set_progress(UpdateState.switching, target=p.to_version, id=p.id)
+        try:
+            switch(layout, p.to_version)
+        except (InstallError, OSError) as err:
+            return f"switching current failed: {err}"
+        checkpoint(files.dir, "switched")
+        p.phase = "restarting"
+        files.set_pending(p)
+        files.set_progress(UpdateState.restarting, target=p.to_version, id=p.id)
+        try:
+            systemctl.restart(p.unit)
+        except CommandFailed as err:
+            return f"restart failed: {err}"
+        checkpoint(files.dir, "restarted")
     p.phase = "checking"
     files.set_pending(p)
     files.set_progress(UpdateState.checking, target=p.to_version, id=p.id)
-    why = wait_healthy(p.health_url, p.token, p.to_version, p.health_deadline_s)
+
+    def alive() -> bool:
+        return systemctl.is_active(p.unit)
+
+    why = wait_healthy(p.health_url, p.token, p.to_version, p.health_deadline_s, alive)
     if why is not None:
         return f"health check failed within {p.health_deadline_s:g} s: {why}"
     checkpoint(files.dir, "checked")
@@ -92,7 +97,13 @@ def _rollback(files: UpdateFiles, p: Pending, layout: Layout, systemctl: Systemc
         switch(layout, p.from_version)
         checkpoint(files.dir, "rolling_back")
         systemctl.restart(p.unit)
-        back = wait_healthy(p.health_url, p.token, p.from_version, p.health_deadline_s)
+        back = wait_healthy(
+            p.health_url,
+            p.token,
+            p.from_version,
+            p.health_deadline_s,
+            lambda: systemctl.is_active(p.unit),
+        )
         if back is not None:
             why += f"; the old version {p.from_version} is not healthy either: {back}"
     except (InstallError, OSError, CommandFailed) as err:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
+
+# A unit seen inactive this many probes in a row has exited (or is crash-looping): no
+# need to wait out the deadline for it.
+INACTIVE_PROBES = 3
 
 
 def probe(base_url: str, token: str, version: str, timeout_s: float = 3.0) -> str | None:
@@ -29,14 +34,25 @@ def probe(base_url: str, token: str, version: str, timeout_s: float = 3.0) -> st
     return None
 
 
-def wait_healthy(base_url: str, token: str, version: str, deadline_s: float) -> str | None:
-    """Probe until healthy (None) or the deadline passes (the last reason)."""
+def wait_healthy(
+    base_url: str,
+    token: str,
+    version: str,
+    deadline_s: float,
+    alive: Callable[[], bool] | None = None,
+) -> str | None:
+    """Probe until healthy (None) or the deadline passes (the last reason); ``alive``
+    (is the unit running?) ends the wait early for an agent that exited."""
     end = time.monotonic() + deadline_s
     why: str | None = "not probed"
+    inactive = 0
     while time.monotonic() < end:
         why = probe(base_url, token, version, timeout_s=min(3.0, max(0.5, end - time.monotonic())))
         if why is None:
             return None
+        inactive = 0 if alive is None or alive() else inactive + 1
+        if inactive >= INACTIVE_PROBES:
+            return f"the agent is not running (it exited): {why}"
         time.sleep(0.3)
     return why
 

@@ -184,6 +184,11 @@ class Updater:
             raise NotFound(f"the feed has no release {version or '(any)'}; it offers {offered}")
         if release.version == self.version:
             raise UpdateConflict(f"{release.version} is the version this node runs")
+        if version is None and not is_newer(release.version, self.version):
+            raise UpdateConflict(
+                f"the newest release, {release.version}, is not newer than {self.version} "
+                "(name a version to go back to it)"
+            )
         if self.layout.current_version() != self.version or not self.layout.is_complete(
             self.version
         ):
@@ -363,8 +368,19 @@ class Updater:
             version = progress.get("target")
             try:
                 self.apply(version if isinstance(version, str) else None)
+            except RecordingConflict:
+                pass  # a recording started again: still queued (or refused, if not retrying)
             except AgentError as err:
                 log.error("the queued update did not start: %s", err.message)
+                self.files.record(
+                    UpdateRecord(
+                        version=str(version or "(newest)"),
+                        from_version=self.version,
+                        at=now_iso(),
+                        result="failed",
+                        why=f"the queued update did not start: {err.message}",
+                    )
+                )
                 self.files.set_progress(UpdateState.failed, target=version, detail=err.message)
 
     def _watch(self) -> None:
