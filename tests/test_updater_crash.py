@@ -22,6 +22,7 @@ from tests.updater_helpers import (
 from tests.updater_node import UNIT, Node, releases, running_node, template
 
 __all__ = ["releases", "template"]  # the session fixtures
+pytestmark = pytest.mark.slow
 
 # The agent's steps here, the finisher's in test_updater_crash_finisher.py (two files, so
 # that the suite's two workers share them).

@@ -12,6 +12,7 @@ from tests.updater_helpers import Releases
 from tests.updater_node import releases, template
 
 __all__ = ["releases", "template"]  # the session fixtures
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("step", FINISHER_STEPS)

@@ -8,6 +8,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
+import pytest
+
 from tests.updater_helpers import (
     BROKEN,
     NEW,
@@ -17,14 +20,27 @@ from tests.updater_helpers import (
 from tests.updater_node import UNIT, releases, running_node, template
 
 __all__ = ["releases", "template"]  # the session fixtures
+pytestmark = pytest.mark.slow
 
 
 def test_a_good_release_installs_restarts_and_passes_its_health_check(
     tmp_path: Path, releases: Releases, template: Path
 ) -> None:
     with running_node(tmp_path, releases, template) as node:
+        with node.client() as c:
+            assert c.post("/api/v1/update/apply", json={}).status_code == 404  # an empty feed
+            node.server.feed = b'[{"tag_name": "v9", "assets": ' + b"[" * 50
+            assert "not JSON" in c.get("/api/v1/update/check").json()["error"]
+            bad = c.post("/api/v1/update/apply", json={})
+            assert bad.status_code == 502 and "not JSON" in bad.json()["detail"], bad.text
+            assert c.post("/api/v1/update/apply", json={"version": "../x"}).status_code == 422
+        node.server.feed = b"[]"
         node.server.publish(NEW, releases.assets(NEW), notes="faster start")
         node.server.drop_once = True  # the archive's first transfer breaks a third in
+        with httpx.Client(base_url=f"http://127.0.0.1:{node.port}") as anonymous:
+            for path in ("/api/v1/update/check", "/api/v1/update/status"):
+                assert anonymous.get(path).status_code == 401
+            assert anonymous.post("/api/v1/update/apply", json={}).status_code == 401
         with node.client() as c:
             check = c.get("/api/v1/update/check").json()
             assert check["current"] == OLD and check["available"] == NEW

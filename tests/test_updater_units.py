@@ -17,7 +17,7 @@ from node_agent.commands import CommandRunner
 from node_agent.errors import NotFound, RecordingConflict
 from node_agent.schemas import RecorderState
 from node_agent.updater.feed import MAX_FEED_BYTES, FeedError, parse_feed, pick
-from node_agent.updater.install import InstallError, Layout, install
+from node_agent.updater.install import COMPLETE, InstallError, Layout, install, prune, switch
 from node_agent.updater.service import FeedUnreachable, UpdateConflict, Updater
 from node_agent.updater.settings import UpdaterSettings
 from node_agent.updater.verify import VerifyError, sign_archive, verify_archive
@@ -315,3 +315,28 @@ def test_an_unsafe_or_wrong_archive_is_not_installed(
     with pytest.raises(InstallError, match=why):
         install(Layout(opt, releases.root / "base"), archive, NEW, "0" * 64, CommandRunner())
     assert tree(tmp_path) == before
+
+
+def test_pruning_keeps_the_newest_installs_and_never_current_or_the_previous_one(
+    tmp_path: Path,
+) -> None:
+    layout = Layout(tmp_path / "opt", tmp_path / "base")
+    for i, version in enumerate(["1.0", "1.1", "1.2", "1.3", "1.4"]):
+        folder = layout.folder(version)
+        folder.mkdir(parents=True)
+        (folder / COMPLETE).write_text("{}")
+        stamp = 1_000_000 + i
+        import os
+
+        os.utime(folder / COMPLETE, (stamp, stamp))
+    (layout.versions / ".staging-1.5").mkdir()  # a crash's leftover
+    (layout.versions / "1.6").mkdir()  # half built (no .complete): not a version
+    switch(layout, "1.0")  # an old one is current (a rollback)
+    gone = prune(layout, keep=3, protect={"1.1"})
+    assert gone == ["1.2", "1.3"]
+    assert layout.installed() == ["1.0", "1.1", "1.4"]
+    assert not (layout.versions / ".staging-1.5").exists()
+    assert layout.current_version() == "1.0"
+    with pytest.raises(InstallError, match="not a whole install"):
+        switch(layout, "1.6")
+    assert layout.current_version() == "1.0"

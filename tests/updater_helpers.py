@@ -32,6 +32,7 @@ from node_agent.updater.verify import sign_archive
 
 REPO = Path(__file__).resolve().parent.parent
 OLD, NEW, BROKEN = "1.0.0", "1.0.1", "1.0.2"
+CAMFLEET_PACKAGES = {"app", "common", "node_agent", "migrations"}
 
 
 # --- releases --------------------------------------------------------------------------
@@ -191,7 +192,8 @@ def make_base(root: Path) -> Path:
         ours = Path(sysconfig.get_path("purelib"))
         for entry in ours.iterdir():
             lowered = entry.name.lower()
-            if "camfleet" in lowered or lowered == "__pycache__":
+            # camfleet itself (editable or not) stays out: only its dependencies are shared
+            if "camfleet" in lowered or lowered in CAMFLEET_PACKAGES or lowered == "__pycache__":
                 continue
             (site / entry.name).symlink_to(entry)
         (base / "ready").touch()
