@@ -340,3 +340,27 @@ def test_pruning_keeps_the_newest_installs_and_never_current_or_the_previous_one
     with pytest.raises(InstallError, match="not a whole install"):
         switch(layout, "1.6")
     assert layout.current_version() == "1.0"
+
+
+def test_a_release_whose_dependencies_the_base_lacks_is_refused_by_pip_check(
+    tmp_path: Path, releases: Releases, template: Path
+) -> None:
+    import zipfile
+
+    opt = copy_install(template, tmp_path / "opt")
+    source = releases.wheels[NEW]
+    wheel = tmp_path / source.name
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(wheel, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename.endswith(".dist-info/METADATA"):
+                data = data.replace(
+                    b"Requires-Dist:",
+                    b"Requires-Dist: camfleet-no-such-dependency>=1\nRequires-Dist:",
+                    1,
+                )
+            new.writestr(item, data)
+    before = tree(opt)
+    with pytest.raises(InstallError, match="camfleet-no-such-dependency"):
+        install(Layout(opt, releases.root / "base"), wheel, NEW, "0" * 64, CommandRunner())
+    assert tree(opt) == before
