@@ -17,7 +17,15 @@ from node_agent.commands import CommandRunner
 from node_agent.errors import NotFound, RecordingConflict
 from node_agent.schemas import RecorderState
 from node_agent.updater.feed import MAX_FEED_BYTES, FeedError, parse_feed, pick
-from node_agent.updater.install import COMPLETE, InstallError, Layout, install, prune, switch
+from node_agent.updater.install import (
+    COMPLETE,
+    InstallError,
+    Layout,
+    install,
+    prune,
+    switch,
+    venv_options,
+)
 from node_agent.updater.service import FeedUnreachable, UpdateConflict, Updater
 from node_agent.updater.settings import UpdaterSettings
 from node_agent.updater.verify import VerifyError, sign_archive, verify_archive
@@ -364,3 +372,12 @@ def test_a_release_whose_dependencies_the_base_lacks_is_refused_by_pip_check(
     with pytest.raises(InstallError, match="camfleet-no-such-dependency"):
         install(Layout(opt, releases.root / "base"), wheel, NEW, "0" * 64, CommandRunner())
     assert tree(opt) == before
+
+
+def test_a_version_sees_the_system_packages_when_the_base_does(tmp_path: Path) -> None:
+    assert venv_options(tmp_path) == []  # no base yet
+    cfg = tmp_path / "pyvenv.cfg"
+    cfg.write_text("home = /usr/bin\ninclude-system-site-packages = false\n")
+    assert venv_options(tmp_path) == []
+    cfg.write_text("home = /usr/bin\ninclude-system-site-packages = true\nversion = 3.11.2\n")
+    assert venv_options(tmp_path) == ["--system-site-packages"]

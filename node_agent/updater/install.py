@@ -9,13 +9,14 @@ Layout::
       current -> versions/<v>
 
 Dependencies: each version's venv is made with ``python -m venv --without-pip`` from the
-base's interpreter, and a ``.pth`` file adds the base's site-packages, so a release that
-changes only camfleet installs in seconds and downloads nothing but its own archive. The
-release's camfleet wheel and any wheels the archive carries in ``wheels/`` are installed
-with ``pip install --no-index --no-deps`` (pip itself is the base's), then ``pip check``
-must pass, or the install is refused: a release needing a dependency the base lacks must
-ship it in ``wheels/``. A release's own ``wheels/`` land in its own venv, ahead of the
-base on ``sys.path``, so a newer dependency never changes what the running version sees.
+base's interpreter (``--system-site-packages`` when the base has it), and a ``.pth`` file
+adds the base's site-packages, so a release that changes only camfleet installs in
+seconds and downloads nothing but its own archive. The release's camfleet wheel and any
+wheels the archive carries in ``wheels/`` are installed with ``pip install --no-index
+--no-deps`` (pip itself is the base's), then ``pip check`` must pass, or the install is
+refused: a release needing a dependency the base lacks must ship it in ``wheels/``. A
+release's own ``wheels/`` land in its own venv, ahead of the base on ``sys.path``, so a
+newer dependency never changes what the running version sees.
 
 The build happens in ``versions/.staging-<v>``; its console scripts' ``#!`` lines are
 pointed at the final folder and ``.complete`` is written before one ``rename`` makes it
@@ -128,6 +129,20 @@ def _wheels(release: Path, version: str) -> tuple[Path, list[Path]]:
     return own[0], sorted((release / "wheels").glob("*.whl"))
 
 
+def venv_options(base: Path) -> list[str]:
+    """A version's venv sees the system's packages when the base does (python3-picamera2
+    comes from Raspberry Pi OS: deploy/setup-node.sh makes the base that way)."""
+    try:
+        cfg = (base / "pyvenv.cfg").read_text()
+    except OSError:
+        return []
+    for line in cfg.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "include-system-site-packages" and value.strip().lower() == "true":
+            return ["--system-site-packages"]
+    return []
+
+
 def _purelib(runner: CommandRunner, python: Path) -> str:
     done = runner.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
@@ -176,7 +191,17 @@ def install(
         _extract(archive, staging / "release")
         wheel, extra = _wheels(staging / "release", version)
         venv = staging / "venv"
-        runner.run([str(base_python), "-m", "venv", "--without-pip", str(venv)], check=True)
+        runner.run(
+            [
+                str(base_python),
+                "-m",
+                "venv",
+                "--without-pip",
+                *venv_options(layout.base),
+                str(venv),
+            ],
+            check=True,
+        )
         python = venv / "bin" / "python"
         site = Path(_purelib(runner, python))
         site.joinpath(BASE_PTH).write_text(_purelib(runner, base_python) + "\n")
