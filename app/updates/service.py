@@ -150,10 +150,12 @@ class FleetUpdater:
         if not check.ok or check.value is None:
             return fail(f"could not check for updates: {check.error}")
         result.from_version = result.version = check.value.current
+        if check.value.error:
+            return fail(f"could not read its release feed: {check.value.error}")
         if run.target is None:
             if check.value.available is None or not check.value.update_available:
                 result.outcome = NodeOutcome.up_to_date
-                result.detail = check.value.error or "no newer release in the feed"
+                result.detail = "no newer release in the feed"
                 return None
             run.target = check.value.available
         if check.value.current == run.target:
