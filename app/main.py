@@ -45,6 +45,8 @@ from app.sessions.reconcile import mark_restarted, reconcile
 from app.settings import CoordinatorSettings
 from app.timelapse import routes as timelapse_routes
 from app.web import auth_pages
+from app.updates import routes as update_routes
+from app.updates.service import FleetUpdater
 from app.web import routes as web_routes
 from app.web.pages import is_page
 from common.http import (
@@ -168,6 +170,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     alerts = FleetAlerts(build_notifier(settings.notifications, "coordinator"), fleet.state)
     advertiser = discovery.Advertiser(settings)
     fleet.alerts = alerts
+    updates = FleetUpdater(fleet)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -195,6 +198,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
         finally:
             await advertiser.stop()
             await live.stop()
+            await updates.close()
             await relays.close()
             if fleet.watch is not None:
                 await fleet.watch.stop()
@@ -220,6 +224,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.state.live = live
     app.state.liveview = relays
     app.state.advertiser = advertiser
+    app.state.updates = updates
 
     # Called by the server when it begins to shut down: open event streams would otherwise
     # hold it for its whole graceful-shutdown time.
@@ -289,6 +294,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.include_router(audio_routes.router)
     app.include_router(event_routes.router)
     app.include_router(liveview_routes.router)
+    app.include_router(update_routes.router)
     app.include_router(web_routes.router)
     app.include_router(auth_pages.router)
     app.include_router(log_routes.router)

@@ -66,6 +66,13 @@ class CoordinatorSettings(BaseSettings):
     max_lead_ms: int = Field(default=60_000, ge=1, le=3_600_000)
     command_timeout_s: float = Field(default=2.0, gt=0, le=120)
     stop_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    update_node_timeout_s: float = Field(
+        default=900.0,
+        gt=0,
+        le=7200,
+        description="A fleet update waits this long for each node's verdict (download, "
+        "install, restart, health check, any rollback) before it stops as failed.",
+    )
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     busy_poll_interval_s: float = Field(
         default=0.5,

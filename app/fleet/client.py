@@ -50,6 +50,9 @@ from app.fleet.wire import (
     StopResult,
     TimelapseStartRequest,
     TimelapseStatus,
+    UpdateApplyRequest,
+    UpdateCheck,
+    UpdateProgress,
 )
 from common.logmodes import Level, LogList, ModeChange, ModeState
 
@@ -84,6 +87,10 @@ MAX_ANSWER_BYTES: dict[str, int] = {
     "mode": 16 * KIB,
     # up to 5000 records of a few hundred bytes
     "logs": 8 * MIB,
+    # release notes are capped by the agent; the history by keep_versions and its length
+    "update_check": 256 * KIB,
+    "update_apply": 256 * KIB,
+    "update_status": 256 * KIB,
     "error_body": 64 * KIB,
 }
 
@@ -395,6 +402,24 @@ class AgentClient:
     async def shutdown(self, node: NodeAddress) -> NodeCall[ShutdownAnswer]:
         """Begin the node's shutdown sequence (it answers 202 with the steps)."""
         return await self._call(node, "shutdown", "POST", "/api/v1/shutdown", ShutdownAnswer)
+
+    async def update_check(self, node: NodeAddress) -> NodeCall[UpdateCheck]:
+        """What the node runs and what its feed offers (the node reads its feed)."""
+        return await self._call(
+            node, "update_check", "GET", "/api/v1/update/check", UpdateCheck, timeout_s=30.0
+        )
+
+    async def update_apply(
+        self, node: NodeAddress, req: UpdateApplyRequest
+    ) -> NodeCall[UpdateProgress]:
+        """Ask the node to install a release; 202 once its update has begun."""
+        return await self._call(
+            node, "update_apply", "POST", "/api/v1/update/apply", UpdateProgress, req, 30.0
+        )
+
+    async def update_status(self, node: NodeAddress) -> NodeCall[UpdateProgress]:
+        """The node's update under way, or its verdict."""
+        return await self._call(node, "update_status", "GET", "/api/v1/update/status", UpdateProgress)
 
     async def aclose(self) -> None:
         """Close the transport's connections."""

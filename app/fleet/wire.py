@@ -41,6 +41,7 @@ from node_agent.schemas import (
     StopResult,
 )
 from node_agent.timelapse.schemas import TimelapseStartRequest, TimelapseStatus
+from node_agent.updater.schemas import UpdateApplyRequest, UpdateCheck, UpdateProgress, UpdateState
 
 __all__ = [
     "NODE_ID_PATTERN",
@@ -83,5 +84,9 @@ __all__ = [
     "StopResult",
     "TimelapseStartRequest",
     "TimelapseStatus",
+    "UpdateApplyRequest",
+    "UpdateCheck",
+    "UpdateProgress",
+    "UpdateState",
     "manifest_name",
 ]

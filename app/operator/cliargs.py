@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from app.operator import fleetcmd, nodecmd
+from app.operator import fleetcmd, nodecmd, updatecmd
 from app.operator.client import OperatorClient, OperatorError
 
 COMMANDS: tuple[str, ...] = ("nodes", "fleet", "start", "stop", "sessions", "session", "recordings")
@@ -48,7 +48,8 @@ def add_operator_commands(command: Command, url_help: str, token_help: str) -> N
     """Every command that talks to a running coordinator (but the footage ones)."""
     helps = {
         "nodes": "the fleet as a table (the same as fleet status)",
-        "fleet": "the whole fleet: status, start, stop, selftest, lockview, shutdown, mode",
+        "fleet": "the whole fleet: status, start, stop, selftest, lockview, shutdown, mode, "
+        "update",
         "start": "start a synchronized recording (the same as fleet start)",
         "stop": "stop a session (the same as fleet stop)",
         "sessions": "list recent sessions",
@@ -73,6 +74,7 @@ def add_operator_commands(command: Command, url_help: str, token_help: str) -> N
                 ("lockview", "save a framing still on every node of the running session"),
                 ("shutdown", "finish NODE's recording and power it off"),
                 ("mode", "production or development mode on the coordinator and every node"),
+                ("update", "install a signed release on one node at a time, never mid-take"),
             ):
                 q = fleet_sub.add_parser(
                     action, help=text, description=text[0].upper() + text[1:] + "."
@@ -88,6 +90,10 @@ def add_operator_commands(command: Command, url_help: str, token_help: str) -> N
                 if action == "mode":
                     q.add_argument("mode", choices=("production", "development"))
                     q.add_argument("--node", action="append", dest="node_ids")
+                if action == "update":
+                    q.add_argument("--version", help="default: the newest the feed offers")
+                    q.add_argument("--node", action="append", dest="node_ids")
+                    q.add_argument("--no-wait", action="store_true", help="return at once")
                 if action == "shutdown":
                     q.add_argument("node_id", metavar="NODE")
                     q.add_argument("--yes", action="store_true", help="do not ask first")
@@ -146,6 +152,8 @@ def dispatch(client: OperatorClient, args: argparse.Namespace) -> int:
         return fleetcmd.fleet_lockview(client, js, args.session_id)
     if cmd == "mode":
         return fleetcmd.fleet_mode(client, js, args.mode, args.node_ids)
+    if cmd == "update":
+        return updatecmd.fleet_update(client, js, args.version, args.node_ids, not args.no_wait)
     if cmd == "shutdown":
         return nodecmd.shutdown(client, js, args.node_id, args.yes)
     if cmd == "sessions":

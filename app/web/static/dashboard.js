@@ -380,6 +380,31 @@ $("delete-dialog").addEventListener("close", () => {
   });
 });
 
+// ---- fleet update: one camera at a time, followed until it ends ----
+const UPDATE_POLL_MS = 2000;
+const UPDATED = new Set(["updated", "up_to_date"]);
+function updateRows(run) {
+  return run.nodes.map(n => ({node_id: n.node_id, ok: UPDATED.has(n.outcome) || n.outcome === "updating" || n.outcome === "waiting",
+    okText: n.outcome.replace("_", " "), detail: [n.from_version && n.version && n.from_version !== n.version ? `${n.from_version} → ${n.version}` : n.version, n.detail].filter(Boolean).join(" · ")}))
+    .map(r => Object.assign(r, r.ok ? {} : {detail: r.okText + (r.detail ? ": " + r.detail : "")}));
+}
+$("fleet-update").onclick = () => { $("update-dialog").returnValue = ""; $("update-dialog").showModal(); };
+$("update-dialog").addEventListener("close", () => {
+  if ($("update-dialog").returnValue !== "update") return;
+  command("Update software", $("fleet-update"), async () => {
+    let run = await api("/api/v1/fleet/update", {method: "POST", json: {}});
+    while (run.state === "running") {
+      showResults(`Update software to ${run.target || "the newest release"} (running)`, updateRows(run));
+      await new Promise(r => setTimeout(r, UPDATE_POLL_MS));
+      run = await api("/api/v1/fleet/update");
+    }
+    const done = run.nodes.filter(n => UPDATED.has(n.outcome)).length;
+    banner(`Software update ${run.state}: ${done} of ${run.nodes.length} cameras on ${run.target || "their version"}` +
+      (run.stopped_at ? `; stopped at ${camOf(run.stopped_at)}` : ""), run.state !== "done");
+    showResults(`Update software to ${run.target || "the newest release"} (${run.state})`, updateRows(run));
+  });
+});
+
 // ---- per card: preview, shut down ----
 let shutdownTarget = null;
 $("cards").addEventListener("click", (ev) => {
