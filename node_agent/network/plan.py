@@ -148,8 +148,10 @@ def step(state: PlanState, obs: Observation, cfg: PlanConfig) -> tuple[PlanState
     adopted = _adopt(state, kind, now)
     if adopted is not None:
         return adopted
-    if state.phase == Phase.mesh:  # the mesh went away
-        state = _enter(state, Phase.seeking, now, boot=False)
+    if state.phase == Phase.mesh:
+        if kind == LinkKind.mesh:
+            return state, Action(ActionKind.wait, reason=f"on {obs.link.ssid}")
+        state = _enter(state, Phase.seeking, now, boot=False)  # the mesh went away
     if state.phase == Phase.ap_client and kind != LinkKind.ap_client:
         state = _enter(state, Phase.seeking, now, boot=False)
     if state.phase == Phase.seeking:
