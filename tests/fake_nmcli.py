@@ -97,12 +97,13 @@ def _visible(world: dict[str, Any], me: str) -> dict[str, dict[str, Any]]:
 
 
 def _node(world: dict[str, Any], me: str) -> dict[str, Any]:
-    node = world["nodes"].setdefault(me, {"profiles": {}, "active": None})
+    node: dict[str, Any] = world["nodes"].setdefault(me, {"profiles": {}, "active": None})
     node.setdefault("profiles", {})
     node.setdefault("active", None)
     prof = node["profiles"].get(node["active"] or "")
-    if node["active"] and (prof is None or (prof.get("mode") != "ap" and prof["ssid"] not in
-                                             _visible(world, me))):
+    if node["active"] and (
+        prof is None or (prof.get("mode") != "ap" and prof["ssid"] not in _visible(world, me))
+    ):
         node["active"] = None  # the network vanished: disconnected
     return node
 
@@ -156,8 +157,12 @@ def dispatch(
         for ssid, net in sorted(_visible(world, me).items()):
             in_use = "*" if prof and prof["ssid"] == ssid else " "
             security = "WPA2" if net.get("psk") else ""
-            row = {"IN-USE": in_use, "SSID": ssid, "SIGNAL": str(net.get("signal", 50)),
-                   "SECURITY": security}
+            row = {
+                "IN-USE": in_use,
+                "SSID": ssid,
+                "SIGNAL": str(net.get("signal", 50)),
+                "SECURITY": security,
+            }
             out.write(":".join(_esc(row[f]) for f in fields) + "\n")
         return 0
     if args[:2] == ["dev", "show"]:
@@ -177,8 +182,10 @@ def dispatch(
         prof = node["profiles"].get(args[3])
         if prof is None:
             return fail(10, f"{args[3]} - no such connection profile.")
-        rows = {"802-11-wireless.ssid": prof["ssid"],
-                "802-11-wireless.mode": prof.get("mode", "infrastructure")}
+        rows = {
+            "802-11-wireless.ssid": prof["ssid"],
+            "802-11-wireless.mode": prof.get("mode", "infrastructure"),
+        }
         for f in fields:
             out.write(f"{f}:{_esc(rows.get(f, ''))}\n")
         return 0
@@ -226,8 +233,7 @@ def up(args: list[str], world: dict[str, Any], node: dict[str, Any], me: str) ->
                 psk = value
     if prof["mode"] == "ap":
         if prof.get("key_mgmt") != "wpa-psk" or psk is None or not 8 <= len(psk) <= 63:
-            return fail(4, "Connection activation failed: Secrets were required, but not "
-                        "provided.")
+            return fail(4, "Connection activation failed: Secrets were required, but not provided.")
         node["active"], node["ap_psk"] = name, psk
         return 0
     net = _visible(world, me).get(prof["ssid"])
