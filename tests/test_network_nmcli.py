@@ -232,11 +232,15 @@ def test_the_manager_falls_back_to_the_masters_ap_and_returns_to_the_mesh(
     for svc in (master, client):
         got = svc.overlay(NetworkStatus(mode=NetworkMode.wired))
         assert (got.mode, got.ssid, got.signal) == (NetworkMode.mesh, "FieldMesh", 70)
-    assert [
-        c["argv"][-4:-2] for c in air.calls() if c["node"] == "CAM_C" and "--wait" in c["argv"]
-    ] == [
-        ["ifname", "wlan0"],
-        ["ifname", "wlan0"],
+    master_changes = [
+        c["argv"][2:6] if c["argv"][0] == "--wait" else c["argv"][:4]
+        for c in air.calls()
+        if c["node"] == "CAM_C" and ("--wait" in c["argv"] or c["argv"][:2] == ["con", "down"])
+    ]
+    assert master_changes == [
+        ["con", "up", "id", "camfleet-ap"],
+        ["con", "down", "id", "camfleet-ap"],  # the probe
+        ["con", "up", "id", "camfleet-net-FieldMesh"],
     ]
     text = caplog.text + json.dumps(master.status().model_dump(mode="json"))
     for secret in SECRETS:
