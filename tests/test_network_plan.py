@@ -433,6 +433,15 @@ class SimNode:
     seen_at: float | None = None
     down_since: float | None = 0.0  # reachable by no one since then (None: reachable)
     worst_down_s: float = 0.0
+    powered: bool = True
+
+    def power(self, on: bool, now: float) -> None:
+        """Off: no radio; on again: a boot."""
+        if on and not self.powered:
+            self.state, self.seen, self.seen_at, self.down_since = PlanState(), (), None, now
+        if not on:
+            self.link, self.down_since = Link(), None
+        self.powered = on
 
     @property
     def hosting(self) -> bool:
@@ -493,6 +502,8 @@ class Field:
 
     def account(self, now: float) -> None:
         for n in self.nodes:
+            if not n.powered:
+                continue
             self.refresh(n)
             if n.link.ssid is None:
                 if n.down_since is None:
@@ -518,28 +529,38 @@ def run(f: Field, until: float, now: float, rng: random.Random, max_dt: float) -
         order = list(f.nodes)
         rng.shuffle(order)
         for n in order:
-            f.tick(n, now)
+            if n.powered:
+                f.tick(n, now)
         f.account(now)
     return now
 
 
 MAX_DT = 5.0
 SLACK = 2 * MAX_DT + 1
+# (how long, the mesh up?, the master powered?)
 segments = st.lists(
-    st.tuples(st.floats(min_value=0, max_value=300), st.booleans()), min_size=1, max_size=8
+    st.tuples(st.floats(min_value=0, max_value=300), st.booleans(), st.booleans()),
+    min_size=1,
+    max_size=8,
 )
+
+
+def play(f: Field, plan: list[tuple[float, bool, bool]], rng: random.Random) -> float:
+    now = 0.0
+    for duration, mesh_up, master_on in plan:
+        f.mesh_up = mesh_up
+        f.nodes[0].power(master_on, now)
+        now = run(f, now + duration, now, rng, MAX_DT)
+    return now
 
 
 @settings(max_examples=40, deadline=None)
 @given(segments, st.randoms(use_true_random=False))
 def test_no_node_is_unreachable_longer_than_its_time_outs(
-    plan: list[tuple[float, bool]], rng: random.Random
+    plan: list[tuple[float, bool, bool]], rng: random.Random
 ) -> None:
     f = fleet()
-    now = 0.0
-    for duration, mesh_up in plan:
-        f.mesh_up = mesh_up
-        now = run(f, now + duration, now, rng, MAX_DT)
+    now = play(f, plan, rng)
     master, *clients = f.nodes
     c = master.cfg
     assert master.worst_down_s <= c.join_timeout_s + SLACK
@@ -550,14 +571,12 @@ def test_no_node_is_unreachable_longer_than_its_time_outs(
 @settings(max_examples=40, deadline=None)
 @given(segments, st.randoms(use_true_random=False))
 def test_without_a_mesh_the_master_hosts_and_the_others_join_it(
-    plan: list[tuple[float, bool]], rng: random.Random
+    plan: list[tuple[float, bool, bool]], rng: random.Random
 ) -> None:
     f = fleet()
-    now = 0.0
-    for duration, mesh_up in plan:
-        f.mesh_up = mesh_up
-        now = run(f, now + duration, now, rng, MAX_DT)
+    now = play(f, plan, rng)
     f.mesh_up = False
+    f.nodes[0].power(True, now)
     c = f.nodes[1].cfg
     # the longest way there: lose the mesh, raise an own AP first, probe once
     now = run(
@@ -572,14 +591,12 @@ def test_without_a_mesh_the_master_hosts_and_the_others_join_it(
 @settings(max_examples=40, deadline=None)
 @given(segments, st.randoms(use_true_random=False))
 def test_everyone_returns_to_the_mesh_when_it_is_back(
-    plan: list[tuple[float, bool]], rng: random.Random
+    plan: list[tuple[float, bool, bool]], rng: random.Random
 ) -> None:
     f = fleet()
-    now = 0.0
-    for duration, mesh_up in plan:
-        f.mesh_up = mesh_up
-        now = run(f, now + duration, now, rng, MAX_DT)
+    now = play(f, plan, rng)
     f.mesh_up = True
+    f.nodes[0].power(True, now)
     c = f.nodes[0].cfg
     now = run(f, now + c.mesh_retry_s + c.join_timeout_s + SLACK, now, rng, MAX_DT)
     for n in f.nodes:
