@@ -112,6 +112,12 @@ def test_boot_without_a_mesh_master_ap_clients_join_then_all_back_on_the_mesh(
             'camfleet_network_link_info{cam_id="CAM_C",mode="ap_host",node="cam-c",'
             'ssid="SOCCER_CAM_C"} 1.0' in metrics
         )
+        config = httpx.get(
+            f"http://127.0.0.1:{fleet.agents['CAM_C'].port}/api/v1/config",
+            headers={"Authorization": f"Bearer {token}"},
+        ).text
+        assert "network-secrets.yaml" in config  # the file is named, its keys are not there
+        assert AP_PSK not in config and MESH_PSK not in config and AP_PSK not in metrics
 
         fake_nmcli.edit_world(world, FieldMesh={"signal": 70, "psk": MESH_PSK})  # it is back
         wait_for(c, {"CAM_C": "mesh", "CAM_L": "mesh", "CAM_R": "mesh"}, seen, 40)
