@@ -560,7 +560,7 @@ def test_no_node_is_unreachable_longer_than_its_time_outs(
     plan: list[tuple[float, bool, bool]], rng: random.Random
 ) -> None:
     f = fleet()
-    now = play(f, plan, rng)
+    play(f, plan, rng)
     master, *clients = f.nodes
     c = master.cfg
     assert master.worst_down_s <= c.join_timeout_s + SLACK
