@@ -210,7 +210,7 @@ def _tried_since(state: PlanState, ssid: str, t: float) -> bool:
 def _candidate(state: PlanState, obs: Observation, cfg: PlanConfig) -> str | None:
     """The best configured network the scan shows that was not just tried."""
     signal = {s.ssid: s.signal for s in obs.seen}
-    for ssid in cfg.networks:  # the settings' order first, then the stronger signal
+    for ssid in cfg.networks:  # the settings' order decides (best first), not the signal
         if ssid not in signal:
             continue
         if _tried_since(state, ssid, obs.now - cfg.gap_s):
