@@ -43,6 +43,9 @@ class Fleet:
     command_latency: Histogram
     join_refused: Counter
     challenges: Challenges
+    # The mutual handshakes of discovered coordinators (docs/discovery.md): a store of
+    # their own, so a flood of unauthenticated handshakes never evicts a bearer challenge.
+    handshakes: Challenges = field(default_factory=Challenges)
     # The registry as last written by this coordinator (it is the only writer): pages and
     # GET /api/v1/nodes read it without waiting for a database thread.
     nodes: dict[str, Node] = field(default_factory=dict)

@@ -12,6 +12,9 @@ from app.context import Fleet
 from app.offload.engine import OffloadEngine
 from common.http import check_bearer
 
+# Set in the request's scope by the AuthGate when a join proved the fleet token by HMAC.
+FLEET_PROOF_KEY = "camfleet_fleet_proof"
+
 
 def get_fleet(request: Request) -> Fleet:
     """The app's Fleet."""
@@ -44,7 +47,10 @@ AuthDep = Annotated[Auth, Depends(get_auth)]
 
 
 def require_fleet_token(request: Request) -> None:
-    """The fleet token, presented by nodes when they join."""
+    """The fleet token, presented by nodes when they join, or the answer to a handshake
+    that the AuthGate verified (app.discovery.service.proof_check)."""
+    if request.scope.get("state", {}).get(FLEET_PROOF_KEY):
+        return
     fleet: Fleet = request.app.state.fleet
     check_bearer(request, lambda: [fleet.settings.fleet_token.get_secret_value()])
 

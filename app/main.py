@@ -12,6 +12,8 @@ import anyio
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from app import __version__, db
 from app import metrics as fleet_metrics
@@ -19,6 +21,8 @@ from app.audio import routes as audio_routes
 from app.auth import STATE_KEY, Auth
 from app.context import build_fleet
 from app.deps import BearerDep, require_operator
+from app.discovery import routes as discovery_routes
+from app.discovery import service as discovery
 from app.errors import CamfleetError
 from app.events import routes as event_routes
 from app.events.broadcaster import Broadcaster
@@ -49,6 +53,7 @@ from common.http import (
     METRICS_RESPONSES,
     AuthGate,
     Guard,
+    Refusal,
     check_bearer,
     install_error_handlers,
 )
@@ -68,15 +73,27 @@ class CoordinatorHealth(BaseModel):
 
 
 _JOIN_PATHS = frozenset({"/api/v1/nodes/join", "/api/v1/nodes/challenge"})
+# Open to anyone: the coordinator proves itself first (docs/discovery.md).
+_HANDSHAKE_PATH = "/api/v1/nodes/handshake"
 # The sign-in form and the sign-out form: they check their own credentials (and limits).
 _SIGN_IN_POSTS = frozenset({"/login", "/logout"})
 
 
-def guards(settings: CoordinatorSettings, auth: Auth) -> Callable[[str, str], Guard]:
+def guards(
+    settings: CoordinatorSettings,
+    auth: Auth,
+    fleet_proof: Callable[[Scope, Headers], Refusal | None] | None = None,
+) -> Callable[[str, str], Guard]:
     """Which token each request needs, and how large its body may be."""
     public = Guard(tokens=None)
     sign_in = Guard(tokens=None, max_body_bytes=8 * 1024)
-    join = Guard(tokens=lambda: [settings.fleet_token.get_secret_value()], max_body_bytes=16 * 1024)
+    # A join without Authorization must carry the answer to a handshake (fleet_proof).
+    join = Guard(
+        tokens=lambda: [settings.fleet_token.get_secret_value()],
+        cookie_check=fleet_proof,
+        max_body_bytes=16 * 1024,
+    )
+    handshake = Guard(tokens=None, max_body_bytes=1024)
     operator = Guard(
         tokens=lambda: [settings.operator_token.get_secret_value()],
         cookie_check=auth.cookie_check,
@@ -95,6 +112,8 @@ def guards(settings: CoordinatorSettings, auth: Auth) -> Callable[[str, str], Gu
             return sign_in
         if path in _JOIN_PATHS:
             return join
+        if path == _HANDSHAKE_PATH:
+            return handshake
         return operator
 
     return guard_for
@@ -147,6 +166,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     fleet.state.on_change = live.poke
     relays = LiveRelays(fleet, settings.liveview_max_viewers)
     alerts = FleetAlerts(build_notifier(settings.notifications, "coordinator"), fleet.state)
+    advertiser = discovery.Advertiser(settings)
     fleet.alerts = alerts
 
     @asynccontextmanager
@@ -167,10 +187,13 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
             fleet.watch.start()
         live.start()
         alerts.start(settings.notifications.daily_summary, settings.notifications.summary_at)
+        if settings.discovery.enabled:
+            await advertiser.run()
         log.info("coordinator ready with %d known nodes", len(fleet.state.addresses))
         try:
             yield
         finally:
+            await advertiser.stop()
             await live.stop()
             await relays.close()
             if fleet.watch is not None:
@@ -196,6 +219,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     app.state.offload = offload
     app.state.live = live
     app.state.liveview = relays
+    app.state.advertiser = advertiser
 
     # Called by the server when it begins to shut down: open event streams would otherwise
     # hold it for its whole graceful-shutdown time.
@@ -210,7 +234,9 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
     document_configured_bounds(app, settings)
     install_error_handlers(app, CamfleetError)
     app.add_middleware(
-        AuthGate, guard_for=guards(settings, auth), read_timeout_s=settings.body_read_timeout_s
+        AuthGate,
+        guard_for=guards(settings, auth, discovery.proof_check(fleet)),
+        read_timeout_s=settings.body_read_timeout_s,
     )
 
     @app.get(
@@ -251,6 +277,7 @@ def create_app(settings: CoordinatorSettings, transport: Transport | None = None
             return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(node_routes.router)
+    app.include_router(discovery_routes.router)
     app.include_router(nodeconfig_routes.router)
     app.include_router(session_routes.router)
     app.include_router(recording_routes.router)

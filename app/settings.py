@@ -13,6 +13,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.discovery.settings import DiscoverySettings
 from common.logmodes import LoggingSettings, Mode
 from common.metrics_access import MetricsSettings
 from common.notify.settings import NotificationSettings
@@ -182,6 +183,7 @@ class CoordinatorSettings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     notifications: NotificationSettings = NotificationSettings()
     metrics: MetricsSettings = MetricsSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
     users: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="People who sign in to the pages: name -> Argon2 password hash "

@@ -8,6 +8,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from node_agent.discovery.metrics import link_metrics
 from node_agent.network.schemas import NetworkMode
 from node_agent.power.metrics import power_metrics
 from node_agent.schemas import DiskLevel, DiskStatus, NodeStatus, RecorderState
@@ -133,6 +134,7 @@ class AgentCollector(Collector):
         yield mins
         yield from disk_metrics(s.disk, labels, ids)
         yield from power_metrics(s.power, labels, ids)
+        yield from link_metrics(s.coordinator_link, labels, ids)
 
         yield from clock_metrics(s.clock, labels, ids)
         up = GaugeMetricFamily(

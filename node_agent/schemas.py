@@ -19,7 +19,15 @@ from pydantic import Field, StrictFloat, StrictInt
 from common.http import ErrorBody
 from node_agent.audio.schemas import AudioStatus, BeepRequest, BeepResult
 from node_agent.dashcam.schemas import DashcamStatus
-from node_agent.link_schemas import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
+from node_agent.discovery.schemas import LinkStatus
+from node_agent.link_schemas import (
+    Handshake,
+    HandshakeRequest,
+    JoinChallenge,
+    JoinChallengeRequest,
+    JoinRequest,
+    JoinResponse,
+)
 from node_agent.liveview.schemas import LiveViewStatus
 from node_agent.network.schemas import NetworkInterface, NetworkMode, NetworkStatus
 from node_agent.power.schemas import PowerStatus
@@ -64,6 +72,8 @@ __all__ = [
     "CopyPlace",
     "ErrorBody",
     "FrameSyncReport",
+    "Handshake",
+    "HandshakeRequest",
     "HeaderToken",
     "Hostname",
     "JoinChallenge",
@@ -312,7 +322,14 @@ class NodeStatus(Answer):
     recorder: RecorderStatus
     clock: ClockStatus
     disk: DiskStatus
-    coordinator: str = Field(description="'joined', 'retrying', or 'none' when not configured.")
+    coordinator: str = Field(
+        description="'joined', 'retrying', 'searching' (discovery), or 'none' when not configured."
+    )
+    coordinator_link: LinkStatus | None = Field(
+        default=None,
+        description="How the coordinator was found (configured or discovered), where, and "
+        "the last error; None without a link.",
+    )
     timelapse: TimelapseStatus | None = Field(
         default=None, description="The timelapse mode, when the agent has one."
     )

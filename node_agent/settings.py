@@ -37,6 +37,7 @@ from common.settings import (
 )
 from node_agent.audio.settings import AudioSettings
 from node_agent.dashcam.settings import DashcamSettings
+from node_agent.discovery.settings import AgentDiscoverySettings
 from node_agent.liveview.settings import LiveViewSettings
 from node_agent.network.settings import NetworkSettings
 from node_agent.power.settings import PowerSettings
@@ -334,6 +335,7 @@ class AgentSettings(BaseSettings):
     audio: AudioSettings = AudioSettings()
     liveview: LiveViewSettings = LiveViewSettings()
     network: NetworkSettings = NetworkSettings()
+    discovery: AgentDiscoverySettings = AgentDiscoverySettings()
     mode: Mode = Field(
         default="production",
         description="production: an in-memory log ring only; development: JSON-lines log "

@@ -28,6 +28,7 @@ from node_agent.camera.factory import make_backend
 from node_agent.camera.lock import CameraLock
 from node_agent.commands import CommandRunner
 from node_agent.dashcam.service import Dashcam
+from node_agent.discovery.wiring import build_link
 from node_agent.link import CoordinatorLink, hostname
 from node_agent.liveview.service import LiveView
 from node_agent.liveview.source import with_lores
@@ -95,6 +96,7 @@ class AgentContext:
             clock=self.clock.latest,
             disk=self.housekeeper.disk_status(rec.bitrate_bps),
             coordinator=self.link.state if self.link else "none",
+            coordinator_link=self.link.status() if self.link else None,
             timelapse=self.timelapse.status(),
             power=self.power.status(),
             dashcam=self.dashcam.status() if self.dashcam else None,
@@ -217,16 +219,9 @@ def build_context(settings: AgentSettings) -> AgentContext:
     wire_power(power, recorder, timelapse, housekeeper)
     # The node's own key: it proves to the coordinator that a join comes from this node.
     key = load_or_create_key(settings.data_dir / "node_key.pem")
-    link = None
-    if settings.coordinator_url and settings.fleet_token:
-        link = CoordinatorLink(
-            settings.coordinator_url,
-            settings.fleet_token.get_secret_value(),
-            partial(join_request, settings, node_id, api_token, key, recorder),
-            settings.heartbeat_interval_s,
-            settings.join_backoff_max_s,
-            key,
-        )
+    link = build_link(
+        settings, partial(join_request, settings, node_id, api_token, key, recorder), key
+    )
     player = TonePlayer(settings.audio, ToneCache(settings.data_dir / "tones"), runner)
     dashcam = build_agent_dashcam(settings, node_id, runner, power)
     wire_notifications(notifications, recorder, housekeeper, power, dashcam)

@@ -54,7 +54,15 @@ LIMITS = {
     "camfleet-dashcam.service": Limits("10", "10", "200%", "256M"),
     "sync-client.service": Limits("10", "10", "50%", "128M"),
     "sync-master.service": Limits("10", "10", "50%", "128M"),
+    "camfleet-update@.service": Limits("10", "10", "50%", "128M"),
 }
+# A template unit is verified as one of its instances (its %i: the version it runs from).
+INSTANCE = "0.1.0"
+
+
+def instance(name: str) -> str:
+    """``camfleet-update@.service`` as ``camfleet-update@0.1.0.service``; others as named."""
+    return name.replace("@.", f"@{INSTANCE}.")
 
 
 def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
@@ -109,7 +117,7 @@ def test_every_unit_in_deploy_has_its_limits_listed() -> None:
 def test_each_unit_tags_its_journal_lines_and_unbuffers_python(name: str) -> None:
     service = unit(name)["Service"]
     # every unit runs the same `camfleet` program: the identifier tells them apart
-    assert one(service, "SyslogIdentifier") == name.removesuffix(".service")
+    assert one(service, "SyslogIdentifier") == name.removesuffix(".service").removesuffix("@")
     assignments = [a for value in service.get("Environment", []) for a in shlex.split(value)]
     assert "PYTHONUNBUFFERED=1" in assignments
 
@@ -176,7 +184,7 @@ def test_the_deploy_doc_lists_every_units_limits() -> None:
     rows = {}
     for line in doc.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 5 and re.fullmatch(r"`[a-z-]+\.service`", cells[0]):
+        if len(cells) >= 5 and re.fullmatch(r"`[a-z-]+@?\.service`", cells[0]):
             rows[cells[0].strip("`")] = Limits(
                 *(None if c == "\N{EN DASH}" else c for c in cells[1:5])
             )
@@ -201,7 +209,7 @@ def fake_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in UNITS:
         shutil.copyfile(UNIT_DIR / name, etc / name)
         for program in programs(unit(name)):
-            fake = root / program.lstrip("/")
+            fake = root / program.replace("%i", INSTANCE).lstrip("/")
             fake.parent.mkdir(parents=True, exist_ok=True)
             fake.write_text("#!/bin/sh\nexit 0\n")
             fake.chmod(0o755)
@@ -222,7 +230,7 @@ def verify(root: Path, name: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("name", UNITS)
 def test_systemd_analyze_verify_is_clean(fake_root: Path, name: str) -> None:
-    done = verify(fake_root, name)
+    done = verify(fake_root, instance(name))
     # verify exits 0 on an unknown or invalid key and only prints it: the output must be empty
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
@@ -242,11 +250,14 @@ def test_verify_in_the_fake_root_reports_a_misspelt_key_and_a_missing_program(
     assert "Unknown key 'MemoryMaximum'" in typo.stderr
     assert "Invalid CPU quota '100 percent'" in typo.stderr
     (etc / "noexec-check.service").write_text(
-        text.replace("/opt/camfleet/venv/bin/camfleet", "/opt/camfleet/venv/bin/not-installed")
+        text.replace(
+            "/opt/camfleet/current/venv/bin/camfleet",
+            "/opt/camfleet/current/venv/bin/not-installed",
+        )
     )
     noexec = verify(fake_root, "noexec-check.service")
     assert noexec.returncode != 0
-    assert "/opt/camfleet/venv/bin/not-installed is not executable" in noexec.stderr
+    assert "/opt/camfleet/current/venv/bin/not-installed is not executable" in noexec.stderr
 
 
 # --- MemoryMax against what each program really takes ---------------------------------------

@@ -44,7 +44,9 @@ async def challenge(body: JoinChallengeRequest, fleet: FleetDep) -> JoinChalleng
     f"Every join of a known node must carry {NONCE_HEADER} (from POST /api/v1/nodes/challenge) "
     f"and {SIGNATURE_HEADER} (the node's signature over the nonce and this body); anything "
     "else is refused with 409 and changes nothing. The node is called back at the TCP peer "
-    "address of this request and the declared port.",
+    "address of this request and the declared port. Instead of the fleet token, a join may "
+    "answer a handshake (POST /api/v1/nodes/handshake) with X-Camfleet-Fleet-Proof and "
+    "sealed_api_token (docs/discovery.md).",
     dependencies=[Depends(require_fleet_token)],
     responses={
         **AUTH_RESPONSES,
@@ -64,6 +66,7 @@ async def join(body: JoinRequest, request: Request, fleet: FleetDep) -> JoinResp
         request.headers.get(NONCE_HEADER),
         request.headers.get(SIGNATURE_HEADER),
         peer,
+        mutual=request.headers.get("authorization") is None,
     )
 
 

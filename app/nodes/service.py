@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,11 +27,13 @@ from app.fleet.client import NodeAddress, NodeCall
 from app.fleet.wire import JoinChallenge, JoinChallengeRequest, JoinRequest, JoinResponse
 from app.nodes import repository
 from app.nodes.clockflags import with_clock_flags
+from app.nodes.identity import Issued
 from app.nodes.models import Node, NodeList, NodePublic
 from app.timeutil import iso
-from common import identity
+from common import fleetproof, identity
 
 T = TypeVar("T")
+HEADER_TOKEN = re.compile(r"[\x21-\x7e]{16,128}")
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +96,13 @@ async def join(
     nonce: str | None,
     signature: str | None,
     peer: str,
+    mutual: bool = False,
 ) -> JoinResponse:
     """Register a new node, or refresh a known one that proves it holds its key.
 
-    Nothing changes when the proof fails: the refusal is logged, counted and answered 409.
+    ``mutual``: the join answers a handshake (the AuthGate checked its fleet proof) and
+    carries its API token sealed for that handshake. Nothing changes when the proof
+    fails: the refusal is logged, counted and answered 409.
     """
     if not nonce or not signature:
         raise _refuse(
@@ -106,7 +112,9 @@ async def join(
             f"a join must carry {identity.NONCE_HEADER} and {identity.SIGNATURE_HEADER}: get a "
             "nonce from POST /api/v1/nodes/challenge and sign it with the node's key",
         )
-    if len(nonce) > 64 or len(signature) > 128 or not fleet.challenges.redeem(req.node_id, nonce):
+    store = fleet.handshakes if mutual else fleet.challenges
+    entry = None if len(nonce) > 64 or len(signature) > 128 else store.take(req.node_id, nonce)
+    if entry is None:
         raise _refuse(
             fleet,
             req.node_id,
@@ -114,6 +122,7 @@ async def join(
             "the challenge is unknown, already used, expired, or for another node; ask for a "
             "new one",
         )
+    api_token = _api_token(fleet, req, entry, nonce, mutual)
     settings = fleet.settings
 
     def tx(db: Session) -> _Joined:
@@ -141,7 +150,7 @@ async def join(
                 cam_id=req.cam_id,
                 host=peer,
                 port=req.port,
-                api_token=req.api_token,
+                api_token=api_token,
                 public_key=req.public_key,
                 approved=not settings.approve_new_nodes,
                 joined_at_ns=now,
@@ -154,7 +163,7 @@ async def join(
         node.position = req.position.value
         node.host = peer
         node.port = req.port
-        node.api_token = req.api_token
+        node.api_token = api_token
         node.version = req.version
         node.hostname = req.hostname
         node.last_seen_ns = now
@@ -177,6 +186,29 @@ async def join(
         heartbeat_interval_s=settings.heartbeat_interval_s,
         approved=node.approved,
     )
+
+
+def _api_token(fleet: Fleet, req: JoinRequest, entry: Issued, nonce: str, mutual: bool) -> str:
+    """The node's API token: in the clear on the bearer path, sealed on the mutual one."""
+    if not mutual:
+        if req.api_token is None:
+            raise BadInput("a join with the fleet token carries api_token, not sealed_api_token")
+        return req.api_token
+    if req.sealed_api_token is None or entry.client_nonce is None:
+        raise BadInput("a join answering a handshake carries sealed_api_token, not api_token")
+    try:
+        token = fleetproof.unseal(
+            fleet.settings.fleet_token.get_secret_value(),
+            entry.client_nonce,
+            nonce,
+            req.node_id,
+            req.sealed_api_token,
+        )
+    except ValueError as err:
+        raise _refuse(fleet, req.node_id, "bad_seal", f"sealed_api_token: {err}") from err
+    if not HEADER_TOKEN.fullmatch(token):
+        raise BadInput("the sealed api_token is not 16-128 printable characters")
+    return token
 
 
 async def approve(fleet: Fleet, node_id: str) -> NodePublic:

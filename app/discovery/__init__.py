@@ -1,0 +1,1 @@
+"""Discovery: the coordinator advertised over mDNS, and the mutual-proof handshake."""

@@ -1,0 +1,1 @@
+"""Discovery: find the coordinator over mDNS, prove both ways, follow address changes."""
