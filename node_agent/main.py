@@ -30,6 +30,7 @@ from node_agent.errors import AgentError
 from node_agent.liveview.metrics import LiveViewCollector
 from node_agent.liveview.routes import make_router as liveview_router
 from node_agent.metrics import AgentCollector
+from node_agent.network.metrics import NetworkCollector
 from node_agent.power.preflight import preflight_problems
 from node_agent.recorder.recovery import recover
 from node_agent.recorder.routes import make_router as recorder_router
@@ -72,6 +73,8 @@ async def start_parts(ctx: AgentContext) -> bool:
         # Not fatal: status shows it, and a start will refuse with the same reason.
         log.error("no encoder for any configured profile: %s", err)
     log.info("camera: %s", await asyncio.to_thread(ctx.recorder.probe_camera))
+    if ctx.network_manager:
+        ctx.network_manager.start()  # its nmcli calls run in threads
     if ctx.link:
         ctx.link.start()
     if ctx.dashcam:
@@ -111,6 +114,8 @@ async def stop_parts(ctx: AgentContext, sighup: bool) -> None:
     await ctx.housekeeper.stop()
     if ctx.link:
         await ctx.link.stop()
+    if ctx.network_manager:
+        await ctx.network_manager.stop()
     await ctx.clock.stop()
     if ctx.status_file:
         await asyncio.to_thread(ctx.status_file.stop)  # the last word: what is left running
@@ -194,6 +199,8 @@ def create_app(settings: AgentSettings) -> FastAPI:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector(ctx.status, ctx.readings))
     registry.register(TimelapseCollector(ctx.timelapse.status, ctx.node_id, settings.cam_id))
+    if ctx.network_manager:
+        registry.register(NetworkCollector(ctx.network_status, ctx.node_id, settings.cam_id))
     protected = [Depends(require_token)]
     app.include_router(health_router(ctx.node_id, ctx.started_monotonic))
     app.include_router(status_router(ctx.status), dependencies=protected)

@@ -34,6 +34,9 @@ from node_agent.liveview.service import LiveView
 from node_agent.liveview.source import with_lores
 from node_agent.liveview.wiring import build_liveview
 from node_agent.network.reader import CachedNetwork
+from node_agent.network.schemas import NetworkStatus
+from node_agent.network.service import NetworkService
+from node_agent.network.wiring import build_network, network_status
 from node_agent.notify.wiring import AgentNotifications, build_notifications, wire_notifications
 from node_agent.power.monitor import PowerMonitor
 from node_agent.power.wiring import build_power, power_gate, power_reading, wire_power
@@ -76,12 +79,11 @@ class AgentContext:
     network: CachedNetwork | None = None  # made at the first status
     status_file: StatusFileService | None = None  # the status file (off: a no-op service)
     notifications: AgentNotifications | None = None  # alerts to Telegram, Discord, a webhook
+    network_manager: NetworkService | None = None  # mesh / AP fallback when network.manage
 
     def status(self) -> NodeStatus:
         """This node's full status, from caches (no call blocks on hardware)."""
         rec = self.recorder.status()
-        if self.network is None:
-            self.network = CachedNetwork(self.settings.network)
         return NodeStatus(
             node_id=self.node_id,
             cam_id=self.settings.cam_id,
@@ -101,8 +103,14 @@ class AgentContext:
             audio=self.audio.status() if self.audio else None,
             liveview=self.liveview.status() if self.liveview else None,
             cpu_temp_c=cpu_temp_c(self.settings.gates.thermal_path),
-            network=self.network.read(),
+            network=self.network_status(),
         )
+
+    def network_status(self) -> NetworkStatus:
+        """The network part of the status: the mode read, with the manager's link on top."""
+        if self.network is None:
+            self.network = CachedNetwork(self.settings.network)
+        return network_status(self.network, self.network_manager)
 
     def readings(self) -> list[Reading[Any]]:
         """Every telemetry collector's latest result (read now where it is cheap)."""
@@ -235,6 +243,7 @@ def build_context(settings: AgentSettings) -> AgentContext:
         liveview=build_liveview(settings.liveview, recorder),
         status_file=status_file,
         notifications=notifications,
+        network_manager=build_network(settings, dry_run=runner.dry_run),
     )
 
 

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,13 @@ from app.metrics import FleetExposition, SessionSnapshot, render
 from app.offload.metrics import OffloadMetrics
 from app.settings import load_coordinator_settings
 from node_agent.metrics import AgentCollector
+from node_agent.network.metrics import NetworkCollector
+from node_agent.network.schemas import (
+    ManagerPhase,
+    NetworkManagerStatus,
+    NetworkMode,
+    NetworkStatus,
+)
 from node_agent.power.schemas import PowerLevel, PowerReading, PowerStatus
 from node_agent.settings import load_agent_settings
 from node_agent.telemetry.reading import Reading
@@ -224,6 +232,14 @@ def exported_metric_names(tmp_path: Path) -> set[str]:
     cycle = TimelapseCycle(state=CycleState.capturing, since_ns=1, today=today)
     planned = ctx.timelapse.status().model_copy(update={"disk": disk, "cycle": cycle})
     registry.register(TimelapseCollector(lambda: planned, "n1", "CAM_C"))
+    # the mesh / AP manager's series (network.manage), with every optional field present
+    managed = NetworkStatus(
+        mode=NetworkMode.ap_client,
+        ssid="SOCCER_CAM_C",
+        signal=60,
+        manager=NetworkManagerStatus(phase=ManagerPhase.ap_client, since=datetime.now(UTC)),
+    )
+    registry.register(NetworkCollector(lambda: managed, "n1", "CAM_C"))
     settings = load_coordinator_settings(
         operator_token="operator-token-0123456789",
         fleet_token="fleet-token-0123456789",

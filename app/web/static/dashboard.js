@@ -79,12 +79,19 @@ function problems(nodes) {
   return out;
 }
 
+// "CAM_C hosting SOCCER_CAM_C", "CAM_L on SOCCER_CAM_C (62 %)": which AP, and who is on it.
+function apText(cam, net) {
+  const where = net.ssid ? (net.mode === "ap_host" ? " hosting " : " on ") + net.ssid : " (" + NET_LABEL[net.mode] + ")";
+  const m = net.manager;
+  return cam + where + (net.signal != null ? ` (${net.signal} %)` : "") + (m && m.last_error ? `; last error: ${m.last_error}` : "");
+}
+
 function fleetAlert(nodes) {
   const lines = [];
   const off = nodes.filter(n => n.approved && !n.online);
   if (off.length) lines.push(`Offline: ${off.map(n => n.cam_id).join(", ")}`);
   const ap = nodes.filter(n => n.online && n.status && n.status.network && ["ap_host", "ap_client"].includes(n.status.network.mode));
-  if (ap.length) lines.push(`AP mode: ${ap.map(n => `${n.cam_id} (${NET_LABEL[n.status.network.mode]})`).join(", ")}`);
+  if (ap.length) lines.push(`AP mode: ${ap.map(n => apText(n.cam_id, n.status.network)).join(", ")}`);
   const el = $("fleet-alert");
   el.hidden = !lines.length;
   el.innerHTML = lines.length ? `<strong>Check the fleet</strong><ul>${lines.map(l => `<li>${esc(l)}</li>`).join("")}</ul>` : "";
@@ -122,8 +129,9 @@ function cardBody(n, warnings) {
   const dc = s && s.dashcam, au = s && s.audio, net = s && s.network;
   const dashcam = dc ? [dc.state + (dc.dry_run ? " (dry run)" : ""), dc.pending_upload + " to upload", dc.host_reachable === false ? "NAS unreachable" : ""].filter(Boolean).join(", ") : "";
   const audio = au ? [au.track ? "track on" : "track off", au.tones ? "tones on" : "tones off", au.degraded.length ? "degraded: " + au.degraded.join(", ") : ""].filter(Boolean).join(", ") : "";
-  const netText = net ? NET_LABEL[net.mode] + (net.interface ? ` (${net.interface})` : "") : "–";
-  const netTitle = net ? (net.interfaces || []).map(i => `${i.name}: ${i.kind}, ${i.up ? "up" : "down"}`).join("; ") + (net.error ? " " + net.error : "") : "";
+  const netText = net ? NET_LABEL[net.mode] + (net.ssid ? " " + net.ssid : "") + (net.signal != null ? `, ${net.signal} %` : "") + (net.interface ? ` (${net.interface})` : "") : "–";
+  const mgr = net && net.manager;
+  const netTitle = net ? [(net.interfaces || []).map(i => `${i.name}: ${i.kind}, ${i.up ? "up" : "down"}`).join("; "), net.address || "", net.error || "", mgr ? `manager: ${mgr.phase}` + (mgr.target ? " " + mgr.target : "") + (mgr.last_action ? `, last ${mgr.last_action}` : "") + (mgr.last_error ? `, error: ${mgr.last_error}` : "") : ""].filter(Boolean).join(" | ") : "";
   const rows = [
     ["position", dd("position", esc(n.position))],
     ["node", dd("node", `<span class="trunc" title="${esc(n.node_id + " @ " + n.address)}">${esc(n.node_id)} @ ${esc(n.address)}</span>`)],
