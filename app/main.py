@@ -44,9 +44,9 @@ from app.sessions import routes as session_routes
 from app.sessions.reconcile import mark_restarted, reconcile
 from app.settings import CoordinatorSettings
 from app.timelapse import routes as timelapse_routes
-from app.web import auth_pages
 from app.updates import routes as update_routes
 from app.updates.service import FleetUpdater
+from app.web import auth_pages
 from app.web import routes as web_routes
 from app.web.pages import is_page
 from common.http import (

@@ -53,7 +53,7 @@ say() { printf 'setup-node: %s\n' "$*"; }
 
 [ -n "$DO_SYSTEMCTL" ] || { if [ -z "$ROOT" ]; then DO_SYSTEMCTL=1; else DO_SYSTEMCTL=0; fi; }
 VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$SRC/pyproject.toml")"
-[[ "$VERSION" =~ ^[0-9A-Za-z.+-]{1,64}$ ]] || { echo "setup-node: no version in $SRC/pyproject.toml" >&2; exit 1; }
+[[ "$VERSION" =~ ^[0-9][0-9A-Za-z._-]{0,63}$ ]] || { echo "setup-node: no version in $SRC/pyproject.toml" >&2; exit 1; }
 
 printf '%s\n' "================================================================" \
   "  camfleet $VERSION: node setup (role $ROLE${CAM_ID:+, $CAM_ID})" \
@@ -120,7 +120,10 @@ if [ "$DO_INSTALL" = 1 ]; then
     wheels="$(mktemp -d)"
     "$OPT/base/bin/pip" install --quiet "$SRC"          # the dependencies, into base
     "$OPT/base/bin/pip" uninstall --quiet -y camfleet   # the program lives per version
-    "$OPT/base/bin/pip" wheel --quiet --no-deps -w "$wheels" "$SRC"
+    # built from a copy: setuptools builds in the tree it is given (build/, *.egg-info)
+    mkdir "$wheels/src"
+    tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./build -cf - . | tar -C "$wheels/src" -xf -
+    "$OPT/base/bin/pip" wheel --quiet --no-deps -w "$wheels" "$wheels/src"
     rm -rf "$DEST"
     "$PYTHON" -m venv --system-site-packages "$DEST/venv"
     base_site="$("$OPT/base/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

@@ -206,7 +206,7 @@ process.stdout.write(JSON.stringify(out));
 """
 
 
-def test_polkit_lets_the_agent_user_do_its_three_things_and_nothing_else(tmp_path: Path) -> None:
+def test_polkit_lets_the_agent_user_do_its_four_things_and_nothing_else(tmp_path: Path) -> None:
     node = shutil.which("node") or shutil.which("nodejs")
     assert node, "node is not installed (Debian package nodejs; .ci/run installs it)"
     manage = "org.freedesktop.systemd1.manage-units"
@@ -232,6 +232,12 @@ def test_polkit_lets_the_agent_user_do_its_three_things_and_nothing_else(tmp_pat
         ("camfleet", manage, {"unit": "camfleet-updater.service", "verb": "start"}, "not_handled"),
         ("camfleet", "org.freedesktop.systemd1.manage-unit-files", {}, "not_handled"),
         ("camfleet", "org.freedesktop.login1.reboot", {}, "not_handled"),
+        ("camfleet", "org.freedesktop.NetworkManager.network-control", {}, "yes"),
+        ("camfleet", "org.freedesktop.NetworkManager.settings.modify.system", {}, "yes"),
+        ("camfleet", "org.freedesktop.NetworkManager.wifi.share.protected", {}, "yes"),
+        ("camfleet", "org.freedesktop.NetworkManager.wifi.share.open", {}, "not_handled"),
+        ("camfleet", "org.freedesktop.NetworkManager.enable-disable-network", {}, "not_handled"),
+        ("pi", "org.freedesktop.NetworkManager.network-control", {}, "not_handled"),
         ("pi", "org.freedesktop.login1.power-off", {}, "not_handled"),
         ("pi", manage, {"unit": "camfleet-agent.service", "verb": "restart"}, "not_handled"),
     ]

@@ -1,6 +1,6 @@
 """Stand-ins for the updater's tests: real releases of camfleet built from this tree, a
 release server on loopback (Range, one dropped connection on request), a base venv, and
-a ``systemctl``/``systemd-run`` pair on PATH that acts like systemd for one unit."""
+a ``systemctl`` on PATH that acts like systemd for one unit and the finisher's template."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -381,11 +382,24 @@ def start():
     os.replace(tmp, os.path.join(state, "agent.pid"))
     with open(os.path.join(state, "started.jsonl"), "a") as fh:
         fh.write(json.dumps({"pid": proc.pid, "current": os.readlink(unit["current"])}) + "\n")
+def start_instance(name):
+    # a template's instance: its ExecStart with %i, as systemd would run it, detached
+    template, _, rest = name.partition("@")
+    instance = rest.removesuffix(".service")
+    argv = json.load(open(os.path.join(state, "templates.json")))[template + "@.service"]
+    log = open(os.path.join(state, f"{name}.log"), "ab")
+    proc = subprocess.Popen([a.replace("%i", instance) for a in argv], stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(os.path.join(state, "transient.pids"), "a") as fh:
+        fh.write(f"{proc.pid}\n")
 args = sys.argv[1:]
 note(["systemctl", *args])
 verb = args[0] if args else ""
+units = [a for a in args[1:] if not a.startswith("-")]
 if verb == "restart":
     stop(); start()
+elif verb == "start" and units and "@" in units[0]:
+    start_instance(units[0])
 elif verb == "start":
     start()
 elif verb == "stop":
@@ -394,21 +408,6 @@ elif verb == "is-active":
     sys.exit(0 if pid() is not None else 3)
 else:
     sys.exit(1)
-"""
-
-_FAKE_SYSTEMD_RUN = r"""
-import json, os, subprocess, sys, time
-state = os.environ["FAKE_SYSTEMD_DIR"]
-args = sys.argv[1:]
-with open(os.path.join(state, "calls.jsonl"), "a") as fh:
-    fh.write(json.dumps({"argv": ["systemd-run", *args], "t": time.time()}) + "\n")
-unit = args[args.index("--unit") + 1]
-argv = args[args.index("--") + 1:]
-log = open(os.path.join(state, f"{unit}.log"), "ab")
-proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                        start_new_session=True)
-with open(os.path.join(state, "transient.pids"), "a") as fh:
-    fh.write(f"{proc.pid}\n")
 """
 
 
@@ -461,17 +460,31 @@ class FakeSystemd:
         time.sleep(0.1)
 
 
+def template_exec(unit: Path, paths: dict[str, str]) -> list[str]:
+    """A committed template unit's ExecStart as argv, its absolute paths moved (``paths``:
+    the deploy path's prefix to the test's), so the stand-in runs the real command."""
+    line = next(x for x in unit.read_text().splitlines() if x.startswith("ExecStart="))
+    argv = shlex.split(line.removeprefix("ExecStart="))
+    for old, new in paths.items():
+        argv = [new + a[len(old) :] if a.startswith(old) else a for a in argv]
+    return argv
+
+
 def fake_systemd(
-    root: Path, exec_argv: list[str], env: dict[str, str], current: Path
+    root: Path,
+    exec_argv: list[str],
+    env: dict[str, str],
+    current: Path,
+    templates: dict[str, list[str]] | None = None,
 ) -> FakeSystemd:
-    """Write the two stand-ins and the unit (its command and environment)."""
+    """Write the stand-in, the unit (its command and environment) and the templates."""
     bin_dir, state = root / "fakebin", root / "systemd"
     bin_dir.mkdir(parents=True)
     state.mkdir(parents=True)
-    for name, body in (("systemctl", _FAKE_SYSTEMCTL), ("systemd-run", _FAKE_SYSTEMD_RUN)):
-        path = bin_dir / name
-        path.write_text(f"#!{sys.executable}\n{body}")
-        path.chmod(0o755)
+    path = bin_dir / "systemctl"
+    path.write_text(f"#!{sys.executable}\n{_FAKE_SYSTEMCTL}")
+    path.chmod(0o755)
+    (state / "templates.json").write_text(json.dumps(templates or {}))
     fake = FakeSystemd(state, bin_dir)
     unit_env = {**os.environ, **env, **fake.env()}
     (state / "unit.json").write_text(

@@ -28,9 +28,12 @@ from tests.updater_helpers import (
     make_base,
     release_server,
     shared_root,
+    template_exec,
 )
 
 UNIT = "camfleet-agent"
+# The committed finisher unit: the stand-in runs its ExecStart with the test's paths.
+FINISHER_UNIT = Path(__file__).resolve().parent.parent / "deploy/systemd/camfleet-update@.service"
 
 
 @pytest.fixture(scope="session")
@@ -148,11 +151,15 @@ def running_node(
             | NO_CHRONY
             | env
         )
+        finisher = template_exec(
+            FINISHER_UNIT, {"/opt/camfleet": str(opt), "/var/lib/camfleet": str(root / "data")}
+        )
         systemd = fake_systemd(
             root,
             [str(opt / "current" / "venv" / "bin" / "camfleet"), "agent"],
             unit_env,
             opt / "current",
+            {"camfleet-update@.service": finisher},
         )
         node = Node(root, opt, root / "data", port, token, systemd, server)
         try:

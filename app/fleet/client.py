@@ -419,7 +419,9 @@ class AgentClient:
 
     async def update_status(self, node: NodeAddress) -> NodeCall[UpdateProgress]:
         """The node's update under way, or its verdict."""
-        return await self._call(node, "update_status", "GET", "/api/v1/update/status", UpdateProgress)
+        return await self._call(
+            node, "update_status", "GET", "/api/v1/update/status", UpdateProgress
+        )
 
     async def aclose(self) -> None:
         """Close the transport's connections."""

@@ -48,8 +48,7 @@ def add_operator_commands(command: Command, url_help: str, token_help: str) -> N
     """Every command that talks to a running coordinator (but the footage ones)."""
     helps = {
         "nodes": "the fleet as a table (the same as fleet status)",
-        "fleet": "the whole fleet: status, start, stop, selftest, lockview, shutdown, mode, "
-        "update",
+        "fleet": "the whole fleet: status, start, stop, selftest, lockview, shutdown, mode, update",
         "start": "start a synchronized recording (the same as fleet start)",
         "stop": "stop a session (the same as fleet stop)",
         "sessions": "list recent sessions",

@@ -74,9 +74,7 @@ class FleetUpdater:
                 "shows its progress"
             )
         fleet = self.fleet
-        targets = await fleet.store.run(
-            lambda db: node_service.addresses(db, fleet, body.node_ids)
-        )
+        targets = await fleet.store.run(lambda db: node_service.addresses(db, fleet, body.node_ids))
         if body.node_ids is None:
             cams = {n.node_id: n.cam_id for n in fleet.nodes.values()}
             targets.sort(key=lambda a: (cams.get(a.node_id, ""), a.node_id))
@@ -113,7 +111,10 @@ class FleetUpdater:
                 await self._one(run, addr, result)
                 result.finished_at = _now()
                 log.info(
-                    "fleet update %s: %s %s (%s)", run.id, addr.node_id, result.outcome,
+                    "fleet update %s: %s %s (%s)",
+                    run.id,
+                    addr.node_id,
+                    result.outcome,
                     result.detail or result.version,
                 )
                 if result.outcome is NodeOutcome.failed:
@@ -141,9 +142,9 @@ class FleetUpdater:
         status = await client.status(addr)
         if not status.ok or status.value is None:
             return fail(f"unreachable before the update: {status.error}")
-        if status.value.recorder_state is not RecorderState.idle:
+        if status.value.recorder.state is not RecorderState.idle:
             result.outcome = NodeOutcome.skipped
-            result.detail = f"recording ({status.value.recorder_state}): never updated mid-take"
+            result.detail = f"recording ({status.value.recorder.state}): never updated mid-take"
             result.from_version = result.version = status.value.version
             return None
         check = await client.update_check(addr)

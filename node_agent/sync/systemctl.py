@@ -1,9 +1,8 @@
-"""``systemctl`` as an adapter: restart a unit and ask whether it is active; ``systemd-run``
-for a transient unit (the updater's finisher, which must outlive the unit it restarts)."""
+"""``systemctl`` as an adapter: restart or start a unit and ask whether it is active (the
+updater starts its finisher, which must outlive the unit it restarts, as a unit of its own)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from node_agent.commands import CommandRunner, Completed
@@ -16,7 +15,6 @@ class Systemctl:
     runner: CommandRunner
     program: str = "systemctl"
     timeout_s: float = 60.0
-    systemd_run: str = "systemd-run"
 
     def restart(self, unit: str) -> Completed:
         """``systemctl restart UNIT``; raises CommandFailed unless it worked."""
@@ -31,11 +29,8 @@ class Systemctl:
         )
         return done.ok
 
-    def run_transient(self, unit: str, argv: Sequence[str]) -> Completed:
-        """``systemd-run --unit UNIT --collect -- ARGV``: a service of its own, outside the
-        caller's cgroup, so restarting the caller's unit does not kill it."""
-        return self.runner.run(
-            [self.systemd_run, "--unit", unit, "--collect", "--quiet", "--", *argv],
-            timeout_s=self.timeout_s,
-            check=True,
-        )
+    def start(self, unit: str, no_block: bool = False) -> Completed:
+        """``systemctl start [--no-block] UNIT``; raises CommandFailed unless it worked.
+        ``no_block``: queue the start and return (a oneshot would otherwise be waited for)."""
+        argv = [self.program, "start", *(["--no-block"] if no_block else []), unit]
+        return self.runner.run(argv, timeout_s=self.timeout_s, check=True)

@@ -2,7 +2,7 @@
 
 Restarting the agent's unit kills every process in it, so this part cannot run in the
 agent being replaced. The agent writes ``pending.json`` and starts this module from the
-OLD version's venv in a transient unit of its own (``systemd-run``); it holds
+OLD version's venv in a unit of its own (``camfleet-update@OLD.service``); it holds
 ``finisher.lock`` while it works. Each step is written to the marker before it is acted
 on, and every action is idempotent (pointing ``current`` again, restarting again), so a
 finisher killed at any step is simply started again — by the agent, which re-launches it

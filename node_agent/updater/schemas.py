@@ -11,7 +11,9 @@ from node_agent.wirebase import Answer, Wire
 
 # A release's version as it appears in paths (versions/<v>/) and archive names: PEP 440
 # public versions and local labels, nothing that could climb out of a folder.
-VERSION_PATTERN = r"^[0-9][0-9A-Za-z.+_-]{0,63}$"
+# No "+" (a local version): each version names a folder and the finisher's unit
+# instance (camfleet-update@VERSION.service), which systemd would have to escape.
+VERSION_PATTERN = r"^[0-9][0-9A-Za-z._-]{0,63}$"
 Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
 MAX_NOTES = 4000  # characters of a release's notes kept in an answer
 MAX_HISTORY = 20  # records kept in the history file and in an answer

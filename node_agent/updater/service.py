@@ -79,9 +79,7 @@ class Updater:
         self.token = token
         self.recorder_state = recorder_state
         self.runner = runner
-        self.systemctl = Systemctl(
-            runner, program=settings.systemctl, systemd_run=settings.systemd_run
-        )
+        self.systemctl = Systemctl(runner, program=settings.systemctl)
         self.version = version
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -296,13 +294,13 @@ class Updater:
             self._end(release, attempt, "failed", f"cannot start the finisher: {err}")
 
     def _launch(self, pending: Pending) -> None:
-        """Start the finisher from the old version's venv, in a unit of its own."""
+        """Start the finisher from the old version's venv, in a unit of its own: the
+        template instance ``camfleet-update@FROM.service``, whose ExecStart runs
+        ``versions/FROM/venv/bin/python -m node_agent.updater.finisher`` (a fixed command:
+        the agent's user may start it and nothing else, deploy/polkit/50-camfleet.rules)."""
         self._last_launch = time.monotonic()
-        python = Layout(Path(pending.install_root), Path(pending.base)).python(pending.from_version)
-        unit = f"camfleet-update-{pending.id}-{int(time.time())}"
-        self.systemctl.run_transient(
-            unit, [str(python), "-m", "node_agent.updater.finisher", str(self.files.dir)]
-        )
+        unit = self.settings.finisher_unit.replace("@.", f"@{pending.from_version}.", 1)
+        self.systemctl.start(unit, no_block=True)
 
     # --- the watch loop ------------------------------------------------------------
 

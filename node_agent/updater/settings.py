@@ -43,7 +43,13 @@ class UpdaterSettings(BaseModel):
     )
     unit: str = Field(default="camfleet-agent", pattern=r"^[A-Za-z0-9@._-]{1,128}$")
     systemctl: str = "systemctl"
-    systemd_run: str = "systemd-run"
+    finisher_unit: str = Field(
+        default="camfleet-update@.service",
+        pattern=r"^[A-Za-z0-9_-]{1,100}@\.service$",
+        description="The template unit the finisher runs in, as INSTANCE = the version being "
+        "replaced (deploy/systemd/camfleet-update@.service): a unit of its own, so the "
+        "agent's restart does not kill it.",
+    )
     health_deadline_s: float = Field(
         default=60.0, gt=0, le=3600, description="The new version must be healthy within this."
     )
