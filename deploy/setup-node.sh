@@ -118,12 +118,12 @@ if [ "$DO_INSTALL" = 1 ]; then
     say "keeping $DEST (camfleet $VERSION is installed)"
   else
     wheels="$(mktemp -d)"
-    "$OPT/base/bin/pip" install --quiet "$SRC"          # the dependencies, into base
-    "$OPT/base/bin/pip" uninstall --quiet -y camfleet   # the program lives per version
     # built from a copy: setuptools builds in the tree it is given (build/, *.egg-info)
     mkdir "$wheels/src"
     tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./build -cf - . | tar -C "$wheels/src" -xf -
     "$OPT/base/bin/pip" wheel --quiet --no-deps -w "$wheels" "$wheels/src"
+    "$OPT/base/bin/pip" install --quiet "$wheels"/camfleet-*.whl   # the dependencies, into base
+    "$OPT/base/bin/pip" uninstall --quiet -y camfleet   # the program lives per version
     rm -rf "$DEST"
     "$PYTHON" -m venv --system-site-packages "$DEST/venv"
     base_site="$("$OPT/base/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

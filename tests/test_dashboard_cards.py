@@ -286,3 +286,37 @@ def test_shutdown_finishes_the_recording_before_powering_off(
     # finished (written and renamed into place) before the power-off command ran
     assert manifests[0].stat().st_mtime_ns < calls[0]["t_ns"]
     assert [a[0] for a in fake.argvs()] == ["sync", "systemctl"]
+
+
+def test_update_software_asks_first_then_shows_each_camera_and_stops_at_a_failure(
+    rig: RunningFleet, laptop: Page
+) -> None:
+    """The rig's agents have no release feed: the first camera in order cannot check, so
+    the run stops there and the other two are left as they were."""
+    page = laptop
+    page.goto(f"{rig.url}/?token={rig.operator_token}")
+    expect(page.locator("article.card")).to_have_count(3)
+    page.click("#fleet-update")
+    expect(page.locator("#update-dialog")).to_be_visible()
+    page.click("#update-cancel")  # nothing happens without the confirmation
+    expect(page.locator("#update-dialog")).to_be_hidden()
+    with rig.client() as c:
+        assert c.get("/api/v1/fleet/update").status_code == 404
+    page.click("#fleet-update")
+    page.click("#update-confirm")
+    expect(page.locator("#results-title")).to_have_text(
+        "Results: Update software to the newest release (failed)", timeout=15_000
+    )
+    first = page.locator('#results tr[data-node="cam-c"]')
+    expect(first).to_have_class("failed")
+    expect(first.locator("td.detail")).to_contain_text("updater.feed_url is not set")
+    expect(first.locator("td.result")).to_have_text("failed")
+    for node in ("cam-l", "cam-r"):  # left as they were, and not shown as failures
+        row = page.locator(f'#results tr[data-node="{node}"]')
+        expect(row).to_have_class("held")
+        expect(row.locator("td.result")).to_have_text("not started")
+    expect(page.locator("#banner")).to_contain_text("Software update failed: 0 of 3 cameras")
+    expect(page.locator("#banner")).to_contain_text("stopped at CAM_C")
+    with rig.client() as c:
+        run = c.get("/api/v1/fleet/update").json()
+    assert [n["outcome"] for n in run["nodes"]] == ["failed", "not_started", "not_started"]

@@ -147,8 +147,12 @@ def test_the_install_is_side_by_side_and_a_rerun_keeps_it(tmp_path: Path) -> Non
     through a .pth, and current -> versions/VERSION; the program runs from current."""
     root = tmp_path / "root"
     args = ("--no-apt", "--role", "coordinator")
+    litter = [ROOT / "build", *ROOT.glob("*.egg-info")]
+    before_litter = {p for p in litter if p.exists()}
     first = setup(root, *args, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
+    # the wheel is built from a copy: the source tree gains no build/ or egg-info
+    assert {p for p in [ROOT / "build", *ROOT.glob("*.egg-info")] if p.exists()} == before_litter
     opt = root / "opt" / "camfleet"
     assert os.readlink(opt / "current") == f"versions/{VERSION}"
     assert (opt / "versions" / VERSION / ".complete").read_text().strip() == VERSION

@@ -230,8 +230,8 @@ function showResults(title, rows, error) {
   $("results").hidden = false;
   $("results-title").textContent = "Results: " + title;
   $("results-rows").innerHTML = error ? `<tr class="failed"><td>all</td><td class="result">failed</td><td class="detail">${esc(error)}</td></tr>` :
-    rows.map(r => `<tr class="${r.ok ? "ok" : "failed"}" data-node="${esc(r.node_id)}"><td><span class="trunc" title="${esc(r.node_id)}">${esc(r.cam || camOf(r.node_id))}</span></td>
-      <td class="result">${r.ok ? esc(r.okText || "ok") : "failed"}</td><td class="detail">${esc(r.detail || "")}</td></tr>`).join("") ||
+    rows.map(r => `<tr class="${r.ok ? "ok" : r.heldText ? "held" : "failed"}" data-node="${esc(r.node_id)}"><td><span class="trunc" title="${esc(r.node_id)}">${esc(r.cam || camOf(r.node_id))}</span></td>
+      <td class="result">${r.ok ? esc(r.okText || "ok") : esc(r.heldText || "failed")}</td><td class="detail">${esc(r.detail || "")}</td></tr>`).join("") ||
     '<tr><td colspan="3">No node answered.</td></tr>';
 }
 function callRows(nodes, detailOf) {
@@ -391,10 +391,11 @@ $("delete-dialog").addEventListener("close", () => {
 // ---- fleet update: one camera at a time, followed until it ends ----
 const UPDATE_POLL_MS = 2000;
 const UPDATED = new Set(["updated", "up_to_date"]);
+// not failures, not done either: the result column says which (a "held" row, amber)
+const HELD = {skipped: "skipped", not_started: "not started", waiting: "waiting", updating: "updating"};
 function updateRows(run) {
-  return run.nodes.map(n => ({node_id: n.node_id, ok: UPDATED.has(n.outcome) || n.outcome === "updating" || n.outcome === "waiting",
-    okText: n.outcome.replace("_", " "), detail: [n.from_version && n.version && n.from_version !== n.version ? `${n.from_version} → ${n.version}` : n.version, n.detail].filter(Boolean).join(" · ")}))
-    .map(r => Object.assign(r, r.ok ? {} : {detail: r.okText + (r.detail ? ": " + r.detail : "")}));
+  return run.nodes.map(n => ({node_id: n.node_id, ok: UPDATED.has(n.outcome), okText: n.outcome.replace("_", " "), heldText: HELD[n.outcome],
+    detail: [n.from_version && n.version && n.from_version !== n.version ? `${n.from_version} → ${n.version}` : n.version, n.detail].filter(Boolean).join(" · ")}));
 }
 $("fleet-update").onclick = () => { $("update-dialog").returnValue = ""; $("update-dialog").showModal(); };
 $("update-dialog").addEventListener("close", () => {
