@@ -62,17 +62,19 @@ def test_one_node_at_a_time_never_a_recording_one_and_stop_at_the_first_failure(
             tmp_path / "l",
             releases,
             template,
+            True,
+            **link,
             CAMFLEET_NODE_ID="cam-l",
             CAMFLEET_CAM_ID="CAM_L",
-            **link,
         ) as left,
         running_node(
             tmp_path / "r",
             releases,
             template,
+            True,
+            **link,
             CAMFLEET_NODE_ID="cam-r",
             CAMFLEET_CAM_ID="CAM_R",
-            **link,
         ) as right,
     ):
         fleet.wait_online(2)
