@@ -38,34 +38,36 @@ class Namespace:
         return ["ip", "netns", "exec", self.name, *argv]
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``ip ARGS``; raise BenchError with its message when ``check`` and it fails."""
     proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
     if check and proc.returncode != 0:
         raise BenchError(f"ip {' '.join(args)} failed: {proc.stderr.strip() or proc.returncode}")
     return proc
 
 
-def unavailable() -> str | None:
-    """Why namespaces cannot be made here (None: they can)."""
+def unavailable(prefix: str = PREFIX) -> str | None:
+    """Why namespaces cannot be made here (None: they can); the probe is named ``prefix``."""
     if os.geteuid() != 0:
         return "needs root (ip netns add)"
     if shutil.which("ip") is None:
         return "the ip program (iproute2) is not installed"
-    probe = f"{PREFIX}{os.getpid()}probe"
-    made = _ip("netns", "add", probe, check=False)
+    probe = f"{prefix}{os.getpid()}probe"
+    made = ip("netns", "add", probe, check=False)
     if made.returncode != 0:
         return f"ip netns add failed: {made.stderr.strip()}"
-    _ip("netns", "del", probe, check=False)
+    ip("netns", "del", probe, check=False)
     return None
 
 
 def existing() -> list[str]:
     """Every namespace on this machine made by this module (any run)."""
-    out = _ip("netns", "list", check=False).stdout
+    out = ip("netns", "list", check=False).stdout
     return [line.split()[0] for line in out.splitlines() if line.split()]
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (the run that made a namespace)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -75,21 +77,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale() -> list[str]:
-    """Delete namespaces a run that no longer exists left behind; their names."""
+def remove_stale(names: re.Pattern[str] = _NAME) -> list[str]:
+    """Delete namespaces a run that no longer exists left behind; their names. ``names``
+    matches a namespace of ours, its group 1 the process id of the run that made it."""
     removed = []
     for name in existing():
-        m = _NAME.match(name)
-        if m and not _alive(int(m.group(1))):
-            _ip("netns", "del", name, check=False)
+        m = names.match(name)
+        if m and not alive(int(m.group(1))):
+            ip("netns", "del", name, check=False)
             removed.append(name)
     return removed
 
 
-def _free_octet() -> int:
-    """A ``b`` with no address of this machine in 10.b.0.0/16."""
-    used = set(re.findall(r"inet 10\.(\d+)\.", _ip("-4", "addr", check=False).stdout))
-    for b in range(FIRST_OCTET_B, 255):
+def free_octet(first: int = FIRST_OCTET_B) -> int:
+    """A ``b`` from ``first`` on with no address of this machine in 10.b.0.0/16."""
+    used = set(re.findall(r"inet 10\.(\d+)\.", ip("-4", "addr", check=False).stdout))
+    for b in range(first, 255):
         if str(b) not in used:
             return b
     raise BenchError("no free 10.b.0.0/16 range for the bench's namespaces")
@@ -99,8 +102,8 @@ def delete(namespaces: list[Namespace]) -> None:
     """Delete the namespaces (their veth pairs go with them); never raises."""
     for ns in namespaces:
         with contextlib.suppress(BenchError, OSError, subprocess.SubprocessError):
-            _ip("netns", "del", ns.name, check=False)
-            _ip("link", "del", ns.host_if, check=False)
+            ip("netns", "del", ns.name, check=False)
+            ip("link", "del", ns.host_if, check=False)
 
 
 @contextlib.contextmanager
@@ -111,7 +114,7 @@ def namespaces(count: int) -> Iterator[list[Namespace]]:
     made: list[Namespace] = []
     try:
         with machine_lock("netns"):  # another run's choice of b shows once its addresses do
-            b = _free_octet()
+            b = free_octet()
             for i in range(1, count + 1):
                 ns = Namespace(
                     name=f"{PREFIX}{pid}n{i}",
@@ -120,17 +123,17 @@ def namespaces(count: int) -> Iterator[list[Namespace]]:
                     node_addr=f"10.{b}.{i}.2",
                 )
                 peer_if = f"{PREFIX}{pid % 100000}p{i}"
-                _ip("netns", "add", ns.name)
+                ip("netns", "add", ns.name)
                 made.append(ns)
-                _ip("link", "add", ns.host_if, "type", "veth", "peer", "name", peer_if)
-                _ip("link", "set", peer_if, "netns", ns.name)
-                _ip("addr", "add", f"{ns.host_addr}/30", "dev", ns.host_if)
-                _ip("link", "set", ns.host_if, "up")
+                ip("link", "add", ns.host_if, "type", "veth", "peer", "name", peer_if)
+                ip("link", "set", peer_if, "netns", ns.name)
+                ip("addr", "add", f"{ns.host_addr}/30", "dev", ns.host_if)
+                ip("link", "set", ns.host_if, "up")
                 inside = ["-n", ns.name]
-                _ip(*inside, "addr", "add", f"{ns.node_addr}/30", "dev", peer_if)
-                _ip(*inside, "link", "set", peer_if, "up")
-                _ip(*inside, "link", "set", "lo", "up")
-                _ip(*inside, "route", "add", "default", "via", ns.host_addr)
+                ip(*inside, "addr", "add", f"{ns.node_addr}/30", "dev", peer_if)
+                ip(*inside, "link", "set", peer_if, "up")
+                ip(*inside, "link", "set", "lo", "up")
+                ip(*inside, "route", "add", "default", "via", ns.host_addr)
         yield made
     finally:
         delete(made)

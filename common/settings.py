@@ -3,14 +3,28 @@ readable validation errors."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+from typing import Annotated
 
-from pydantic import SecretStr, ValidationError
+from pydantic import AfterValidator, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, YamlConfigSettingsSource
 
 # Secrets that appear in examples and tutorials; a node configured with one is refused.
 WELL_KNOWN_SECRETS = frozenset({"changethis", "changeme", "secret", "password", "token", "admin"})
+
+
+def _ip_text(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError as err:
+        raise ValueError(f"{text!r} is not an IP address") from err
+    return text
+
+
+# An IP address kept as the text it was written as (what zeroconf and sockets take).
+IpAddressText = Annotated[str, AfterValidator(_ip_text)]
 
 
 class SettingsError(Exception):

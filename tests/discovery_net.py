@@ -12,56 +12,22 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.common import machine_lock
+from bench.netns import free_octet, ip, remove_stale
+from bench.netns import unavailable as _unavailable
 
 PREFIX = "cfd"
 _NAME = re.compile(rf"^{PREFIX}(\d+)[ca]$")
 FIRST_OCTET_B = 223
 
 
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``ip ARGS``; raise with its message when ``check`` and it fails."""
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc
-
-
 def unavailable() -> str | None:
     """Why the namespaces cannot be made here (None: they can)."""
-    if os.geteuid() != 0:
-        return "needs root (ip netns add)"
-    if shutil.which("ip") is None:
-        return "the ip program (iproute2) is not installed"
-    probe = f"{PREFIX}{os.getpid()}probe"
-    made = ip("netns", "add", probe, check=False)
-    if made.returncode != 0:
-        return f"ip netns add failed: {made.stderr.strip()}"
-    ip("netns", "del", probe, check=False)
-    return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale() -> None:
-    for line in ip("netns", "list", check=False).stdout.splitlines():
-        name = line.split()[0] if line.split() else ""
-        m = _NAME.match(name)
-        if m and not _alive(int(m.group(1))):
-            ip("netns", "del", name, check=False)
+    return _unavailable(PREFIX)
 
 
 def _sysctl(ns: str, setting: str) -> None:
@@ -95,7 +61,7 @@ class Pair:
 @contextlib.contextmanager
 def namespace_pair() -> Iterator[Pair]:
     """Fresh namespaces ``c`` and ``a``; deleted (with their veths) whatever happened."""
-    _remove_stale()
+    remove_stale(_NAME)
     pid = os.getpid()
     c, a = f"{PREFIX}{pid}c", f"{PREFIX}{pid}a"
     short = pid % 100000
@@ -103,8 +69,7 @@ def namespace_pair() -> Iterator[Pair]:
     made: list[str] = []
     try:
         with machine_lock("netns"):  # another run's choice of b shows once its address does
-            used = set(re.findall(r"inet 10\.(\d+)\.", ip("-4", "addr", check=False).stdout))
-            b = next(x for x in range(FIRST_OCTET_B, 255) if str(x) not in used)
+            b = free_octet(FIRST_OCTET_B)
             for ns in (c, a):
                 ip("netns", "add", ns)
                 made.append(ns)

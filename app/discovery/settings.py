@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from common.settings import IpAddressText
 
 
 class DiscoverySettings(BaseModel):
@@ -22,13 +22,13 @@ class DiscoverySettings(BaseModel):
         pattern=r"^[\x20-\x7e]{1,63}$",
         description="The mDNS instance name; default 'camfleet coordinator on <hostname>'.",
     )
-    addresses: list[str] = Field(
+    addresses: list[IpAddressText] = Field(
         default_factory=list,
         max_length=32,
         description="The IP addresses put in the advertisement; empty: every non-loopback "
         "address of the machine (loopback too when it has no other).",
     )
-    interfaces: list[str] = Field(
+    interfaces: list[IpAddressText] = Field(
         default_factory=list,
         max_length=32,
         description="The interface addresses mDNS is sent and answered on; empty: all.",
@@ -45,13 +45,3 @@ class DiscoverySettings(BaseModel):
         description="The fleet's public id in the advertisement; default a short HMAC of "
         "the fleet token (the token cannot be recovered from it). Agents must agree.",
     )
-
-    @field_validator("addresses", "interfaces")
-    @classmethod
-    def _ips(cls, value: list[str]) -> list[str]:
-        for text in value:
-            try:
-                ipaddress.ip_address(text)
-            except ValueError as err:
-                raise ValueError(f"{text!r} is not an IP address") from err
-        return value

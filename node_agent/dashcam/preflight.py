@@ -15,6 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.fsutil import PRIVATE_MODES
 from node_agent.dashcam.settings import DashcamSettings
 
 # Debian package of each program (what `apt-get install` needs).
@@ -27,7 +28,6 @@ PACKAGES = {
     "rsync": "rsync",
     "ssh": "openssh-client",
 }
-PRIVATE_MODES = (0o600, 0o400)
 
 
 @dataclass(frozen=True)

@@ -13,37 +13,28 @@ import math
 import posixpath
 import re
 import shlex
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from common.fsutil import private_file_problem
 from node_agent.commands import Completed
 from node_agent.dashcam.settings import UploadSettings
 
 KNOWN_HOSTS = Path("dashcam") / "known_hosts"  # under the agent's data folder
-PRIVATE_MODES = (0o600, 0o400)
 SHA256_LINE = re.compile(r"^(?P<hex>[0-9a-f]{64}) [ *](?P<path>[^\n]+)\n?$")
 
 
 def key_problem(key: Path) -> str | None:
     """Why ``key`` may not be used as the upload key (missing, not a file, readable by others),
     with the command that fixes it; None when it is fine. The key's contents are never read."""
-    try:
-        st = key.stat()
-    except FileNotFoundError:
-        return f"dashcam.upload.ssh_key {key} does not exist: create it with ssh-keygen -t ed25519 -f {key}"
-    except OSError as err:
-        return f"dashcam.upload.ssh_key {key} cannot be read: {err.strerror}"
-    if not stat.S_ISREG(st.st_mode):
-        return f"dashcam.upload.ssh_key {key} is not a file"
-    mode = stat.S_IMODE(st.st_mode)
-    if mode not in PRIVATE_MODES:
-        return (
-            f"dashcam.upload.ssh_key {key} has mode {mode:04o}: others could read the private "
-            f"key; run `chmod 600 {key}` (nothing was uploaded)"
-        )
-    return None
+    return private_file_problem(
+        key,
+        "dashcam.upload.ssh_key",
+        exposes="the private key",
+        missing=f"create it with ssh-keygen -t ed25519 -f {key}",
+        after="nothing was uploaded",
+    )
 
 
 def remote_path(dest_path: str, cam_id: str, staged_path: str) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from common.settings import IpAddressText
 
 
 class AgentDiscoverySettings(BaseModel):
@@ -23,7 +23,7 @@ class AgentDiscoverySettings(BaseModel):
         description="The fleet id to look for; default derived from fleet_token, as the "
         "coordinator derives it.",
     )
-    interfaces: list[str] = Field(
+    interfaces: list[IpAddressText] = Field(
         default_factory=list,
         max_length=32,
         description="The interface addresses mDNS is browsed on; empty: all.",
@@ -46,13 +46,3 @@ class AgentDiscoverySettings(BaseModel):
         description="How often the node's own addresses are read: a change re-joins at once "
         "(0.x s), so the coordinator follows the node. Also watched with coordinator_url.",
     )
-
-    @field_validator("interfaces")
-    @classmethod
-    def _ips(cls, value: list[str]) -> list[str]:
-        for text in value:
-            try:
-                ipaddress.ip_address(text)
-            except ValueError as err:
-                raise ValueError(f"{text!r} is not an IP address") from err
-        return value

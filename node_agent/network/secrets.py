@@ -11,15 +11,14 @@ the settings the configuration API shows, never in the status and never in a log
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from common.fsutil import private_file_problem
 from node_agent.network.settings import Ssid
 
-PRIVATE_MODES = (0o600, 0o400)  # as the dashcam's upload key
 MAX_SECRETS_BYTES = 64 * 1024
 
 
@@ -68,21 +67,7 @@ class NetworkSecrets(BaseModel):
 
 def secrets_problem(path: Path) -> str | None:
     """Why ``path`` may not hold secrets (missing, not a file, readable by others)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return f"network.secrets_file {path} does not exist"
-    except OSError as err:
-        return f"network.secrets_file {path} cannot be read: {err.strerror}"
-    if not stat.S_ISREG(st.st_mode):
-        return f"network.secrets_file {path} is not a file"
-    mode = stat.S_IMODE(st.st_mode)
-    if mode not in PRIVATE_MODES:
-        return (
-            f"network.secrets_file {path} has mode {mode:04o}: others could read the Wi-Fi "
-            f"keys; run `chmod 600 {path}`"
-        )
-    return None
+    return private_file_problem(path, "network.secrets_file", exposes="the Wi-Fi keys")
 
 
 def load_secrets(path: Path) -> NetworkSecrets:
