@@ -77,7 +77,23 @@ def test_join_with_a_missing_field_names_it(fleet: RunningFleet) -> None:
     )
     assert resp.status_code == 422
     fields = {e["field"] for e in resp.json()["errors"]}
-    assert {"body.port", "body.api_token"} <= fields
+    assert {"body.port", "body.public_key"} <= fields
+    # the token may come in the clear (bearer path) or sealed (discovery): one is required
+    whole = {
+        "node_id": "n1",
+        "cam_id": "CAM_X",
+        "position": "left",
+        "version": "1",
+        "port": 8081,
+        "public_key": "A" * 43,
+    }
+    tokenless = httpx.post(
+        fleet.url + "/api/v1/nodes/join",
+        json=whole,
+        headers={"Authorization": f"Bearer {fleet.fleet_token}"},
+    )
+    assert tokenless.status_code == 422, tokenless.text
+    assert "exactly one of api_token and sealed_api_token" in tokenless.text
 
 
 def test_unknown_node_and_session_are_404(fleet: RunningFleet) -> None:
