@@ -285,10 +285,14 @@ def _spawn_hosts(
         if size.standin:
             assert bodies_file is not None
             argv = ["-m", "bench.standin_host", "--count", str(count), "--base-port", str(base)]
-            argv += ["--token", token, "--bodies", str(bodies_file)]
+            argv += [
+                f"--token={token}",
+                "--bodies",
+                str(bodies_file),
+            ]  # = : a token may begin with -
         else:
             argv = ["-m", "bench.agent_host", "--count", str(count), "--base-port", str(base)]
-            argv += ["--data-dir", str(folder / f"host-{h}"), "--token", token]
+            argv += ["--data-dir", str(folder / f"host-{h}"), f"--token={token}"]
         spawned.append(children.add(spawn_process(f"{kind}-{size.n}-{h}", argv, {}, log, base)))
         logs.append(log)
         ports.extend(range(base, base + count))

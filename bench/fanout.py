@@ -219,7 +219,7 @@ def run_fanout(root: Path, children: Children, sizes: list[int], rounds: int) ->
                 data_dir = root / f"fanout-{n}" / f"host-{h}"
                 log = root / f"fanout-{n}" / f"host-{h}.log"
                 argv = ["-m", "bench.agent_host", "--count", str(count)]
-                argv += ["--base-port", str(base), "--data-dir", str(data_dir), "--token", token]
+                argv += ["--base-port", str(base), "--data-dir", str(data_dir), f"--token={token}"]
                 child = spawn_process(f"host-{n}-{h}", argv, {}, log, base)
                 spawned.append(children.add(child))
                 logs.append(log)
